@@ -1,0 +1,77 @@
+import logging
+import re
+import time
+
+from django.conf import settings
+from django.http import HttpResponse
+
+from .api.errors import json_error
+from .selectors import record_api_request
+
+logger = logging.getLogger(__name__)
+
+# The plugins' base URL may carry a "/convex.site" suffix (so their `login` accepts it) or a
+# trailing slash (giving "//sync/..."): both reach the same views.
+API_PATH = re.compile(r"^/+(?:convex\.site/+)?(?P<endpoint>(?:sync|api)(?:/.*?)?|health)/*$")
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+}
+
+
+class ApiEdgeMiddleware:
+    """What every machine-facing request gets before and after its view.
+
+    * OPTIONS preflight -> 204 with CORS headers; CORS headers on every API response.
+    * A body over OPENSYNC_MAX_REQUEST_BYTES -> 413 JSON, before anything reads it.
+    * Non-JSON errors from outside the API views (404, 500) -> `{"error": ...}`.
+    * One request-log row per request made with an API key (endpoint, status, latency).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        match = API_PATH.match(request.path_info)
+        if match is None:
+            return self.get_response(request)
+        # Resolve the canonical path whatever prefix or doubled slash the plugin's base URL gave.
+        request.path_info = "/" + match["endpoint"]
+        if request.method == "OPTIONS":
+            response = HttpResponse(status=204)
+            response["Access-Control-Max-Age"] = "86400"
+            return self._cors(response)
+        limit = settings.OPENSYNC_MAX_REQUEST_BYTES
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return self._cors(json_error("Invalid Content-Length header", 400))
+        if length > limit:
+            return self._cors(
+                json_error(f"Request body is {length} bytes; the limit is {limit} bytes (OPENSYNC_MAX_REQUEST_BYTES)", 413)
+            )
+        started = time.perf_counter()
+        response = self.get_response(request)
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
+            message = "Not found" if response.status_code == 404 else response.reason_phrase
+            response = json_error(message, response.status_code)
+        api_key = getattr(request, "opensync_api_key", None)
+        if api_key is not None:
+            try:
+                record_api_request(
+                    api_key=api_key,
+                    method=request.method,
+                    endpoint=request.path_info,
+                    status_code=response.status_code,
+                    latency_ms=round((time.perf_counter() - started) * 1000),
+                )
+            except Exception:  # the log must never fail the request it describes
+                logger.exception("Could not record API request")
+        return self._cors(response)
+
+    @staticmethod
+    def _cors(response):
+        for name, value in CORS_HEADERS.items():
+            response[name] = value
+        return response

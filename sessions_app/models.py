@@ -1,0 +1,143 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Func, Q, Value
+from django.utils import timezone
+
+# Messages are ordered by (created_at, order); `order` comes from this sequence so arrival order
+# breaks ties (the plugins often send no timestamps) and stays correct under concurrent writers.
+MESSAGE_ORDER_SEQUENCE = "sessions_app_message_order_seq"
+
+
+class Source(models.TextChoices):
+    OPENCODE = "opencode", "OpenCode"
+    CLAUDE_CODE = "claude-code", "Claude Code"
+    CODEX = "codex-cli", "Codex"
+    CURSOR = "cursor-sync", "Cursor"
+    FACTORY_DROID = "factory-droid", "Factory Droid"
+    PI = "pi", "Pi"
+
+
+class Role(models.TextChoices):
+    USER = "user", "User"
+    ASSISTANT = "assistant", "Assistant"
+    SYSTEM = "system", "System"
+    TOOL = "tool", "Tool"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class SessionQuerySet(models.QuerySet):
+    def in_workspace(self, workspace):
+        return self.filter(workspace=workspace)
+
+    def visible_to(self, user):
+        """Sessions of every workspace the user is a member of."""
+        return self.filter(workspace__memberships__user=user)
+
+
+class Session(models.Model):
+    """One agent session as synced by a plugin. Tokens and cost are the plugin's session totals."""
+
+    # FK indexes are left out where a composite index below starts with the same column.
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="sessions", db_index=False
+    )
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sessions")
+    external_id = models.CharField(max_length=255, help_text="The plugin's session id.")
+    title = models.TextField(null=True, blank=True)
+    project_path = models.TextField(null=True, blank=True)
+    project_name = models.CharField(max_length=255, null=True, blank=True)
+    model = models.CharField(max_length=255, null=True, blank=True)
+    provider = models.CharField(max_length=255, null=True, blank=True)
+    source = models.CharField(max_length=64, default=Source.OPENCODE)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.GeneratedField(
+        expression=F("prompt_tokens") + F("completion_tokens"), output_field=models.BigIntegerField(), db_persist=True
+    )
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    # NULL = the plugin never reported a cost (e.g. droid-sync), which is not the same as $0.
+    cost = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    message_count = models.IntegerField(default=0)
+    end_reason = models.CharField(max_length=64, null=True, blank=True)
+    summary = models.TextField(null=True, blank=True)
+    is_public = models.BooleanField(default=False)
+    share_slug = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(default=timezone.now, help_text="From the client on first sync.")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = SessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        constraints = [
+            # the sync upsert key: one session per (workspace, owner, plugin session id)
+            models.UniqueConstraint(
+                fields=["workspace", "owner", "external_id"], name="session_ws_owner_external_uniq"
+            ),
+            models.CheckConstraint(
+                condition=Q(prompt_tokens__gte=0, completion_tokens__gte=0, message_count__gte=0),
+                name="session_counts_non_negative",
+            ),
+        ]
+        indexes = [
+            # session list: a workspace's sessions, newest activity first (keyset on updated_at, id)
+            models.Index(F("workspace"), F("updated_at").desc(), F("id").desc(), name="session_ws_updated_idx"),
+            # "my sessions" in a workspace, newest first
+            models.Index(
+                F("workspace"), F("owner"), F("updated_at").desc(), name="session_ws_owner_updated_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or self.external_id
+
+
+class Message(models.Model):
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    external_id = models.CharField(max_length=255, help_text="The plugin's message id.")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.UNKNOWN)
+    text_content = models.TextField(null=True, blank=True)
+    model = models.CharField(max_length=255, null=True, blank=True)
+    prompt_tokens = models.BigIntegerField(null=True, blank=True)
+    completion_tokens = models.BigIntegerField(null=True, blank=True)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    order = models.BigIntegerField(
+        db_default=Func(Value(MESSAGE_ORDER_SEQUENCE), function="nextval", output_field=models.BigIntegerField()),
+        help_text="Arrival order; breaks ties between equal created_at.",
+    )
+
+    class Meta:
+        ordering = ["created_at", "order"]
+        constraints = [
+            # the sync upsert key for messages
+            models.UniqueConstraint(fields=["session", "external_id"], name="message_session_external_uniq"),
+        ]
+        indexes = [
+            # the viewer: a session's messages in display order
+            models.Index(fields=["session", "created_at", "order"], name="message_session_order_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {(self.text_content or '')[:60]}"
+
+
+class Part(models.Model):
+    """A structured piece of a message (text, tool-call, tool-result, thinking...), kept as sent."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="parts", db_index=False)
+    type = models.CharField(max_length=64)
+    content = models.JSONField(null=True, blank=True)
+    order = models.IntegerField()
+
+    class Meta:
+        ordering = ["message", "order"]
+        indexes = [
+            # a message's parts in order (viewer, exports, part replacement on re-sync)
+            models.Index(fields=["message", "order"], name="part_message_order_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.order}"

@@ -1,0 +1,266 @@
+"""The plugins' wire format -> validated, normalised inputs for the ingest service.
+
+Lenient where the real plugins differ (unknown keys ignored, null = absent, ints or floats,
+`sessionId` for `externalId`, `inputTokens`/`outputTokens`, `timestamp` for `createdAt`), strict
+where a value can't be stored (wrong types, missing ids): those raise WireError naming the field.
+"""
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .models import Role, Source
+
+MAX_ID_LENGTH = 255
+MAX_SHORT_TEXT = 255
+MAX_BIGINT = 2**63 - 1
+# createdAt must be epoch milliseconds between 2000-01-01 and 2100-01-01.
+MIN_EPOCH_MS = 946_684_800_000
+MAX_EPOCH_MS = 4_102_444_800_000
+ROLES = frozenset(Role.values)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class WireError(ValueError):
+    pass
+
+
+@dataclass(slots=True)
+class SessionInput:
+    external_id: str
+    title: str | None = None
+    project_path: str | None = None
+    project_name: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    source: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cost: Decimal | None = None
+    duration_ms: int | None = None
+    created_at: datetime | None = None
+    end_reason: str | None = None
+
+
+@dataclass(slots=True)
+class MessageInput:
+    session_external_id: str
+    external_id: str
+    role: str
+    text_content: str | None = None
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    duration_ms: int | None = None
+    source: str | None = None
+    created_at: datetime | None = None
+    # None = "parts" absent (keep stored parts); a list (even empty) replaces them.
+    parts: list[tuple[str, str | None]] | None = None  # (type, content as JSON text)
+
+
+def clean_text(value: str) -> str:
+    """PostgreSQL text can't hold NUL or lone surrogates; replace them rather than fail."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = _SURROGATE.sub("\ufffd", value)
+    return value
+
+
+def _get(body: dict, *names: str) -> Any:
+    for name in names:
+        value = body.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def _string(body: dict, *names: str, max_length: int | None = None) -> str | None:
+    value = _get(body, *names)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise WireError(f"{names[0]} must be a string, got {type(value).__name__}")
+    value = clean_text(value)
+    if max_length is not None and len(value) > max_length:
+        raise WireError(f"{names[0]} is too long ({len(value)} characters; the limit is {max_length})")
+    return value
+
+
+def _required_id(body: dict, *names: str) -> str:
+    value = _get(body, *names)
+    if value is None or value == "":
+        raise WireError(f"Missing {' or '.join(names)}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise WireError(f"{names[0]} must be a string, got {type(value).__name__}")
+    value = clean_text(value.strip())
+    if not value:
+        raise WireError(f"Missing {' or '.join(names)}")
+    if len(value) > MAX_ID_LENGTH:
+        raise WireError(f"{names[0]} is too long ({len(value)} characters; the limit is {MAX_ID_LENGTH})")
+    return value
+
+
+def _number(body: dict, *names: str) -> int | float | None:
+    value = _get(body, *names)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise WireError(f"{names[0]} must be a number, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise WireError(f"{names[0]} must be a finite number")
+    return value
+
+
+def _count(body: dict, *names: str) -> int | None:
+    value = _number(body, *names)
+    if value is None:
+        return None
+    if value < 0:
+        raise WireError(f"{names[0]} must not be negative")
+    value = round(value)
+    if value > MAX_BIGINT:
+        raise WireError(f"{names[0]} is too large")
+    return value
+
+
+def _cost(body: dict) -> Decimal | None:
+    value = _number(body, "cost")
+    if value is None:
+        return None
+    if value < 0:
+        raise WireError("cost must not be negative")
+    try:
+        cost = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation:
+        raise WireError("cost is not a valid number") from None
+    if cost >= Decimal(10) ** 10:
+        raise WireError("cost is too large")
+    return cost.quantize(Decimal("0.00000001"))
+
+
+def _epoch_ms(body: dict, *names: str) -> datetime | None:
+    value = _number(body, *names)
+    if value is None:
+        return None
+    if not MIN_EPOCH_MS <= value <= MAX_EPOCH_MS:
+        raise WireError(f"{names[0]} must be a time in epoch milliseconds (got {value})")
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def normalise_source(source: str | None) -> str | None:
+    if source is None:
+        return None
+    source = source.strip().lower()
+    if not source:
+        return None
+    return Source.CURSOR.value if source == "cursor" else source
+
+
+def parse_json_object(raw: bytes) -> dict:
+    try:
+        body = json.loads(raw)
+    except UnicodeDecodeError:
+        raise WireError("Request body must be UTF-8 encoded JSON") from None
+    except json.JSONDecodeError as exc:
+        raise WireError(f"Malformed JSON body: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(body, dict):
+        raise WireError(f"Request body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def parse_session(body: Any) -> SessionInput:
+    if not isinstance(body, dict):
+        raise WireError(f"A session must be a JSON object, got {type(body).__name__}")
+    return SessionInput(
+        external_id=_required_id(body, "externalId", "sessionId"),
+        title=_string(body, "title"),
+        project_path=_string(body, "projectPath"),
+        project_name=_string(body, "projectName", max_length=MAX_SHORT_TEXT),
+        model=_string(body, "model", max_length=MAX_SHORT_TEXT),
+        provider=_string(body, "provider", max_length=MAX_SHORT_TEXT),
+        source=normalise_source(_string(body, "source", max_length=64)),
+        prompt_tokens=_count(body, "promptTokens", "inputTokens"),
+        completion_tokens=_count(body, "completionTokens", "outputTokens"),
+        cache_read_tokens=_count(body, "cacheReadTokens"),
+        cache_write_tokens=_count(body, "cacheCreationTokens", "cacheWriteTokens"),
+        cost=_cost(body),
+        duration_ms=_count(body, "durationMs"),
+        created_at=_epoch_ms(body, "createdAt", "startedAt"),
+        end_reason=_string(body, "endReason", max_length=64),
+    )
+
+
+def _parts(body: dict) -> list[tuple[str, str | None]] | None:
+    parts = body.get("parts")
+    if parts is None:
+        return None
+    if not isinstance(parts, list):
+        raise WireError(f"parts must be a list, got {type(parts).__name__}")
+    result = []
+    for index, part in enumerate(parts):
+        if not isinstance(part, dict):
+            raise WireError(f"parts[{index}] must be an object with type and content")
+        part_type = part.get("type")
+        if not isinstance(part_type, str) or not part_type.strip():
+            raise WireError(f"parts[{index}].type must be a non-empty string")
+        if len(part_type) > 64:
+            raise WireError(f"parts[{index}].type is too long")
+        content = part.get("content")
+        result.append((clean_text(part_type.strip()), None if content is None else _json_text(content)))
+    return result
+
+
+def _json_text(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    # jsonb rejects the \u0000 escape; lone surrogates don't encode. Both are rare: fix by walking.
+    if "\\u0000" in text:
+        text = json.dumps(_clean_json(value), ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(_clean_json(value), ensure_ascii=False, separators=(",", ":"))
+    return text
+
+
+def _clean_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [_clean_json(item) for item in value]
+    if isinstance(value, dict):
+        return {clean_text(str(key)): _clean_json(item) for key, item in value.items()}
+    return value
+
+
+def parse_message(body: Any) -> MessageInput:
+    if not isinstance(body, dict):
+        raise WireError(f"A message must be a JSON object, got {type(body).__name__}")
+    role = _string(body, "role")
+    if role is None:
+        role = Role.UNKNOWN
+    elif role not in ROLES:
+        raise WireError(f"role must be one of {', '.join(Role.values)} (got {role[:40]!r})")
+    return MessageInput(
+        session_external_id=_required_id(body, "sessionExternalId", "sessionId"),
+        external_id=_required_id(body, "externalId"),
+        role=role,
+        text_content=_string(body, "textContent", "content"),
+        model=_string(body, "model", max_length=MAX_SHORT_TEXT),
+        prompt_tokens=_count(body, "promptTokens", "inputTokens"),
+        completion_tokens=_count(body, "completionTokens", "outputTokens"),
+        duration_ms=_count(body, "durationMs"),
+        source=normalise_source(_string(body, "source", max_length=64)),
+        created_at=_epoch_ms(body, "createdAt", "timestamp"),
+        parts=_parts(body),
+    )
