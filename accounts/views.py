@@ -222,7 +222,10 @@ def invitation_accept(request: HttpRequest, token: str):
 @login_required
 @require_POST
 def workspace_switch(request: HttpRequest) -> HttpResponseRedirect:
-    workspace = selectors.workspaces_for_user(request.user).filter(pk=request.POST.get("workspace")).first()
+    workspace_id = request.POST.get("workspace", "")
+    # A non-numeric id (a forged form) is refused like any other workspace, not a 500.
+    mine = selectors.workspaces_for_user(request.user)
+    workspace = mine.filter(pk=workspace_id).first() if workspace_id.isdecimal() else None
     if workspace is None:
         raise PermissionDenied("You are not a member of that workspace.")
     request.session[selectors.CURRENT_WORKSPACE_SESSION_KEY] = workspace.pk

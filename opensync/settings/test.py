@@ -1,9 +1,12 @@
 """Test settings: the same code path as production, with fast hashing and plain static storage."""
 
 from . import *  # noqa: F403
+from .env import env_str
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = True
 ALLOWED_HOSTS = [*ALLOWED_HOSTS, "testserver"]  # noqa: F405
+# Lets parallel test runs on one embedded server use separate databases.
+DATABASES["default"]["TEST"] = {"NAME": env_str("OPENSYNC_TEST_DB_NAME", "test_opensync")}  # noqa: F405

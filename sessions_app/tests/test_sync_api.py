@@ -394,3 +394,27 @@ def test_sessions_list_returns_only_the_key_owners_sessions(sync_client, user, p
     Session.objects.create(workspace=personal_workspace, owner=other, external_id="not-mine")
     post(sync_client, "/sync/session", {"externalId": "mine"})
     assert sync_client.get("/sync/sessions/list").json() == {"sessionIds": ["mine"]}
+
+
+def _xmin(message_id) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT xmin::text::bigint FROM sessions_app_message WHERE id = %s", [message_id])
+        return cursor.fetchone()[0]
+
+
+def test_identical_resend_rewrites_nothing_but_a_change_applies(sync_client):
+    body = {"sessionExternalId": "s", "externalId": "m", "role": "assistant", "textContent": "v1", "parts": [{"type": "text", "content": "v1"}]}
+    first = post(sync_client, "/sync/message", body).json()["messageId"]
+    part_id = Part.objects.get().pk
+    version = _xmin(first)
+    again = post(sync_client, "/sync/message", body).json()["messageId"]
+    assert again == first
+    assert _xmin(first) == version  # no new row version
+    assert Part.objects.get().pk == part_id  # parts not rewritten
+    response = post(sync_client, "/sync/batch", {"messages": [body, {**body, "externalId": "m2"}]})
+    assert response.json()["messages"] == 2 and Message.objects.count() == 2
+    post(sync_client, "/sync/message", {**body, "parts": [{"type": "text", "content": "v2"}]})
+    assert list(Part.objects.filter(message_id=first).values_list("content", flat=True)) == ["v2"]
+    assert only_session(external_id="s").message_count == 2

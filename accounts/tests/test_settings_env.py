@@ -1,0 +1,157 @@
+"""The typed environment readers behind settings: parse what is valid, fail loudly on the rest."""
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from opensync.settings.env import env_bool, env_choice, env_int, env_list, env_str
+
+NAME = "OPENSYNC_TEST_SETTING"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    monkeypatch.delenv(NAME, raising=False)
+    monkeypatch.delenv(f"{NAME}_FILE", raising=False)
+
+
+# --- env_bool -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["1", "true", "TRUE", "Yes", "on", " true "])
+def test_env_bool_true(monkeypatch, raw):
+    monkeypatch.setenv(NAME, raw)
+    assert env_bool(NAME, False) is True
+
+
+@pytest.mark.parametrize("raw", ["0", "false", "False", "no", "OFF", ""])
+def test_env_bool_false(monkeypatch, raw):
+    monkeypatch.setenv(NAME, raw)
+    assert env_bool(NAME, True) is False
+
+
+@pytest.mark.parametrize("default", [True, False])
+def test_env_bool_default_when_unset(default):
+    assert env_bool(NAME, default) is default
+
+
+@pytest.mark.parametrize("raw", ["maybe", "2", "ture", "y"])
+def test_env_bool_rejects_other_values(monkeypatch, raw):
+    monkeypatch.setenv(NAME, raw)
+    with pytest.raises(ImproperlyConfigured, match=NAME):
+        env_bool(NAME, False)
+
+
+# --- env_int --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("42", 42), (" 7 ", 7), ("-3", -3), ("0", 0)])
+def test_env_int_parses(monkeypatch, raw, expected):
+    monkeypatch.setenv(NAME, raw)
+    assert env_int(NAME, 1) == expected
+
+
+@pytest.mark.parametrize("raw", [None, "", "   "])
+def test_env_int_default_when_unset_or_empty(monkeypatch, raw):
+    if raw is not None:
+        monkeypatch.setenv(NAME, raw)
+    assert env_int(NAME, 60) == 60
+
+
+@pytest.mark.parametrize("raw", ["12x", "1.5", "ten", "0x10"])
+def test_env_int_rejects_non_integers(monkeypatch, raw):
+    monkeypatch.setenv(NAME, raw)
+    with pytest.raises(ImproperlyConfigured, match="not an integer"):
+        env_int(NAME, 1)
+
+
+def test_env_int_enforces_minimum(monkeypatch):
+    monkeypatch.setenv(NAME, "10")
+    assert env_int(NAME, 5000, minimum=10) == 10
+    monkeypatch.setenv(NAME, "9")
+    with pytest.raises(ImproperlyConfigured, match="at least 10"):
+        env_int(NAME, 5000, minimum=10)
+
+
+# --- env_list -------------------------------------------------------------------------------
+
+
+def test_env_list_splits_and_strips(monkeypatch):
+    monkeypatch.setenv(NAME, " a.example.com, b.example.com ,,c ")
+    assert env_list(NAME, ["x"]) == ["a.example.com", "b.example.com", "c"]
+
+
+def test_env_list_default_when_unset_is_a_copy():
+    default = ["localhost"]
+    value = env_list(NAME, default)
+    assert value == ["localhost"]
+    value.append("other")
+    assert default == ["localhost"]
+
+
+def test_env_list_empty_value_means_empty_list(monkeypatch):
+    monkeypatch.setenv(NAME, "")
+    assert env_list(NAME, ["localhost"]) == []
+
+
+# --- env_choice -----------------------------------------------------------------------------
+
+CHOICES = {"none", "optional", "mandatory"}
+
+
+def test_env_choice_valid(monkeypatch):
+    monkeypatch.setenv(NAME, " mandatory ")
+    assert env_choice(NAME, "optional", CHOICES) == "mandatory"
+
+
+def test_env_choice_default_when_unset():
+    assert env_choice(NAME, "optional", CHOICES) == "optional"
+
+
+@pytest.mark.parametrize("raw", ["Mandatory", "required", ""])
+def test_env_choice_rejects_other_values(monkeypatch, raw):
+    monkeypatch.setenv(NAME, raw)
+    with pytest.raises(ImproperlyConfigured, match="must be one of"):
+        env_choice(NAME, "optional", CHOICES)
+
+
+# --- env_str and NAME_FILE secrets ----------------------------------------------------------
+
+
+def test_env_str_value_and_default(monkeypatch):
+    assert env_str(NAME) == ""
+    assert env_str(NAME, "fallback") == "fallback"
+    monkeypatch.setenv(NAME, "value")
+    assert env_str(NAME, "fallback") == "value"
+
+
+def test_env_str_reads_file_and_strips_newline(monkeypatch, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t-from-file\n", encoding="utf-8")
+    monkeypatch.setenv(f"{NAME}_FILE", str(secret))
+    assert env_str(NAME) == "s3cr3t-from-file"
+
+
+def test_env_str_file_wins_over_plain_value(monkeypatch, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("from-file", encoding="utf-8")
+    monkeypatch.setenv(NAME, "from-env")
+    monkeypatch.setenv(f"{NAME}_FILE", str(secret))
+    assert env_str(NAME) == "from-file"
+
+
+def test_env_str_missing_file_fails_loudly(monkeypatch, tmp_path):
+    monkeypatch.setenv(f"{NAME}_FILE", str(tmp_path / "does-not-exist"))
+    with pytest.raises(ImproperlyConfigured, match=f"{NAME}_FILE"):
+        env_str(NAME, "fallback")
+
+
+def test_env_str_directory_as_file_fails_loudly(monkeypatch, tmp_path):
+    monkeypatch.setenv(f"{NAME}_FILE", str(tmp_path))
+    with pytest.raises(ImproperlyConfigured, match="cannot be read"):
+        env_str(NAME)
+
+
+def test_env_str_empty_file_variable_is_ignored(monkeypatch):
+    monkeypatch.setenv(NAME, "plain")
+    monkeypatch.setenv(f"{NAME}_FILE", "")
+    assert env_str(NAME) == "plain"

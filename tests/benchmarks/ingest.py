@@ -1,0 +1,295 @@
+"""Ingest benchmark: the sync API over HTTP against raw psycopg COPY into the same tables.
+
+    .venv/bin/python tests/benchmarks/ingest.py [--sessions 1000] [--messages-per-session 100]
+                                                [--clients 4] [--workers 3]
+
+Generates a realistic workload (coding sessions: prompts, long assistant answers with code,
+tool calls with JSON arguments and tool results), then in one run, on one fresh database:
+
+1. baseline: the same sessions, messages and parts inserted with psycopg COPY, with the same
+   tables and indexes (the fastest way PostgreSQL takes rows);
+2. api_insert: the workload sent as `/sync/batch` (one request per session, like droid-sync and
+   pi send a session's messages) over HTTP to gunicorn by several concurrent clients;
+3. api_update: the same requests again (every row exists: all updates, parts replaced).
+
+Prints messages/s for each and ratios against the baseline. Last line: one JSON object.
+"""
+
+import argparse
+import http.client
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(BASE_DIR))
+
+WORDS = (
+    "the function returns a list of users when the request is valid and raises an error otherwise "
+    "we need to update the migration and add an index on created_at so the query stays fast add tests "
+    "for the edge cases refactor the handler into a service check the logs for ECONNREFUSED retry"
+).split()
+CODE = '''def load_config(path: str) -> dict:
+    with open(path) as fh:
+        data = json.load(fh)
+    if "version" not in data:
+        raise ValueError(f"missing version in {path}")
+    return data
+'''
+TOOLS = ["Read", "Edit", "Bash", "Grep", "Write"]
+
+
+def text(rng: random.Random, low: int, high: int) -> str:
+    size = rng.randint(low, high)
+    out = []
+    while sum(len(w) + 1 for w in out) < size:
+        out.append(rng.choice(WORDS))
+    return " ".join(out)
+
+
+def make_workload(n_sessions: int, per_session: int, seed: int = 7) -> list[dict]:
+    rng = random.Random(seed)
+    batches = []
+    for s in range(n_sessions):
+        sid = f"bench-{s:06d}"
+        messages = []
+        for m in range(per_session):
+            created = 1_790_000_000_000 + s * 10_000_000 + m * 1000
+            if m % 2 == 0:
+                item = {"sessionExternalId": sid, "externalId": f"{sid}-u{m}", "role": "user",
+                        "textContent": text(rng, 40, 600), "createdAt": created}  # fmt: skip
+            else:
+                answer = text(rng, 200, 2500)
+                if rng.random() < 0.4:
+                    answer += "\n\n```python\n" + CODE + "```\n"
+                item = {"sessionExternalId": sid, "externalId": f"{sid}-a{m}", "role": "assistant",
+                        "textContent": answer, "model": "claude-sonnet-4-20250514", "createdAt": created,
+                        "promptTokens": rng.randint(500, 9000), "completionTokens": rng.randint(50, 900),
+                        "durationMs": rng.randint(300, 20000)}  # fmt: skip
+                if rng.random() < 0.5:
+                    tool = rng.choice(TOOLS)
+                    item["parts"] = [
+                        {"type": "text", "content": answer[:200]},
+                        {"type": "tool-call", "content": {"toolName": tool, "args": {"file_path": f"src/app/module_{m}.py", "pattern": "def ", "limit": 200}}},
+                        {"type": "tool-result", "content": text(rng, 100, 3000)},
+                    ]  # fmt: skip
+            messages.append(item)
+        session = {"externalId": sid, "source": rng.choice(["claude-code", "opencode", "codex-cli", "pi"]),
+                   "title": text(rng, 20, 80), "projectPath": f"/home/dev/proj/p{s % 37}",
+                   "projectName": f"p{s % 37}", "model": "claude-sonnet-4-20250514", "provider": "anthropic",
+                   "promptTokens": rng.randint(10_000, 900_000), "completionTokens": rng.randint(1000, 90_000),
+                   "cost": round(rng.random() * 3, 6), "durationMs": rng.randint(10_000, 5_000_000),
+                   "createdAt": 1_790_000_000_000 + s * 10_000_000}  # fmt: skip
+        batches.append({"sessions": [session], "messages": messages})
+    return batches
+
+
+# --- database set-up ----------------------------------------------------------------------------
+
+
+def start_database(data_dir: Path) -> tuple[object, str]:
+    from opensync.settings import embedded
+
+    server = embedded.hold_postgres(data_dir)
+    return server, str(server.get_postmaster_info().socket_dir)
+
+
+def fresh_database(socket_dir: str, name: str) -> dict:
+    import psycopg
+
+    with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "opensync.settings",
+        "DATABASE_URL": f"postgresql://postgres@{quote(socket_dir, safe='')}/{name}",
+        "SECRET_KEY": "benchmark-only",
+        "CELERY_BROKER_URL": "memory://",
+        "LOG_LEVEL": "WARNING",
+    }
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=BASE_DIR, env=env, check=True)
+    return env
+
+
+def truncate(socket_dir: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(host=socket_dir, user="postgres", dbname=name, autocommit=True) as conn:
+        conn.execute("TRUNCATE sessions_app_part, sessions_app_message, sessions_app_session RESTART IDENTITY")
+        conn.execute("CHECKPOINT")
+
+
+# --- baseline: psycopg COPY -------------------------------------------------------------------------
+
+
+def raw_copy(socket_dir: str, name: str, batches: list[dict], workspace_id: int, owner_id: int) -> float:
+    """COPY the same rows into the same tables. Returns seconds."""
+    import psycopg
+
+    started = time.perf_counter()
+    with psycopg.connect(host=socket_dir, user="postgres", dbname=name) as conn, conn.cursor() as cur:
+        with cur.copy(
+            "COPY sessions_app_session (workspace_id, owner_id, external_id, title, project_path, project_name,"
+            " model, provider, source, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,"
+            " cost, duration_ms, message_count, is_public, created_at, updated_at) FROM STDIN"
+        ) as copy:
+            for b in batches:
+                s = b["sessions"][0]
+                copy.write_row((workspace_id, owner_id, s["externalId"], s["title"], s["projectPath"], s["projectName"],
+                                s["model"], s["provider"], s["source"], s["promptTokens"], s["completionTokens"], 0, 0,
+                                s["cost"], s["durationMs"], len(b["messages"]), False, ms(s["createdAt"]), ms(s["createdAt"])))  # fmt: skip
+        cur.execute("SELECT external_id, id FROM sessions_app_session")
+        session_ids = dict(cur.fetchall())
+        with cur.copy(
+            "COPY sessions_app_message (session_id, external_id, role, text_content, model, prompt_tokens,"
+            " completion_tokens, duration_ms, created_at) FROM STDIN"
+        ) as copy:
+            for b in batches:
+                for m in b["messages"]:
+                    copy.write_row((session_ids[m["sessionExternalId"]], m["externalId"], m["role"], m["textContent"],
+                                    m.get("model"), m.get("promptTokens"), m.get("completionTokens"),
+                                    m.get("durationMs"), ms(m["createdAt"])))  # fmt: skip
+        cur.execute("SELECT external_id, id FROM sessions_app_message")
+        message_ids = dict(cur.fetchall())
+        with cur.copy('COPY sessions_app_part (message_id, type, content, "order") FROM STDIN') as copy:
+            for b in batches:
+                for m in b["messages"]:
+                    for order, part in enumerate(m.get("parts", [])):
+                        copy.write_row((message_ids[m["externalId"]], part["type"], json.dumps(part["content"]), order))
+        conn.commit()
+    return time.perf_counter() - started
+
+
+def ms(value: int):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+# --- the API over HTTP ----------------------------------------------------------------------------
+
+
+def send_all(port: int, key: str, bodies: list[bytes], clients: int) -> float:
+    queue = list(reversed(bodies))
+    lock = threading.Lock()
+    failures = []
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        while True:
+            with lock:
+                if not queue:
+                    break
+                body = queue.pop()
+            conn.request("POST", "/sync/batch", body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            if response.status != 200 or json.loads(data)["errors"]:
+                failures.append((response.status, data[:200]))
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise SystemExit(f"{len(failures)} requests failed, e.g. {failures[0]}")
+    return elapsed
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--messages-per-session", type=int, default=100)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--data-dir", default=str(BASE_DIR / "data"))
+    args = parser.parse_args()
+
+    batches = make_workload(args.sessions, args.messages_per_session)
+    n_messages = sum(len(b["messages"]) for b in batches)
+    n_parts = sum(len(m.get("parts", [])) for b in batches for m in b["messages"])
+    bodies = [json.dumps(b).encode() for b in batches]
+    print(f"workload: {args.sessions} sessions, {n_messages} messages, {n_parts} parts, "
+          f"{sum(map(len, bodies)) / 1e6:.1f} MB of JSON in {len(bodies)} requests")  # fmt: skip
+
+    server, socket_dir = start_database(Path(args.data_dir))
+    name = f"opensync_bench_{os.getpid()}"
+    env = fresh_database(socket_dir, name)
+    key = subprocess.run(
+        [sys.executable, "manage.py", "create_api_key", "--email", "bench@example.com", "--name", "bench"],
+        cwd=BASE_DIR, env=env, check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    import psycopg
+
+    with psycopg.connect(host=socket_dir, user="postgres", dbname=name) as conn:
+        workspace_id, owner_id = conn.execute("SELECT workspace_id, user_id FROM accounts_apikey").fetchone()
+
+    truncate(socket_dir, name)
+    raw_seconds = raw_copy(socket_dir, name, batches, workspace_id, owner_id)
+    raw_rate = n_messages / raw_seconds
+    print(f"baseline  COPY            {raw_seconds:7.2f} s  {raw_rate:9.0f} messages/s")
+    truncate(socket_dir, name)
+
+    port = free_port()
+    web = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "opensync.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(args.workers), "--log-level", "warning", "--timeout", "300"],
+        cwd=BASE_DIR, env={**env, "DB_CONN_MAX_AGE": "600"}, start_new_session=True,
+    )  # fmt: skip
+    try:
+        from tests.live import wait_for_health
+
+        wait_for_health(port, web)
+        insert_seconds = send_all(port, key, bodies, args.clients)
+        insert_rate = n_messages / insert_seconds
+        print(f"api       /sync/batch new {insert_seconds:7.2f} s  {insert_rate:9.0f} messages/s  "
+              f"ratio {insert_rate / raw_rate:.3f}")  # fmt: skip
+        update_seconds = send_all(port, key, bodies, args.clients)
+        update_rate = n_messages / update_seconds
+        print(f"api       /sync/batch again {update_seconds:5.2f} s  {update_rate:9.0f} messages/s  "
+              f"ratio {update_rate / raw_rate:.3f}")  # fmt: skip
+        with psycopg.connect(host=socket_dir, user="postgres", dbname=name) as conn:
+            stored = conn.execute("SELECT count(*), sum(message_count) FROM sessions_app_session").fetchone()
+            stored_messages = conn.execute("SELECT count(*) FROM sessions_app_message").fetchone()[0]
+            stored_parts = conn.execute("SELECT count(*) FROM sessions_app_part").fetchone()[0]
+        assert stored == (args.sessions, n_messages), stored
+        assert stored_messages == n_messages and stored_parts == n_parts, (stored_messages, stored_parts)
+    finally:
+        web.terminate()
+        web.wait(timeout=30)
+        with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.cleanup()
+
+    print(json.dumps({
+        "messages": n_messages, "sessions": args.sessions, "parts": n_parts, "clients": args.clients,
+        "workers": args.workers, "baseline_messages_per_s": round(raw_rate), "api_insert_messages_per_s": round(insert_rate),
+        "api_update_messages_per_s": round(update_rate), "ratio": round(insert_rate / raw_rate, 3),
+        "update_ratio": round(update_rate / raw_rate, 3),
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Helpers for tests that talk to real servers over HTTP."""
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(port: int, method: str, path: str, body=None, key: str | None = None, timeout: float = 30):
+    """One HTTP request with the exact path given (no client-side normalisation of '//')."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    payload = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+    try:
+        conn.request(method, path, body=payload, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+    finally:
+        conn.close()
+    return response.status, (json.loads(data) if data else None)
+
+
+def wait_for_health(port: int, proc: subprocess.Popen | None = None, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before answering /health")
+        try:
+            status, _ = request(port, "GET", "/health", timeout=2)
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"/health on port {port} did not answer within {timeout}s")
+
+
+def database_url(settings_dict: dict) -> str:
+    host = quote(settings_dict["HOST"], safe="")
+    return f"postgresql://{settings_dict['USER']}@{host}/{settings_dict['NAME']}"
+
+
+def start_gunicorn(database_settings: dict, workers: int = 4) -> tuple[subprocess.Popen, int]:
+    """gunicorn serving the app against the given (test) database."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "opensync.settings",
+        "DATABASE_URL": database_url(database_settings),
+        "SECRET_KEY": "test-secret-key-for-live-server",
+        "CELERY_BROKER_URL": "memory://",
+        "DB_CONN_MAX_AGE": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "opensync.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--log-level", "warning"],
+        cwd=BASE_DIR, env=env, start_new_session=True,
+    )  # fmt: skip
+    wait_for_health(port, proc, timeout=60)
+    return proc, port
+
+
+def stop(proc: subprocess.Popen, sig=15, timeout: float = 30) -> int:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+    return proc.wait(timeout=timeout)
