@@ -49,7 +49,9 @@ class ApiEdgeMiddleware:
             return self._cors(json_error("Invalid Content-Length header", 400))
         if length > limit:
             return self._cors(
-                json_error(f"Request body is {length} bytes; the limit is {limit} bytes (OPENSYNC_MAX_REQUEST_BYTES)", 413)
+                json_error(
+                    f"Request body is {length} bytes; the limit is {limit} bytes (OPENSYNC_MAX_REQUEST_BYTES)", 413
+                )
             )
         started = time.perf_counter()
         response = self.get_response(request)

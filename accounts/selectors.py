@@ -18,16 +18,16 @@ def workspaces_for_user(user: User) -> QuerySet[Workspace]:
 
 def get_workspace_for_user(user: User, slug: str) -> tuple[Workspace, Membership]:
     """The workspace and the user's membership in it; 404 for anyone who isn't a member."""
-    membership = (
-        Membership.objects.select_related("workspace").filter(user=user, workspace__slug=slug).first()
-    )
+    membership = Membership.objects.select_related("workspace").filter(user=user, workspace__slug=slug).first()
     if membership is None:
         raise Http404("No such workspace")
     return membership.workspace, membership
 
 
 def get_membership_for_admin(user: User, workspace: Workspace, membership_id: int) -> Membership:
-    membership = Membership.objects.select_related("user", "workspace").filter(pk=membership_id, workspace=workspace).first()
+    membership = (
+        Membership.objects.select_related("user", "workspace").filter(pk=membership_id, workspace=workspace).first()
+    )
     if membership is None:
         raise Http404("No such member")
     return membership
@@ -60,6 +60,13 @@ def role_in(user: User, workspace: Workspace) -> str | None:
 
 def is_workspace_admin(user: User, workspace: Workspace) -> bool:
     return role_in(user, workspace) == Role.ADMIN
+
+
+def plugin_base_url(request: HttpRequest) -> str:
+    """The server URL to give the plugins: OPENSYNC_PUBLIC_URL, else the URL this page came from."""
+    from django.conf import settings
+
+    return settings.OPENSYNC_PUBLIC_URL or request.build_absolute_uri("/").rstrip("/")
 
 
 def api_keys_for_user(user: User) -> QuerySet[ApiKey]:

@@ -60,11 +60,7 @@ def _require_admin(actor: User, workspace: Workspace) -> None:
 
 
 def _other_admins_exist(membership: Membership) -> bool:
-    return (
-        Membership.objects.filter(workspace=membership.workspace, role=Role.ADMIN)
-        .exclude(pk=membership.pk)
-        .exists()
-    )
+    return Membership.objects.filter(workspace=membership.workspace, role=Role.ADMIN).exclude(pk=membership.pk).exists()
 
 
 @transaction.atomic
@@ -132,7 +128,7 @@ def invitation_create(
         lambda: send_mail(
             subject=f"You're invited to {workspace.name} on OpenSync",
             message=(
-                f"{actor.get_full_name()} invited you to the workspace \"{workspace.name}\" as {role}.\n\n"
+                f'{actor.get_full_name()} invited you to the workspace "{workspace.name}" as {role}.\n\n'
                 f"Accept the invitation (valid for 7 days):\n{link}\n"
             ),
             from_email=settings.DEFAULT_FROM_EMAIL,

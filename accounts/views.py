@@ -18,12 +18,6 @@ def _partial(request: HttpRequest, template: str, partial: str) -> str:
     return f"{template}#{partial}" if request.htmx and not request.htmx.boosted else template
 
 
-def _plugin_base_url(request: HttpRequest) -> str:
-    from django.conf import settings
-
-    return settings.OPENSYNC_PUBLIC_URL or request.build_absolute_uri("/").rstrip("/")
-
-
 def _error_text(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
@@ -38,7 +32,7 @@ def _api_keys_context(request, form=None, new_key=None):
         "form": form or ApiKeyForm(workspaces=workspaces, initial={"workspace": str(current.pk)}),
         "api_keys": selectors.api_keys_for_user(request.user),
         "new_key": new_key,
-        "base_url": _plugin_base_url(request),
+        "base_url": selectors.plugin_base_url(request),
     }
 
 
@@ -91,7 +85,9 @@ def workspaces(request: HttpRequest):
         request.session[selectors.CURRENT_WORKSPACE_SESSION_KEY] = workspace.pk
         messages.success(request, f"Created {workspace.name}. Invite people below.")
         return redirect("accounts:workspace", slug=workspace.slug)
-    memberships = request.user.memberships.select_related("workspace").order_by("-workspace__is_personal", "workspace__name")
+    memberships = request.user.memberships.select_related("workspace").order_by(
+        "-workspace__is_personal", "workspace__name"
+    )
     return TemplateResponse(request, "accounts/workspaces.html", {"form": form, "memberships": memberships})
 
 
@@ -139,7 +135,9 @@ def workspace_invite(request: HttpRequest, slug: str) -> TemplateResponse:
             form = InvitationForm()
     context = _workspace_context(request, workspace, membership, invite_form=form, invite_link=invite_link)
     status = 422 if form.errors and request.htmx else 200
-    return TemplateResponse(request, _partial(request, "accounts/workspace.html", "members-panel"), context, status=status)
+    return TemplateResponse(
+        request, _partial(request, "accounts/workspace.html", "members-panel"), context, status=status
+    )
 
 
 def _member_action(request, slug, member_id, action):
@@ -172,10 +170,13 @@ def member_role(request: HttpRequest, slug: str, member_id: int):
     form = RoleForm(request.POST)
     if not form.is_valid():
         raise Http404("Unknown role")
+    role = form.cleaned_data["role"]
     return _member_action(
-        request, slug, member_id,
-        lambda target: services.membership_set_role(actor=request.user, membership=target, role=form.cleaned_data["role"]),
-    )  # fmt: skip
+        request,
+        slug,
+        member_id,
+        lambda target: services.membership_set_role(actor=request.user, membership=target, role=role),
+    )
 
 
 @login_required
@@ -230,6 +231,8 @@ def workspace_switch(request: HttpRequest) -> HttpResponseRedirect:
         raise PermissionDenied("You are not a member of that workspace.")
     request.session[selectors.CURRENT_WORKSPACE_SESSION_KEY] = workspace.pk
     target = request.POST.get("next") or reverse("home")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         target = reverse("home")
     return redirect(target)

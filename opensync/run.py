@@ -9,6 +9,7 @@
    PostgreSQL, and exit. Nothing is left running.
 """
 
+import contextlib
 import os
 import secrets
 import signal
@@ -59,16 +60,12 @@ def _stop(children: dict[str, subprocess.Popen]) -> None:
     for name, proc in children.items():
         if proc.poll() is None:
             log(f"stopping {name}")
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
     deadline = time.monotonic() + STOP_TIMEOUT
     for proc in children.values():
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
     for name, proc in children.items():
         try:  # the group may still hold workers even when the leader has exited
             os.killpg(proc.pid, signal.SIGKILL)

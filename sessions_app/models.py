@@ -85,9 +85,7 @@ class Session(models.Model):
             # session list: a workspace's sessions, newest activity first (keyset on updated_at, id)
             models.Index(F("workspace"), F("updated_at").desc(), F("id").desc(), name="session_ws_updated_idx"),
             # "my sessions" in a workspace, newest first
-            models.Index(
-                F("workspace"), F("owner"), F("updated_at").desc(), name="session_ws_owner_updated_idx"
-            ),
+            models.Index(F("workspace"), F("owner"), F("updated_at").desc(), name="session_ws_owner_updated_idx"),
         ]
 
     def __str__(self) -> str:

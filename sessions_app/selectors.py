@@ -22,10 +22,18 @@ def sessions_for_workspace(workspace) -> QuerySet[Session]:
 
 
 def get_session_for_user(user, session_id, *, action: str = VIEW) -> Session:
-    session = Session.objects.select_related("owner", "workspace").filter(pk=session_id).first() if str(session_id).isdigit() else None
+    session = (
+        Session.objects.select_related("owner", "workspace").filter(pk=session_id).first()
+        if str(session_id).isdigit()
+        else None
+    )
     role = None
     if session is not None:
-        role = Membership.objects.filter(user=user, workspace_id=session.workspace_id).values_list("role", flat=True).first()
+        role = (
+            Membership.objects.filter(user=user, workspace_id=session.workspace_id)
+            .values_list("role", flat=True)
+            .first()
+        )
     if role is None:
         raise Http404("No such session")
     if not can(user, session, role, action):

@@ -226,7 +226,9 @@ def _upsert_messages(cursor, messages: list[MessageInput], result: SyncResult) -
         for message_id, session_id, external_id, inserted in cursor.fetchall()
     }
     if len(by_key) < len(messages):
-        missing = [(s, m.external_id) for s, m in zip(session_ids, messages, strict=True) if (s, m.external_id) not in by_key]
+        missing = [
+            (s, m.external_id) for s, m in zip(session_ids, messages, strict=True) if (s, m.external_id) not in by_key
+        ]
         cursor.execute(
             _UNCHANGED_MESSAGES_SQL, {"session_id": [k[0] for k in missing], "external_id": [k[1] for k in missing]}
         )

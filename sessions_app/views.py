@@ -3,7 +3,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET
 
-from accounts.selectors import current_workspace
+from accounts.selectors import current_workspace, plugin_base_url
 
 from . import selectors
 
@@ -23,7 +23,7 @@ def home(request: HttpRequest) -> TemplateResponse:
             "sessions": sessions[:RECENT_LIMIT],
             "more": len(sessions) > RECENT_LIMIT,
             "limit": RECENT_LIMIT,
-            "base_url": request.build_absolute_uri("/").rstrip("/"),
+            "base_url": plugin_base_url(request),
         },
     )
 

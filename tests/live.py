@@ -1,5 +1,6 @@
 """Helpers for tests that talk to real servers over HTTP."""
 
+import contextlib
 import http.client
 import json
 import os
@@ -77,8 +78,6 @@ def start_gunicorn(database_settings: dict, workers: int = 4) -> tuple[subproces
 
 
 def stop(proc: subprocess.Popen, sig=15, timeout: float = 30) -> int:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
     return proc.wait(timeout=timeout)

@@ -41,8 +41,14 @@ def test_plugin_base_url_variants_reach_the_sync_api(live, key, prefix):
 
 
 def test_errors_over_http_are_json(live, key):
-    assert request(live, "POST", "/sync/session", b"{oops", key=key) == (400, {"error": "Malformed JSON body: Expecting property name enclosed in double quotes at line 1 column 2"})
-    assert request(live, "POST", "/sync/session", {"externalId": "x"}) == (401, {"error": "Missing Authorization header"})
+    assert request(live, "POST", "/sync/session", b"{oops", key=key) == (
+        400,
+        {"error": "Malformed JSON body: Expecting property name enclosed in double quotes at line 1 column 2"},
+    )
+    assert request(live, "POST", "/sync/session", {"externalId": "x"}) == (
+        401,
+        {"error": "Missing Authorization header"},
+    )
     status, body = request(live, "GET", "/api/nothing", key=key)
     assert (status, body) == (404, {"error": "Not found"})
 

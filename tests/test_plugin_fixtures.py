@@ -3,7 +3,6 @@
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -65,7 +64,12 @@ def test_claude_code_sync(client, sync_key, user):
     assert all(a["json"]["status"] == "ok" for a in answers if a["path"] == "/health")
     assert Session.objects.filter(owner=user).count() == 2
     probe = Session.objects.get(external_id="test-1795464601480")
-    assert (probe.source, probe.title, probe.project_name, probe.duration_ms) == ("claude-code", "Connection Test", "synctest", 1)
+    assert (probe.source, probe.title, probe.project_name, probe.duration_ms) == (
+        "claude-code",
+        "Connection Test",
+        "synctest",
+        1,
+    )
 
     session = Session.objects.get(external_id="0f3c9a52-7b1e-4d2a-9c61-2b8e5d4a1f00")
     assert session.source == "claude-code"
@@ -86,7 +90,10 @@ def test_claude_code_sync(client, sync_key, user):
     assert parts(session, "toolu_01XYZ") == [
         (
             "tool-call",
-            {"toolName": "Edit", "args": {"file_path": "/home/dev/proj/demo-app/server.py", "old_string": "a", "new_string": "b"}},
+            {
+                "toolName": "Edit",
+                "args": {"file_path": "/home/dev/proj/demo-app/server.py", "old_string": "a", "new_string": "b"},
+            },
         )
     ]
     assert session.messages.get(external_id="11111111-0000-4000-8000-000000000005").model == "claude-sonnet-4-20250514"
@@ -96,7 +103,11 @@ def test_droid_sync(client, sync_key):
     answers = replay(client, "droid-sync.jsonl", sync_key)
     assert answers[1]["json"] == {"ok": True, "sessions": 0, "messages": 4, "errors": []}
     session = Session.objects.get(external_id="a1b2c3d4-0000-4000-8000-00000000d001")
-    assert (session.source, session.title, session.model) == ("factory-droid", "Add pagination to /users", "claude-opus-4-5-20251101")
+    assert (session.source, session.title, session.model) == (
+        "factory-droid",
+        "Add pagination to /users",
+        "claude-opus-4-5-20251101",
+    )
     assert (session.prompt_tokens, session.completion_tokens, session.duration_ms) == (4200, 350, 8200)
     assert session.cost is None  # droid never reports cost: unknown, not $0
     assert session.message_count == 4
@@ -111,7 +122,13 @@ def test_opencode_sync(client, sync_key):
     listing = next(a["json"] for a in answers if a["path"] == "/sync/sessions/list")
     assert listing == {"sessionIds": ["test-1795464656135"]}
     probe = Session.objects.get(external_id="test-1795464656135")
-    assert (probe.source, probe.provider, probe.model, probe.total_tokens, probe.cost) == ("opencode", "opencode-sync-cli", "test", 0, Decimal("0"))
+    assert (probe.source, probe.provider, probe.model, probe.total_tokens, probe.cost) == (
+        "opencode",
+        "opencode-sync-cli",
+        "test",
+        0,
+        Decimal("0"),
+    )
 
     session = Session.objects.get(external_id="ses_abc123")
     assert (session.source, session.title, session.provider) == ("opencode", "Fix login bug", "anthropic")
@@ -144,7 +161,10 @@ def test_pi_client(client, sync_key):
     user_msg = session.messages.get(external_id="pi-7c1d2e3f-user-1")
     assert user_msg.created_at == datetime.fromtimestamp(1795464658.891, tz=UTC)
     assert [p[0] for p in parts(session, "pi-7c1d2e3f-assistant-2")] == ["text", "thinking", "tool-call", "tool-result"]
-    assert parts(session, "pi-7c1d2e3f-assistant-2")[2] == ("tool-call", {"toolName": "read", "args": {"path": "src/config.ts"}})
+    assert parts(session, "pi-7c1d2e3f-assistant-2")[2] == (
+        "tool-call",
+        {"toolName": "read", "args": {"path": "src/config.ts"}},
+    )
     assert session.messages.get(external_id="pi-7c1d2e3f-assistant-2").model == "claude-sonnet-4-5"
 
     fork = Session.objects.get(external_id="pi-fork-99")  # auto-created by its first message
@@ -152,7 +172,9 @@ def test_pi_client(client, sync_key):
     assert fork.messages.get().created_at == datetime.fromtimestamp(1768990001, tz=UTC)
 
 
-@pytest.mark.parametrize("name", ["claude-code-sync.jsonl", "droid-sync.jsonl", "opencode-sync.jsonl", "pi-client.jsonl"])
+@pytest.mark.parametrize(
+    "name", ["claude-code-sync.jsonl", "droid-sync.jsonl", "opencode-sync.jsonl", "pi-client.jsonl"]
+)
 def test_replaying_twice_changes_nothing(client, sync_key, name):
     replay(client, name, sync_key)
     first = snapshot()
@@ -165,5 +187,13 @@ def snapshot():
     for s in Session.objects.order_by("external_id"):
         rows.append((s.external_id, s.title, s.source, s.total_tokens, s.cost, s.message_count, s.created_at))
         for m in s.messages.order_by("external_id"):
-            rows.append((m.external_id, m.role, m.text_content, m.created_at, list(m.parts.values_list("type", "content", "order"))))
+            rows.append(
+                (
+                    m.external_id,
+                    m.role,
+                    m.text_content,
+                    m.created_at,
+                    list(m.parts.values_list("type", "content", "order")),
+                )
+            )
     return rows

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.slow
 
 def launch(data_dir, port) -> tuple[subprocess.Popen, list[str]]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "PYTEST_CURRENT_TEST"}}
-    env.update(DJANGO_SETTINGS_MODULE="opensync.settings", OPENSYNC_DATA_DIR=str(data_dir), PORT=str(port), WEB_CONCURRENCY="2")
+    env.update(
+        DJANGO_SETTINGS_MODULE="opensync.settings", OPENSYNC_DATA_DIR=str(data_dir), PORT=str(port), WEB_CONCURRENCY="2"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "opensync.run"], cwd=BASE_DIR, env=env, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -77,7 +79,13 @@ def test_run_serves_syncs_stops_cleanly_and_restarts_with_data(tmp_path):
         assert key.startswith("osk_") and "\n" not in key
         status, body = request(port_a, "POST", "/sync/session", {"externalId": "s1", "title": "kept"}, key=key)
         assert (status, body["ok"]) == (200, True)
-        status, _ = request(port_a, "POST", "/sync/message", {"sessionExternalId": "s1", "externalId": "m1", "role": "user", "textContent": "hi"}, key=key)
+        status, _ = request(
+            port_a,
+            "POST",
+            "/sync/message",
+            {"sessionExternalId": "s1", "externalId": "m1", "role": "user", "textContent": "hi"},
+            key=key,
+        )
         assert status == 200
         assert request(port_b, "POST", "/sync/session", {"externalId": "s1"}, key=key)[0] == 401  # B has its own data
 

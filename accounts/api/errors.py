@@ -13,7 +13,10 @@ logger = logging.getLogger(__name__)
 
 def _flatten(detail) -> str:
     if isinstance(detail, dict):
-        parts = [f"{key}: {_flatten(value)}" if key != "non_field_errors" else _flatten(value) for key, value in detail.items()]
+        parts = [
+            f"{key}: {_flatten(value)}" if key != "non_field_errors" else _flatten(value)
+            for key, value in detail.items()
+        ]
         return "; ".join(parts)
     if isinstance(detail, list):
         return "; ".join(_flatten(item) for item in detail)

@@ -289,9 +289,7 @@ def test_workspace_detail_for_member_and_outsider(client, team, member, other_us
 
 def invite(actor, workspace, email, role=Role.MEMBER) -> tuple[Invitation, str]:
     """An invitation and its raw token."""
-    return invitation_create(
-        actor=actor, workspace=workspace, email=email, role=role, accept_url_builder=lambda t: t
-    )
+    return invitation_create(actor=actor, workspace=workspace, email=email, role=role, accept_url_builder=lambda t: t)
 
 
 def test_admin_invites_by_email(logged_in, user, team, django_capture_on_commit_callbacks):

@@ -79,10 +79,7 @@ def test_options_preflight_gets_cors_headers(client):
 def test_bad_credentials_get_401_json(client, db, header, message):
     extra = {"HTTP_AUTHORIZATION": header} if header else {}
     for method, path in (("post", "/sync/session"), ("post", "/sync/batch"), ("get", "/sync/sessions/list")):
-        if method == "post":
-            response = post(client, path, {"externalId": "x"}, **extra)
-        else:
-            response = client.get(path, **extra)
+        response = post(client, path, {"externalId": "x"}, **extra) if method == "post" else client.get(path, **extra)
         assert response.status_code == 401, path
         assert response.json() == {"error": message}
     assert not Session.objects.exists()
@@ -132,7 +129,9 @@ def test_last_used_and_request_log_recorded_per_key(sync_client, user):
     post(sync_client, "/sync/session", {"externalId": "s1"})
     post(sync_client, "/sync/message", {"sessionExternalId": "s1", "externalId": "m1", "role": "user"})
     post(sync_client, "/sync/message", {"sessionExternalId": "s1"})
-    logs = list(ApiRequestLog.objects.filter(user=user).order_by("created_at", "id").values_list("endpoint", "status_code"))
+    logs = list(
+        ApiRequestLog.objects.filter(user=user).order_by("created_at", "id").values_list("endpoint", "status_code")
+    )
     assert logs == [("/sync/session", 200), ("/sync/message", 200), ("/sync/message", 400)]
     assert user.api_keys.get().last_used_at is not None
 
@@ -146,7 +145,9 @@ def test_keys_only_see_and_touch_their_own_workspace(client, user, other_user):
     _, key_a = api_key_create(user=user, workspace=team_a, name="a")
     _, key_b = api_key_create(user=other_user, workspace=team_b, name="b")
     post(client, "/sync/session", {"externalId": "shared-id", "title": "B's"}, HTTP_AUTHORIZATION=f"Bearer {key_b}")
-    response = post(client, "/sync/session", {"externalId": "shared-id", "title": "A's"}, HTTP_AUTHORIZATION=f"Bearer {key_a}")
+    response = post(
+        client, "/sync/session", {"externalId": "shared-id", "title": "A's"}, HTTP_AUTHORIZATION=f"Bearer {key_a}"
+    )
     assert response.status_code == 200
     assert Session.objects.get(workspace=team_b).title == "B's"
     assert Session.objects.get(workspace=team_a).title == "A's"
@@ -160,10 +161,30 @@ def test_member_cannot_overwrite_another_members_session(client, user, other_use
     Membership.objects.create(user=other_user, workspace=team, role=Role.MEMBER)
     _, mine = api_key_create(user=user, workspace=team, name="mine")
     _, theirs = api_key_create(user=other_user, workspace=team, name="theirs")
-    post(client, "/sync/session", {"externalId": "s", "title": "mine", "promptTokens": 5}, HTTP_AUTHORIZATION=f"Bearer {mine}")
-    post(client, "/sync/message", {"sessionExternalId": "s", "externalId": "m", "role": "user", "textContent": "orig"}, HTTP_AUTHORIZATION=f"Bearer {mine}")
-    post(client, "/sync/session", {"externalId": "s", "title": "hijack", "promptTokens": 99}, HTTP_AUTHORIZATION=f"Bearer {theirs}")
-    post(client, "/sync/message", {"sessionExternalId": "s", "externalId": "m", "role": "user", "textContent": "hijack"}, HTTP_AUTHORIZATION=f"Bearer {theirs}")
+    post(
+        client,
+        "/sync/session",
+        {"externalId": "s", "title": "mine", "promptTokens": 5},
+        HTTP_AUTHORIZATION=f"Bearer {mine}",
+    )
+    post(
+        client,
+        "/sync/message",
+        {"sessionExternalId": "s", "externalId": "m", "role": "user", "textContent": "orig"},
+        HTTP_AUTHORIZATION=f"Bearer {mine}",
+    )
+    post(
+        client,
+        "/sync/session",
+        {"externalId": "s", "title": "hijack", "promptTokens": 99},
+        HTTP_AUTHORIZATION=f"Bearer {theirs}",
+    )
+    post(
+        client,
+        "/sync/message",
+        {"sessionExternalId": "s", "externalId": "m", "role": "user", "textContent": "hijack"},
+        HTTP_AUTHORIZATION=f"Bearer {theirs}",
+    )
     own = Session.objects.get(workspace=team, owner=user)
     assert (own.title, own.prompt_tokens, own.message_count) == ("mine", 5, 1)
     assert own.messages.get().text_content == "orig"
@@ -207,8 +228,33 @@ def test_source_defaults_to_opencode_and_cursor_is_normalised_on_every_write(syn
 
 
 def test_message_leniency_timestamp_and_created_at_in_batch(sync_client):
-    post(sync_client, "/sync/message", {"sessionExternalId": "s", "externalId": "m1", "role": "tool", "timestamp": 1768990000000, "textContent": "x", "extra": 1})
-    response = post(sync_client, "/sync/batch", {"messages": [{"sessionExternalId": "s", "externalId": "m2", "role": "user", "createdAt": 1768990001000.0, "model": None}]})
+    post(
+        sync_client,
+        "/sync/message",
+        {
+            "sessionExternalId": "s",
+            "externalId": "m1",
+            "role": "tool",
+            "timestamp": 1768990000000,
+            "textContent": "x",
+            "extra": 1,
+        },
+    )
+    response = post(
+        sync_client,
+        "/sync/batch",
+        {
+            "messages": [
+                {
+                    "sessionExternalId": "s",
+                    "externalId": "m2",
+                    "role": "user",
+                    "createdAt": 1768990001000.0,
+                    "model": None,
+                }
+            ]
+        },
+    )
     assert response.json() == {"ok": True, "sessions": 0, "messages": 1, "errors": []}
     m1, m2 = Message.objects.order_by("created_at")
     assert m1.created_at == datetime.fromtimestamp(1768990000, tz=UTC)
@@ -225,10 +271,35 @@ def test_batch_accepts_missing_or_empty_lists(sync_client):
 
 
 def test_session_patch_rules(sync_client):
-    post(sync_client, "/sync/session", {"externalId": "s", "title": "T", "model": "m1", "projectPath": "/p", "promptTokens": 100, "completionTokens": 10, "cost": 0.5, "durationMs": 10, "createdAt": 1768990000000})
+    post(
+        sync_client,
+        "/sync/session",
+        {
+            "externalId": "s",
+            "title": "T",
+            "model": "m1",
+            "projectPath": "/p",
+            "promptTokens": 100,
+            "completionTokens": 10,
+            "cost": 0.5,
+            "durationMs": 10,
+            "createdAt": 1768990000000,
+        },
+    )
     first_id = only_session(external_id="s").pk
     # only present fields change; 0 tokens never overwrite; cost overwrites even with 0
-    post(sync_client, "/sync/session", {"externalId": "s", "model": "m2", "promptTokens": 0, "completionTokens": 20, "cost": 0, "createdAt": 1795464658891})
+    post(
+        sync_client,
+        "/sync/session",
+        {
+            "externalId": "s",
+            "model": "m2",
+            "promptTokens": 0,
+            "completionTokens": 20,
+            "cost": 0,
+            "createdAt": 1795464658891,
+        },
+    )
     session = only_session(external_id="s")
     assert session.pk == first_id
     assert (session.title, session.model, session.project_path) == ("T", "m2", "/p")
@@ -254,15 +325,41 @@ def test_cache_tokens_are_stored(sync_client):
 
 
 def test_message_for_unknown_session_creates_it(sync_client):
-    response = post(sync_client, "/sync/message", {"sessionExternalId": "new", "externalId": "m", "role": "assistant", "source": "claude-code", "model": "opus", "promptTokens": 900})
+    response = post(
+        sync_client,
+        "/sync/message",
+        {
+            "sessionExternalId": "new",
+            "externalId": "m",
+            "role": "assistant",
+            "source": "claude-code",
+            "model": "opus",
+            "promptTokens": 900,
+        },
+    )
     assert response.status_code == 200
     session = only_session(external_id="new")
-    assert (session.source, session.model, session.message_count, session.prompt_tokens) == ("claude-code", "opus", 1, 0)
+    assert (session.source, session.model, session.message_count, session.prompt_tokens) == (
+        "claude-code",
+        "opus",
+        1,
+        0,
+    )
     assert response.json()["messageId"] == str(session.messages.get().pk)
 
 
 def test_resent_message_updates_in_place_and_replaces_parts(sync_client):
-    body = {"sessionExternalId": "s", "externalId": "m", "role": "assistant", "textContent": "v1", "promptTokens": 10, "parts": [{"type": "text", "content": "v1"}, {"type": "tool-call", "content": {"toolName": "Edit", "args": {"a": 1}}}]}
+    body = {
+        "sessionExternalId": "s",
+        "externalId": "m",
+        "role": "assistant",
+        "textContent": "v1",
+        "promptTokens": 10,
+        "parts": [
+            {"type": "text", "content": "v1"},
+            {"type": "tool-call", "content": {"toolName": "Edit", "args": {"a": 1}}},
+        ],
+    }
     post(sync_client, "/sync/message", body)
     post(sync_client, "/sync/session", {"externalId": "s", "promptTokens": 7})
     post(sync_client, "/sync/message", {**body, "textContent": "v2", "parts": [{"type": "text", "content": "v2"}]})
@@ -282,16 +379,32 @@ def test_resent_message_updates_in_place_and_replaces_parts(sync_client):
 
 
 def test_batch_replaces_parts_on_update(sync_client):
-    item = {"sessionExternalId": "s", "externalId": "m", "role": "assistant", "parts": [{"type": "tool_use", "content": {"toolName": "Bash"}}]}
+    item = {
+        "sessionExternalId": "s",
+        "externalId": "m",
+        "role": "assistant",
+        "parts": [{"type": "tool_use", "content": {"toolName": "Bash"}}],
+    }
     post(sync_client, "/sync/batch", {"messages": [item]})
-    post(sync_client, "/sync/batch", {"messages": [{**item, "parts": [{"type": "tool_use", "content": "shell: ls"}, {"type": "text"}]}]})
+    post(
+        sync_client,
+        "/sync/batch",
+        {"messages": [{**item, "parts": [{"type": "tool_use", "content": "shell: ls"}, {"type": "text"}]}]},
+    )
     parts = list(Part.objects.values_list("type", "content", "order"))
     assert parts == [("tool_use", "shell: ls", 0), ("text", None, 1)]
 
 
 def test_duplicates_inside_one_batch_store_one_row(sync_client):
     msg = {"sessionExternalId": "s", "externalId": "m", "role": "user", "textContent": "first"}
-    response = post(sync_client, "/sync/batch", {"sessions": [{"externalId": "s", "title": "a"}, {"externalId": "s", "title": "b"}], "messages": [msg, {**msg, "textContent": "second"}]})
+    response = post(
+        sync_client,
+        "/sync/batch",
+        {
+            "sessions": [{"externalId": "s", "title": "a"}, {"externalId": "s", "title": "b"}],
+            "messages": [msg, {**msg, "textContent": "second"}],
+        },
+    )
     assert response.status_code == 200
     session = only_session(external_id="s")
     assert (session.title, session.message_count) == ("b", 1)
@@ -299,16 +412,28 @@ def test_duplicates_inside_one_batch_store_one_row(sync_client):
 
 
 def test_messages_keep_arrival_order_without_timestamps(sync_client):
-    items = [{"sessionExternalId": "s", "externalId": f"m{i}", "role": "user" if i % 2 else "assistant"} for i in (3, 1, 2)]
+    items = [
+        {"sessionExternalId": "s", "externalId": f"m{i}", "role": "user" if i % 2 else "assistant"} for i in (3, 1, 2)
+    ]
     post(sync_client, "/sync/batch", {"messages": items})
     post(sync_client, "/sync/message", {"sessionExternalId": "s", "externalId": "m0", "role": "user"})
-    ordered = list(only_session(external_id="s").messages.order_by("created_at", "order").values_list("external_id", flat=True))
+    ordered = list(
+        only_session(external_id="s").messages.order_by("created_at", "order").values_list("external_id", flat=True)
+    )
     assert ordered == ["m3", "m1", "m2", "m0"]
 
 
 def test_hostile_text_is_stored_verbatim_except_nul(sync_client):
     text = "<script>alert(1)</script> \x00 \ud800 ok"
-    raw = json.dumps({"sessionExternalId": "s", "externalId": "m", "role": "user", "textContent": text, "parts": [{"type": "text", "content": {"t": "\u0000"}}]})
+    raw = json.dumps(
+        {
+            "sessionExternalId": "s",
+            "externalId": "m",
+            "role": "user",
+            "textContent": text,
+            "parts": [{"type": "text", "content": {"t": "\u0000"}}],
+        }
+    )
     response = post(sync_client, "/sync/message", raw)
     assert response.status_code == 200, response.content
     message = Message.objects.get()
@@ -324,7 +449,7 @@ def test_hostile_text_is_stored_verbatim_except_nul(sync_client):
     [
         ("/sync/session", "{not json", "Malformed JSON"),
         ("/sync/session", "[1, 2]", "must be a JSON object"),
-        ("/sync/session", b"{\"externalId\": \"\xff\"}", "UTF-8"),
+        ("/sync/session", b'{"externalId": "\xff"}', "UTF-8"),
         ("/sync/session", {}, "Missing externalId or sessionId"),
         ("/sync/session", {"externalId": ""}, "Missing externalId"),
         ("/sync/session", {"externalId": "s", "promptTokens": "12"}, "promptTokens must be a number"),
@@ -405,7 +530,13 @@ def _xmin(message_id) -> int:
 
 
 def test_identical_resend_rewrites_nothing_but_a_change_applies(sync_client):
-    body = {"sessionExternalId": "s", "externalId": "m", "role": "assistant", "textContent": "v1", "parts": [{"type": "text", "content": "v1"}]}
+    body = {
+        "sessionExternalId": "s",
+        "externalId": "m",
+        "role": "assistant",
+        "textContent": "v1",
+        "parts": [{"type": "text", "content": "v1"}],
+    }
     first = post(sync_client, "/sync/message", body).json()["messageId"]
     part_id = Part.objects.get().pk
     version = _xmin(first)

@@ -17,13 +17,11 @@ Prints messages/s for each and ratios against the baseline. Last line: one JSON 
 
 import argparse
 import http.client
-import io
 import json
 import os
 import random
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,18 +30,67 @@ from urllib.parse import quote
 BASE_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(BASE_DIR))
 
-WORDS = (
-    "the function returns a list of users when the request is valid and raises an error otherwise "
-    "we need to update the migration and add an index on created_at so the query stays fast add tests "
-    "for the edge cases refactor the handler into a service check the logs for ECONNREFUSED retry"
-).split()
-CODE = '''def load_config(path: str) -> dict:
+WORDS = [
+    "the",
+    "function",
+    "returns",
+    "a",
+    "list",
+    "of",
+    "users",
+    "when",
+    "the",
+    "request",
+    "is",
+    "valid",
+    "and",
+    "raises",
+    "an",
+    "error",
+    "otherwise",
+    "we",
+    "need",
+    "to",
+    "update",
+    "the",
+    "migration",
+    "and",
+    "add",
+    "an",
+    "index",
+    "on",
+    "created_at",
+    "so",
+    "the",
+    "query",
+    "stays",
+    "fast",
+    "add",
+    "tests",
+    "for",
+    "the",
+    "edge",
+    "cases",
+    "refactor",
+    "the",
+    "handler",
+    "into",
+    "a",
+    "service",
+    "check",
+    "the",
+    "logs",
+    "for",
+    "ECONNREFUSED",
+    "retry",
+]
+CODE = """def load_config(path: str) -> dict:
     with open(path) as fh:
         data = json.load(fh)
     if "version" not in data:
         raise ValueError(f"missing version in {path}")
     return data
-'''
+"""
 TOOLS = ["Read", "Edit", "Bash", "Grep", "Write"]
 
 
