@@ -23,7 +23,10 @@ STOP_TIMEOUT = 20
 
 
 def log(message: str) -> None:
-    print(f"[opensync] {message}", flush=True)
+    # The terminal (or a `| tee`) may be gone by the time we shut down: never let a failed write
+    # abort the clean-up.
+    with contextlib.suppress(OSError):
+        print(f"[opensync] {message}", flush=True)
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -72,6 +75,23 @@ def _stop(children: dict[str, subprocess.Popen]) -> None:
             log(f"killed what was left of {name}")
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _shutdown(children, valkey, postgres) -> None:
+    """Each step runs even if an earlier one failed: a half-done shutdown leaves orphans."""
+    steps = [("children", lambda: _stop(children))]
+    if valkey is not None:
+        steps.append(("Valkey", valkey.stop))
+    if postgres is not None:
+        steps.append(("PostgreSQL", postgres.cleanup))  # stops it unless another process holds it
+    for name, step in steps:
+        try:
+            step()
+        except Exception as exc:
+            log(f"stopping {name} failed: {exc!r}")
+        else:
+            log(f"{name} stopped")
+    log("bye")
 
 
 def main() -> int:
@@ -149,14 +169,7 @@ def main() -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _stop(children)
-        if valkey is not None:
-            valkey.stop()
-            log("Valkey stopped")
-        if postgres is not None:
-            postgres.cleanup()  # stops the server unless another process still holds it
-            log("PostgreSQL stopped")
-        log("bye")
+        _shutdown(children, valkey, postgres)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from .live import BASE_DIR, free_port, request, stop, wait_for_health
 pytestmark = pytest.mark.slow
 
 
-def launch(data_dir, port) -> tuple[subprocess.Popen, list[str]]:
+def launch(data_dir, port, pump: bool = True) -> tuple[subprocess.Popen, list[str]]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "PYTEST_CURRENT_TEST"}}
     env.update(
         DJANGO_SETTINGS_MODULE="opensync.settings", OPENSYNC_DATA_DIR=str(data_dir), PORT=str(port), WEB_CONCURRENCY="2"
@@ -25,13 +25,14 @@ def launch(data_dir, port) -> tuple[subprocess.Popen, list[str]]:
     )  # fmt: skip
     lines: list[str] = []
 
-    def pump():
+    def pump_output():
         for line in proc.stdout:
             lines.append(line)
 
     import threading
 
-    threading.Thread(target=pump, daemon=True).start()
+    if pump:
+        threading.Thread(target=pump_output, daemon=True).start()
     return proc, lines
 
 
@@ -141,5 +142,16 @@ def test_sigterm_also_stops_everything(tmp_path):
     proc, _ = launch(data, port)
     wait_for_health(port, proc)
     assert stop(proc, sig=signal.SIGTERM, timeout=60) == 0
+    time.sleep(0.5)
+    assert leftovers(data, port) == []
+
+
+def test_ctrl_c_after_the_terminal_is_gone_still_stops_everything(tmp_path):
+    """`make run | tee log` and Ctrl-C: tee dies first, so every later write to stdout fails."""
+    data, port = tmp_path / "data", free_port()
+    proc, _ = launch(data, port, pump=False)
+    wait_for_health(port, proc)
+    proc.stdout.close()
+    assert interrupt(proc) == 0
     time.sleep(0.5)
     assert leftovers(data, port) == []
