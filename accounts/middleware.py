@@ -5,8 +5,8 @@ import time
 from django.conf import settings
 from django.http import HttpResponse
 
+from . import request_log
 from .api.errors import json_error
-from .selectors import record_api_request
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +59,9 @@ class ApiEdgeMiddleware:
             message = "Not found" if response.status_code == 404 else response.reason_phrase
             response = json_error(message, response.status_code)
         api_key = getattr(request, "opensync_api_key", None)
-        if api_key is not None:
+        if api_key is not None and settings.OPENSYNC_API_REQUEST_LOG:
             try:
-                record_api_request(
+                request_log.record(
                     api_key=api_key,
                     method=request.method,
                     endpoint=request.path_info,

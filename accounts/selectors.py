@@ -6,7 +6,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 
-from .models import ApiKey, ApiRequestLog, Invitation, Membership, Role, User, Workspace, hash_api_key
+from .models import ApiKey, Invitation, Membership, Role, User, Workspace, hash_api_key
 
 CURRENT_WORKSPACE_SESSION_KEY = "current_workspace_id"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -101,15 +101,3 @@ def touch_api_key(api_key: ApiKey) -> None:
         return
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
-
-
-def record_api_request(*, api_key: ApiKey, method: str, endpoint: str, status_code: int, latency_ms: int) -> None:
-    ApiRequestLog.objects.create(
-        api_key=api_key,
-        user_id=api_key.user_id,
-        workspace_id=api_key.workspace_id,
-        method=method[:8],
-        endpoint=endpoint[:100],
-        status_code=status_code,
-        latency_ms=max(0, latency_ms),
-    )

@@ -181,6 +181,10 @@ MEDIA_ROOT = DATA_DIR / "media"
 # Largest request body accepted (the sync API answers 413 above it).
 OPENSYNC_MAX_REQUEST_BYTES = env_int("OPENSYNC_MAX_REQUEST_BYTES", 32 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = OPENSYNC_MAX_REQUEST_BYTES
+# One row per API request made with a key (the usage page). Off only to measure its cost.
+OPENSYNC_API_REQUEST_LOG = env_bool("OPENSYNC_API_REQUEST_LOG", True)
+# Log rows are buffered per process and written in batches this often (0 = at once).
+OPENSYNC_API_REQUEST_LOG_FLUSH_SECONDS = env_int("OPENSYNC_API_REQUEST_LOG_FLUSH_SECONDS", 2, minimum=0)
 # The public base URL shown to users for plugin set-up (defaults to the request's host).
 OPENSYNC_PUBLIC_URL = env_str("OPENSYNC_PUBLIC_URL").rstrip("/")
 

@@ -10,3 +10,4 @@ CELERY_TASK_ALWAYS_EAGER = True
 ALLOWED_HOSTS = [*ALLOWED_HOSTS, "testserver"]  # noqa: F405
 # Lets parallel test runs on one embedded server use separate databases.
 DATABASES["default"]["TEST"] = {"NAME": env_str("OPENSYNC_TEST_DB_NAME", "test_opensync")}  # noqa: F405
+OPENSYNC_API_REQUEST_LOG_FLUSH_SECONDS = 0  # tests read the log right after a request

@@ -10,7 +10,10 @@ tool calls with JSON arguments and tool results), then in one run, on one fresh 
    tables and indexes (the fastest way PostgreSQL takes rows);
 2. api_insert: the workload sent as `/sync/batch` (one request per session, like droid-sync and
    pi send a session's messages) over HTTP to gunicorn by several concurrent clients;
-3. api_update: the same requests again (every row exists: all updates, parts replaced).
+3. api_update: the same requests again (every row exists: all updates, parts replaced);
+4. request log: many one-message `/sync/message` requests (what claude-code-sync sends), to two
+   gunicorns on the same database, one with the per-key request log on and one with it off,
+   interleaved; reports the log's cost as the ratio of their rates.
 
 Prints messages/s for each and ratios against the baseline. Last line: one JSON object.
 """
@@ -225,7 +228,7 @@ def ms(value: int):
 # --- the API over HTTP ----------------------------------------------------------------------------
 
 
-def send_all(port: int, key: str, bodies: list[bytes], clients: int) -> float:
+def send_all(port: int, key: str, bodies: list[bytes], clients: int, path: str = "/sync/batch") -> float:
     queue = list(reversed(bodies))
     lock = threading.Lock()
     failures = []
@@ -238,10 +241,10 @@ def send_all(port: int, key: str, bodies: list[bytes], clients: int) -> float:
                 if not queue:
                     break
                 body = queue.pop()
-            conn.request("POST", "/sync/batch", body=body, headers=headers)
+            conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
             data = response.read()
-            if response.status != 200 or json.loads(data)["errors"]:
+            if response.status != 200 or json.loads(data).get("errors"):
                 failures.append((response.status, data[:200]))
         conn.close()
 
@@ -255,6 +258,43 @@ def send_all(port: int, key: str, bodies: list[bytes], clients: int) -> float:
     if failures:
         raise SystemExit(f"{len(failures)} requests failed, e.g. {failures[0]}")
     return elapsed
+
+
+def start_web(env: dict, workers: int, **extra_env) -> tuple[subprocess.Popen, int]:
+    from tests.live import wait_for_health
+
+    port = free_port()
+    web = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "opensync.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--log-level", "warning", "--timeout", "300"],
+        cwd=BASE_DIR, env={**env, "DB_CONN_MAX_AGE": "600", **extra_env}, start_new_session=True,
+    )  # fmt: skip
+    wait_for_health(port, web)
+    return web, port
+
+
+def request_log_cost(env: dict, key: str, workers: int, clients: int, requests: int) -> tuple[float, float]:
+    """messages/s with the request log on and off, one-message requests, interleaved rounds."""
+    on, port_on = start_web(env, workers, OPENSYNC_API_REQUEST_LOG="true")
+    off, port_off = start_web(env, workers, OPENSYNC_API_REQUEST_LOG="false")
+    seconds = {"on": 0.0, "off": 0.0}
+    rounds = 4
+    try:
+        for r in range(rounds):
+            for label, port in (
+                (("on", port_on), ("off", port_off)) if r % 2 == 0 else (("off", port_off), ("on", port_on))
+            ):
+                bodies = [
+                    json.dumps({"sessionExternalId": f"small-{label}-{r}-{i % 20}", "externalId": f"m{i}", "role": "user",
+                                "source": "claude-code", "textContent": "Add a /health endpoint to server.py"}).encode()
+                    for i in range(requests // rounds)
+                ]  # fmt: skip
+                seconds[label] += send_all(port, key, bodies, clients, path="/sync/message")
+    finally:
+        for web in (on, off):
+            web.terminate()
+            web.wait(timeout=30)
+    return requests / seconds["on"], requests / seconds["off"]
 
 
 def free_port() -> int:
@@ -271,6 +311,7 @@ def main() -> None:
     parser.add_argument("--messages-per-session", type=int, default=100)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--small-requests", type=int, default=4000, help="one-message requests for the log cost")
     parser.add_argument("--data-dir", default=str(BASE_DIR / "data"))
     args = parser.parse_args()
 
@@ -299,16 +340,8 @@ def main() -> None:
     print(f"baseline  COPY            {raw_seconds:7.2f} s  {raw_rate:9.0f} messages/s")
     truncate(socket_dir, name)
 
-    port = free_port()
-    web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "opensync.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(args.workers), "--log-level", "warning", "--timeout", "300"],
-        cwd=BASE_DIR, env={**env, "DB_CONN_MAX_AGE": "600"}, start_new_session=True,
-    )  # fmt: skip
+    web, port = start_web(env, args.workers)
     try:
-        from tests.live import wait_for_health
-
-        wait_for_health(port, web)
         insert_seconds = send_all(port, key, bodies, args.clients)
         insert_rate = n_messages / insert_seconds
         print(f"api       /sync/batch new {insert_seconds:7.2f} s  {insert_rate:9.0f} messages/s  "
@@ -323,9 +356,15 @@ def main() -> None:
             stored_parts = conn.execute("SELECT count(*) FROM sessions_app_part").fetchone()[0]
         assert stored == (args.sessions, n_messages), stored
         assert stored_messages == n_messages and stored_parts == n_parts, (stored_messages, stored_parts)
-    finally:
         web.terminate()
         web.wait(timeout=30)
+        log_on, log_off = request_log_cost(env, key, args.workers, args.clients, args.small_requests)
+        print(f"request log  one-message requests: {log_on:7.0f}/s with the log, {log_off:7.0f}/s without "
+              f"(ratio {log_on / log_off:.3f})")  # fmt: skip
+    finally:
+        if web.poll() is None:
+            web.terminate()
+            web.wait(timeout=30)
         with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         server.cleanup()
@@ -335,6 +374,8 @@ def main() -> None:
         "workers": args.workers, "baseline_messages_per_s": round(raw_rate), "api_insert_messages_per_s": round(insert_rate),
         "api_update_messages_per_s": round(update_rate), "ratio": round(insert_rate / raw_rate, 3),
         "update_ratio": round(update_rate / raw_rate, 3),
+        "small_requests_per_s_log_on": round(log_on), "small_requests_per_s_log_off": round(log_off),
+        "request_log_ratio": round(log_on / log_off, 3),
     }))  # fmt: skip
 
 
