@@ -231,6 +231,9 @@ def workspace_switch(request: HttpRequest) -> HttpResponseRedirect:
         raise PermissionDenied("You are not a member of that workspace.")
     request.session[selectors.CURRENT_WORKSPACE_SESSION_KEY] = workspace.pk
     target = request.POST.get("next") or reverse("home")
+    # A page of one workspace's object makes no sense in another: go to the sessions list.
+    if target.startswith(("/workspaces/", "/sessions/")) and target != reverse("accounts:workspaces"):
+        target = reverse("home")
     if not url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):

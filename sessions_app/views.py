@@ -33,5 +33,7 @@ def home(request: HttpRequest) -> TemplateResponse:
 def session_detail(request: HttpRequest, session_id: int) -> TemplateResponse:
     session = selectors.get_session_for_user(request.user, session_id)
     return TemplateResponse(
-        request, "sessions_app/session_detail.html", {"session": session, "messages": selectors.messages_of(session)}
+        request,
+        "sessions_app/session_detail.html",
+        {"session": session, "session_messages": selectors.messages_of(session)},
     )

@@ -31,7 +31,7 @@ def plugin_cli():
     if not cli.exists():
         prefix.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", PLUGIN],
+            [shutil.which("npm") or "npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", PLUGIN],
             check=True,
             capture_output=True,
             timeout=300,
@@ -61,7 +61,13 @@ def transcript_lines(cwd: str) -> list[dict]:
                 "role": "assistant",
                 "model": "claude-sonnet-4-20250514",
                 "content": content,
-                "usage": dict(zip(("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens"), usage, strict=True)),
+                "usage": dict(
+                    zip(
+                        ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens"),
+                        usage,
+                        strict=True,
+                    )
+                ),
             },
         }
 
@@ -106,7 +112,12 @@ def test_real_claude_code_sync_session_arrives(plugin_cli, live, sync_key, tmp_p
 
     base = {"session_id": SID, "transcript_path": str(transcript), "cwd": str(cwd), "permission_mode": "default"}
     run_hook(plugin_cli, env, "SessionStart", {**base, "hook_event_name": "SessionStart", "source": "startup"})
-    run_hook(plugin_cli, env, "UserPromptSubmit", {**base, "hook_event_name": "UserPromptSubmit", "prompt": "Add a /health endpoint to server.py"})
+    run_hook(
+        plugin_cli,
+        env,
+        "UserPromptSubmit",
+        {**base, "hook_event_name": "UserPromptSubmit", "prompt": "Add a /health endpoint to server.py"},
+    )
     run_hook(plugin_cli, env, "PostToolUse", {**base, "hook_event_name": "PostToolUse", "tool_name": "Edit", "tool_use_id": "toolu_01XYZ",
                                               "tool_input": {"file_path": f"{cwd}/server.py", "old_string": "a", "new_string": "b"}, "tool_response": {"success": True}})  # fmt: skip
     run_hook(plugin_cli, env, "Stop", {**base, "hook_event_name": "Stop", "stop_hook_active": False})

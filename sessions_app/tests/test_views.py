@@ -186,3 +186,12 @@ def test_home_query_count_does_not_grow_with_sessions(logged_in, user, other_use
     for i in range(1, 20):
         make_session(team, other_user if i % 2 else user, f"s-{i}")
     assert count_queries(logged_in, reverse("home")) == baseline
+
+
+def test_session_messages_are_not_shown_as_notices(logged_in, user, personal_workspace):
+    """The thread and Django's notices must not share a template name (regression)."""
+    session = Session.objects.create(workspace=personal_workspace, owner=user, external_id="s")
+    Message.objects.create(session=session, external_id="m", role="user", text_content="only in the thread")
+    html = logged_in.get(reverse("sessions:detail", args=[session.pk])).content.decode()
+    assert html.count("only in the thread") == 1
+    assert 'class="flash"' not in html
