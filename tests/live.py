@@ -56,7 +56,9 @@ def database_url(settings_dict: dict) -> str:
     return f"postgresql://{settings_dict['USER']}@{host}/{settings_dict['NAME']}"
 
 
-def start_gunicorn(database_settings: dict, workers: int = 4) -> tuple[subprocess.Popen, int]:
+def start_gunicorn(
+    database_settings: dict, workers: int = 4, extra_env: dict | None = None
+) -> tuple[subprocess.Popen, int]:
     """gunicorn serving the app against the given (test) database."""
     port = free_port()
     env = {
@@ -67,6 +69,7 @@ def start_gunicorn(database_settings: dict, workers: int = 4) -> tuple[subproces
         "CELERY_BROKER_URL": "memory://",
         "DB_CONN_MAX_AGE": "0",
         "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "opensync.wsgi:application", "--bind", f"127.0.0.1:{port}",
