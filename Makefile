@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# uv verifies TLS against the system's certificate store (as pip and curl do), so machines
+# behind a TLS-inspecting proxy with its CA in the system store work too.
+export UV_SYSTEM_CERTS := 1
 
 .PHONY: run test bench lock clean-venv
 
