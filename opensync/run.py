@@ -25,8 +25,13 @@ STOP_TIMEOUT = 20
 def log(message: str) -> None:
     # The terminal (or a `| tee`) may be gone by the time we shut down: never let a failed write
     # abort the clean-up.
-    with contextlib.suppress(OSError):
+    try:
         print(f"[opensync] {message}", flush=True)
+    except OSError:
+        # Point stdout at /dev/null so the interpreter's final flush can't fail either (that
+        # would turn a clean exit into status 120).
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _port_free(host: str, port: int) -> bool:

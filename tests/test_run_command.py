@@ -90,13 +90,21 @@ def test_run_serves_syncs_stops_cleanly_and_restarts_with_data(tmp_path):
         assert status == 200
         assert request(port_b, "POST", "/sync/session", {"externalId": "s1"}, key=key)[0] == 401  # B has its own data
 
-        # The Celery worker is up and reachable through the embedded broker.
-        ping = subprocess.run(
-            [sys.executable, "-m", "celery", "-A", "opensync", "inspect", "ping", "--timeout", "10"],
-            cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
-            env={**{k: v for k, v in os.environ.items() if k not in {"CELERY_BROKER_URL", "DATABASE_URL"}},
-                 "DJANGO_SETTINGS_MODULE": "opensync.settings", "OPENSYNC_DATA_DIR": str(data_a)},
-        )  # fmt: skip
+        # The Celery worker is up and reachable through the embedded broker. It may still be
+        # booting after /health answers (gunicorn is faster), so ask until it replies.
+        ping_env = {
+            **{k: v for k, v in os.environ.items() if k not in {"CELERY_BROKER_URL", "DATABASE_URL"}},
+            "DJANGO_SETTINGS_MODULE": "opensync.settings",
+            "OPENSYNC_DATA_DIR": str(data_a),
+        }
+        deadline = time.monotonic() + 90
+        while True:
+            ping = subprocess.run(
+                [sys.executable, "-m", "celery", "-A", "opensync", "inspect", "ping", "--timeout", "5"],
+                cwd=BASE_DIR, capture_output=True, text=True, timeout=60, env=ping_env,
+            )  # fmt: skip
+            if "pong" in ping.stdout or time.monotonic() > deadline:
+                break
         assert "pong" in ping.stdout, ping.stdout + ping.stderr
     except Exception:
         print("".join(out_a), "".join(out_b))
