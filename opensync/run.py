@@ -119,15 +119,16 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
+    # Importing the settings package already starts (or attaches to) the embedded PostgreSQL and
+    # creates its database; hold_postgres() below only hands us that same server to stop later.
+    started = time.monotonic()
     from opensync.settings import embedded
 
     postgres = valkey = None
     children: dict[str, subprocess.Popen] = {}
     try:
         if not os.environ.get("DATABASE_URL"):
-            started = time.monotonic()
             postgres = embedded.hold_postgres(data_dir)
-            embedded.ensure_database(str(postgres.get_postmaster_info().socket_dir))
             log(f"PostgreSQL ready ({time.monotonic() - started:.1f}s), data in {embedded.postgres_dir(data_dir)}")
         if not os.environ.get("CELERY_BROKER_URL"):
             started = time.monotonic()
