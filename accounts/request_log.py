@@ -2,8 +2,8 @@
 
 Each process buffers rows and writes them with one multi-row INSERT when the buffer is full or
 every OPENSYNC_API_REQUEST_LOG_FLUSH_SECONDS (from a small background thread), and at exit. A row
-per request written inline cost one-message sync requests ~20% of their rate
-(tests/benchmarks/ingest.py); batched, the cost is within noise. With the interval set to 0 rows
+per request written inline cost one-message sync requests ~27% of their rate (ratio 0.726 in
+tests/benchmarks/ingest.py); batched, 0.972, within noise. With the interval set to 0 rows
 are written at once (the tests use that). A hard crash loses at most one interval of usage rows,
 never sync data.
 """

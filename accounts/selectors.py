@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404, HttpRequest
 from django.utils import timezone
@@ -64,8 +65,6 @@ def is_workspace_admin(user: User, workspace: Workspace) -> bool:
 
 def plugin_base_url(request: HttpRequest) -> str:
     """The server URL to give the plugins: OPENSYNC_PUBLIC_URL, else the URL this page came from."""
-    from django.conf import settings
-
     return settings.OPENSYNC_PUBLIC_URL or request.build_absolute_uri("/").rstrip("/")
 
 
