@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/ingest.py
+	$(BIN)/python tests/benchmarks/dashboard.py
 
 # Re-pin after editing pyproject.toml dependencies.
 lock: $(STAMP)

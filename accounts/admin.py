@@ -5,7 +5,7 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import Count
 from django.utils import timezone
 
-from .models import ApiKey, ApiRequestLog, Invitation, Membership, User, Workspace
+from .models import ApiKey, ApiRequestLog, DeletionJob, Invitation, Membership, User, Workspace
 from .services import user_deactivate, workspace_ensure_personal
 
 # --- Users ----------------------------------------------------------------------------------
@@ -285,4 +285,33 @@ class ApiRequestLogAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         # A log is evidence: viewable, deletable (retention), never edited.
+        return False
+
+
+# --- Deletion jobs --------------------------------------------------------------------------
+
+
+@admin.register(DeletionJob)
+class DeletionJobAdmin(admin.ModelAdmin):
+    """Read-only: jobs are started from Settings → Data & account and run by Celery."""
+
+    list_display = ("created_at", "email", "kind", "status", "percent", "finished_at")
+    list_filter = ("kind", "status")
+    search_fields = ("=email",)
+    list_select_related = ("user",)
+    fields = ("email", "user", "kind", "status", "counts", "totals", "error", "created_at", "updated_at", "finished_at")
+    readonly_fields = fields
+    ordering = ("-created_at",)
+
+    @admin.display(description="Progress")
+    def percent(self, obj):
+        return f"{obj.percent}%"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

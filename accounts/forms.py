@@ -28,3 +28,36 @@ class InvitationForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class ProfileForm(forms.Form):
+    name = forms.CharField(
+        label="Display name",
+        max_length=150,
+        required=False,
+        help_text="Shown instead of your email address. Leave empty to use the email.",
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        if any(not ch.isprintable() for ch in name):
+            raise forms.ValidationError("Use letters, digits, spaces and punctuation only.")
+        return name
+
+
+class DeleteAccountForm(forms.Form):
+    email = forms.CharField(
+        label="Type your email address to confirm",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}),
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].strip()
+        if email.lower() != self.user.email.lower():
+            raise forms.ValidationError("That is not your email address. Type it exactly as shown.")
+        return email

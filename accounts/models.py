@@ -3,6 +3,7 @@ import hashlib
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -38,6 +39,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     email = models.EmailField("email address", unique=True)
     name = models.CharField(max_length=150, blank=True)
+    # Settings → Agents: sources the user switched off in the filters. Stored as the ones hidden
+    # so a newly supported agent shows up for everyone without a data migration.
+    hidden_sources = ArrayField(models.CharField(max_length=64), default=list, blank=True)
     is_staff = models.BooleanField(default=False, help_text="Can log into the admin site.")
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
@@ -202,7 +206,7 @@ class ApiRequestLog(models.Model):
 
     api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="request_logs")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
     method = models.CharField(max_length=8)
     endpoint = models.CharField(max_length=100)
     status_code = models.PositiveSmallIntegerField()
@@ -215,7 +219,105 @@ class ApiRequestLog(models.Model):
             # usage page: requests per day and per endpoint for one user
             models.Index(fields=["user", "created_at"], name="apilog_user_created_idx"),
             models.Index(fields=["api_key", "created_at"], name="apilog_key_created_idx"),
+            # Settings → Usage: a workspace's requests of the last 30 days (also serves the FK)
+            models.Index(fields=["workspace", "created_at"], name="apilog_ws_created_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.method} {self.endpoint} {self.status_code}"
+
+
+class DeletionKind(models.TextChoices):
+    DATA = "data", "Delete all my data"
+    ACCOUNT = "account", "Delete account"
+
+
+class DeletionStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to start"
+    RUNNING = "running", "Deleting"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_DELETION_STATUSES = (DeletionStatus.PENDING, DeletionStatus.RUNNING)
+DELETION_COUNT_LABELS = {
+    "sessions": "Sessions",
+    "messages": "Messages",
+    "parts": "Message parts",
+    "request_logs": "API request log entries",
+    "api_keys": "API keys",
+    "invitations": "Invitations",
+    "memberships": "Workspace memberships",
+    "workspaces": "Workspaces",
+}
+
+
+class DeletionJobQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status__in=ACTIVE_DELETION_STATUSES)
+
+
+class DeletionJob(models.Model):
+    """A "delete my data" / "delete my account" request, run in batches by a Celery task.
+
+    The row outlives the user (user -> NULL) so the public progress page can still answer; it
+    holds only an email snapshot, counts and the status.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="deletion_jobs"
+    )
+    email = models.EmailField(help_text="Who asked, kept after the account is gone.")
+    kind = models.CharField(max_length=16, choices=DeletionKind.choices)
+    status = models.CharField(max_length=16, choices=DeletionStatus.choices, default=DeletionStatus.PENDING)
+    # What was deleted so far, e.g. {"sessions": 500, "messages": 12000, "parts": 30000, "request_logs": 80}
+    counts = models.JSONField(default=dict, blank=True)
+    # What there was to delete when the job started (for the percentage); same keys as counts.
+    totals = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    # Only exposes the progress of this job (no login needed after the account is gone).
+    token = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now, help_text="Last progress; a stale running job is resumed.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DeletionJobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One pending/running job per user: a second request gets the running one, even when
+            # two requests race.
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=Q(status__in=["pending", "running"]),
+                name="deletionjob_one_active_per_user",
+            ),
+        ]
+        indexes = [
+            # Data & account page: "my latest job"
+            models.Index(fields=["user", "-created_at"], name="deletionjob_user_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.email} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_DELETION_STATUSES
+
+    @property
+    def percent(self) -> int:
+        if self.status == DeletionStatus.DONE:
+            return 100
+        total = sum(self.totals.values())
+        if not total:
+            return 0
+        done = sum(min(self.counts.get(key, 0), value) for key, value in self.totals.items())
+        return min(99, done * 100 // total)
+
+    @property
+    def count_rows(self) -> list[tuple[str, int, int | None]]:
+        """(label, deleted so far, total or None) for the progress display."""
+        keys = [key for key in DELETION_COUNT_LABELS if key in self.counts or key in self.totals]
+        return [(DELETION_COUNT_LABELS[key], self.counts.get(key, 0), self.totals.get(key)) for key in keys]

@@ -1,13 +1,14 @@
 """Reads for accounts and workspaces. Every lookup is scoped to what the user may see."""
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncDate
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 
-from .models import ApiKey, Invitation, Membership, Role, User, Workspace, hash_api_key
+from .models import ApiKey, ApiRequestLog, DeletionJob, Invitation, Membership, Role, User, Workspace, hash_api_key
 
 CURRENT_WORKSPACE_SESSION_KEY = "current_workspace_id"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -48,11 +49,15 @@ def current_workspace(request: HttpRequest) -> Workspace:
 
     user = request.user
     workspace_id = request.session.get(CURRENT_WORKSPACE_SESSION_KEY)
-    if workspace_id:
-        workspace = workspaces_for_user(user).filter(pk=workspace_id).first()
-        if workspace:
-            return workspace
-    return workspace_ensure_personal(user=user)
+    # Asked for by the view and the layout's switcher: look it up once per request.
+    cached = getattr(request, "_current_workspace", None)
+    if cached is not None and cached[0] == (user.pk, workspace_id):
+        return cached[1]
+    workspace = workspaces_for_user(user).filter(pk=workspace_id).first() if workspace_id else None
+    if workspace is None:
+        workspace = workspace_ensure_personal(user=user)
+    request._current_workspace = ((user.pk, workspace_id), workspace)
+    return workspace
 
 
 def role_in(user: User, workspace: Workspace) -> str | None:
@@ -100,3 +105,117 @@ def touch_api_key(api_key: ApiKey) -> None:
         return
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
+
+
+def enabled_sources(user) -> list[tuple[str, str]]:
+    """(value, label) of the agents the user shows in source filters (Settings → Agents)."""
+    from sessions_app.models import Source
+
+    hidden = set(getattr(user, "hidden_sources", None) or ())
+    return [(value, label) for value, label in Source.choices if value not in hidden]
+
+
+# --- Settings pages -------------------------------------------------------------------------
+
+USAGE_DAYS = 30
+USAGE_TOP_ENDPOINTS = 20
+
+
+def user_totals(user: User) -> dict:
+    """Profile: what the user owns across all workspaces, in one aggregate query."""
+    from sessions_app.models import Session
+
+    return Session.objects.filter(owner=user).aggregate(
+        sessions=Count("pk"),
+        messages=Coalesce(Sum("message_count"), 0),
+        tokens=Coalesce(Sum("total_tokens"), 0),
+    )
+
+
+def workspace_usage(workspace: Workspace, *, days: int = USAGE_DAYS) -> dict:
+    """Settings → Usage for one workspace over the last `days` days (today included).
+
+    Three aggregate queries whatever the amount of data: requests per day, requests per
+    endpoint, sessions and tokens per source. Callers pass a workspace the user is a member of.
+    """
+    from sessions_app.models import Session, Source
+
+    today = timezone.localdate()
+    first_day = today - timedelta(days=days - 1)
+    since = timezone.make_aware(datetime.combine(first_day, time.min))
+    logs = ApiRequestLog.objects.filter(workspace=workspace, created_at__gte=since)
+    errors = Count("pk", filter=Q(status_code__gte=400))
+
+    by_day = {
+        row["day"]: row
+        for row in logs.annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(requests=Count("pk"), errors=errors)
+        .order_by()
+    }
+    per_day = [
+        {
+            "day": day,
+            "requests": by_day.get(day, {}).get("requests", 0),
+            "errors": by_day.get(day, {}).get("errors", 0),
+        }
+        for day in (first_day + timedelta(days=n) for n in range(days))
+    ]
+    per_endpoint = list(
+        logs.values("method", "endpoint")
+        .annotate(requests=Count("pk"), errors=errors, avg_latency_ms=Avg("latency_ms"))
+        .order_by("-requests", "endpoint", "method")[:USAGE_TOP_ENDPOINTS]
+    )
+    labels = dict(Source.choices)
+    per_source = list(
+        Session.objects.filter(workspace=workspace, created_at__gte=since)
+        .values("source")
+        .annotate(
+            sessions=Count("pk"),
+            prompt=Sum("prompt_tokens"),
+            completion=Sum("completion_tokens"),
+            total=Sum("total_tokens"),
+            usd=Sum("cost"),  # NULL when no session of the source reported a cost
+        )
+        .order_by("-total", "source")
+    )
+    for row in per_source:
+        row["label"] = labels.get(row["source"], row["source"])
+    costs = [row["usd"] for row in per_source if row["usd"] is not None]
+    return {
+        "since": first_day,
+        "until": today,
+        "days": days,
+        "per_day": per_day,
+        "requests": sum(row["requests"] for row in per_day),
+        "errors": sum(row["errors"] for row in per_day),
+        "per_endpoint": per_endpoint,
+        "per_source": per_source,
+        "source_totals": {
+            key: sum(row[key] for row in per_source) for key in ("sessions", "prompt", "completion", "total")
+        }
+        | {"usd": sum(costs) if costs else None},
+    }
+
+
+def account_deletion_blockers(user: User) -> QuerySet[Workspace]:
+    """Team workspaces where the user is the last admin and other people remain."""
+    other_admin = Membership.objects.filter(workspace=OuterRef("pk"), role=Role.ADMIN).exclude(user=user)
+    other_member = Membership.objects.filter(workspace=OuterRef("pk")).exclude(user=user)
+    return (
+        Workspace.objects.filter(is_personal=False, memberships__user=user, memberships__role=Role.ADMIN)
+        .filter(~Exists(other_admin), Exists(other_member))
+        .order_by("name")
+    )
+
+
+def deletion_job_for_user(user: User) -> DeletionJob | None:
+    """The user's running deletion, else their latest one."""
+    return DeletionJob.objects.filter(user=user).order_by("-created_at").first()
+
+
+def get_deletion_job_for_token(token: str) -> DeletionJob:
+    job = DeletionJob.objects.filter(token=token).first() if token else None
+    if job is None:
+        raise Http404("No such deletion job")
+    return job

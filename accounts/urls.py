@@ -5,6 +5,13 @@ from . import views
 app_name = "accounts"
 
 urlpatterns = [
+    path("settings/", views.profile, name="settings"),
+    path("settings/usage/", views.usage, name="usage"),
+    path("settings/agents/", views.agents, name="agents"),
+    path("settings/data/", views.data, name="data"),
+    path("settings/data/delete-data/", views.delete_data, name="delete-data"),
+    path("settings/data/delete-account/", views.delete_account, name="delete-account"),
+    path("settings/data/jobs/<str:token>/", views.deletion_progress, name="deletion-progress"),
     path("settings/api-keys/", views.api_keys, name="api-keys"),
     path("settings/api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="api-key-revoke"),
     path("workspaces/", views.workspaces, name="workspaces"),

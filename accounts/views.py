@@ -1,16 +1,18 @@
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from . import selectors, services
-from .forms import ApiKeyForm, InvitationForm, RoleForm, WorkspaceForm
-from .models import Role
+from .forms import ApiKeyForm, DeleteAccountForm, InvitationForm, ProfileForm, RoleForm, WorkspaceForm
+from .models import DeletionKind, Role
 
 
 def _partial(request: HttpRequest, template: str, partial: str) -> str:
@@ -153,8 +155,6 @@ def _member_action(request, slug, member_id, action):
         request.session.pop(selectors.CURRENT_WORKSPACE_SESSION_KEY, None)
         messages.success(request, f"You left {workspace.name}.")
         if request.htmx:
-            from django_htmx.http import HttpResponseClientRedirect
-
             return HttpResponseClientRedirect(reverse("accounts:workspaces"))
         return redirect("accounts:workspaces")
     membership.refresh_from_db()
@@ -239,3 +239,136 @@ def workspace_switch(request: HttpRequest) -> HttpResponseRedirect:
     ):
         target = reverse("home")
     return redirect(target)
+
+
+# --- Settings: profile, usage, agents, data & account ---------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    form = ProfileForm(request.POST if request.method == "POST" else None, initial={"name": user.name})
+    saved = False
+    if form.is_bound and form.is_valid():
+        try:
+            services.user_update_profile(user=user, name=form.cleaned_data["name"])
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            if not request.htmx:
+                messages.success(request, "Profile saved.")
+                return redirect("accounts:settings")
+            saved = True
+            form = ProfileForm(initial={"name": user.name})
+    context = {"form": form, "saved": saved, "totals": selectors.user_totals(user)}
+    status = 422 if form.errors and request.htmx else 200
+    return TemplateResponse(request, _partial(request, "accounts/profile.html", "profile-form"), context, status=status)
+
+
+def _bar_chart(values: list[int], *, width: int = 600, height: int = 120) -> dict:
+    """Geometry of a small SVG bar chart (one bar per value), computed here so no JS is needed."""
+    top = max(values, default=0) or 1
+    slot = width / max(len(values), 1)
+    bars = []
+    for index, value in enumerate(values):
+        bar_height = round(value / top * (height - 4), 1) if value else 0
+        bars.append(
+            {
+                "x": round(index * slot + 1, 1),
+                "y": round(height - bar_height, 1),
+                "w": round(slot - 2, 1),
+                "h": bar_height,
+            }
+        )
+    return {"width": width, "height": height, "bars": bars, "max": max(values, default=0)}
+
+
+@login_required
+@require_GET
+def usage(request: HttpRequest) -> TemplateResponse:
+    workspace = selectors.current_workspace(request)
+    usage = selectors.workspace_usage(workspace)
+    chart = _bar_chart([row["requests"] for row in usage["per_day"]])
+    chart["bars"] = [bar | day for bar, day in zip(chart["bars"], usage["per_day"], strict=True)]
+    return TemplateResponse(request, "accounts/usage.html", {"workspace": workspace, "usage": usage, "chart": chart})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def agents(request: HttpRequest) -> HttpResponse:
+    from sessions_app.models import Source
+
+    saved = False
+    if request.method == "POST":
+        services.user_set_shown_sources(user=request.user, shown=request.POST.getlist("sources"))
+        if not request.htmx:
+            messages.success(request, "Saved.")
+            return redirect("accounts:agents")
+        saved = True
+    shown = {value for value, _ in selectors.enabled_sources(request.user)}
+    context = {"sources": [(value, label, value in shown) for value, label in Source.choices], "saved": saved}
+    return TemplateResponse(request, _partial(request, "accounts/agents.html", "agents-form"), context)
+
+
+@login_required
+@require_GET
+def data(request: HttpRequest) -> TemplateResponse:
+    context = {
+        "job": selectors.deletion_job_for_user(request.user),
+        "blockers": selectors.account_deletion_blockers(request.user),
+    }
+    return TemplateResponse(request, "accounts/data.html", context)
+
+
+def _confirm(request: HttpRequest, kind: str, form=None, status: int = 200) -> TemplateResponse:
+    """The confirmation: a <dialog> for #modal (HTMX), else a page of its own."""
+    context = {
+        "kind": kind,
+        "form": form,
+        "blockers": selectors.account_deletion_blockers(request.user) if kind == DeletionKind.ACCOUNT else (),
+    }
+    return TemplateResponse(
+        request, _partial(request, "accounts/delete_confirm.html", "dialog"), context, status=status
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete_data(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _confirm(request, DeletionKind.DATA)
+    job, created = services.deletion_job_start(user=request.user, kind=DeletionKind.DATA)
+    if not request.htmx:
+        if not created:
+            messages.info(request, "A deletion is already running; here is its progress.")
+        return redirect("accounts:data")
+    # Empties #modal (closing the dialog) and swaps the progress in out of band.
+    return TemplateResponse(request, "accounts/data.html#job-started", {"job": job})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete_account(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _confirm(request, DeletionKind.ACCOUNT, form=DeleteAccountForm(user=request.user))
+    form = DeleteAccountForm(request.POST, user=request.user)
+    if form.is_valid():
+        try:
+            job, created = services.deletion_job_start(user=request.user, kind=DeletionKind.ACCOUNT)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            if created:
+                logout(request)
+                url = reverse("accounts:deletion-progress", kwargs={"token": job.token})
+                return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+            form.add_error(None, "Your data is being deleted right now. Delete the account once that has finished.")
+    return _confirm(request, DeletionKind.ACCOUNT, form=form, status=422 if request.htmx else 200)
+
+
+@require_GET
+def deletion_progress(request: HttpRequest, token: str) -> TemplateResponse:
+    """Public (the account may be gone): shows only the status and the counts of one job."""
+    job = selectors.get_deletion_job_for_token(token)
+    return TemplateResponse(request, _partial(request, "accounts/deletion_progress.html", "progress"), {"job": job})

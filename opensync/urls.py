@@ -4,7 +4,7 @@ from django.views import defaults
 
 from accounts.api.errors import json_error
 from accounts.middleware import API_PATH
-from sessions_app.views import home
+from sessions_app.views.overview import home
 
 urlpatterns = [
     path("", include("sessions_app.api.urls")),

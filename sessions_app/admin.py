@@ -33,7 +33,7 @@ class SessionAdmin(admin.ModelAdmin):
         "is_public",
         "updated_at",
     )
-    list_filter = (SourceFilter, "is_public")
+    list_filter = (SourceFilter, "is_public", "eval_ready")
     search_fields = ("=external_id", "title", "project_name", "owner__email")
     list_select_related = ("workspace", "owner")
     raw_id_fields = ("workspace", "owner")

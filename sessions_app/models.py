@@ -17,12 +17,22 @@ class Source(models.TextChoices):
     PI = "pi", "Pi"
 
 
+SOURCE_LABELS = dict(Source.choices)
+
+
 class Role(models.TextChoices):
     USER = "user", "User"
     ASSISTANT = "assistant", "Assistant"
     SYSTEM = "system", "System"
     TOOL = "tool", "Tool"
     UNKNOWN = "unknown", "Unknown"
+
+
+class EvalStatus(models.TextChoices):
+    GOLDEN = "golden", "Golden"
+    CORRECT = "correct", "Correct"
+    INCORRECT = "incorrect", "Incorrect"
+    NEEDS_REVIEW = "needs_review", "Needs review"
 
 
 class SessionQuerySet(models.QuerySet):
@@ -62,8 +72,13 @@ class Session(models.Model):
     message_count = models.IntegerField(default=0)
     end_reason = models.CharField(max_length=64, null=True, blank=True)
     summary = models.TextField(null=True, blank=True)
+    # Public sharing: the slug is minted once (>= 128 random bits) and kept, so re-sharing
+    # revives the same link; is_public=False or a past share_expires_at make /s/<slug> a 404.
     is_public = models.BooleanField(default=False)
     share_slug = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    share_expires_at = models.DateTimeField(null=True, blank=True)
+    eval_ready = models.BooleanField(db_default=False)  # db_default: the sync upsert is raw SQL
+    eval_status = models.CharField(max_length=16, choices=EvalStatus.choices, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, help_text="From the client on first sync.")
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -86,10 +101,32 @@ class Session(models.Model):
             models.Index(F("workspace"), F("updated_at").desc(), F("id").desc(), name="session_ws_updated_idx"),
             # "my sessions" in a workspace, newest first
             models.Index(F("workspace"), F("owner"), F("updated_at").desc(), name="session_ws_owner_updated_idx"),
+            # the other sorts of the session list (keyset on (key, id); scanned backwards for ascending).
+            # Nullable keys sort NULL as the smallest value: DESC NULLS LAST, ASC NULLS FIRST.
+            models.Index(F("workspace"), F("created_at").desc(), F("id").desc(), name="session_ws_created_idx"),
+            models.Index(F("workspace"), F("total_tokens").desc(), F("id").desc(), name="session_ws_tokens_idx"),
+            models.Index(F("workspace"), F("cost").desc(nulls_last=True), F("id").desc(), name="session_ws_cost_idx"),
+            models.Index(
+                F("workspace"), F("duration_ms").desc(nulls_last=True), F("id").desc(), name="session_ws_duration_idx"
+            ),
+            models.Index(F("workspace"), F("message_count").desc(), F("id").desc(), name="session_ws_messages_idx"),
         ]
 
     def __str__(self) -> str:
         return self.title or self.external_id
+
+    @property
+    def source_label(self) -> str:
+        return SOURCE_LABELS.get(self.source, self.source)
+
+    @property
+    def share_active(self) -> bool:
+        """Whether /s/<slug> serves this session right now."""
+        return self.is_public and (self.share_expires_at is None or self.share_expires_at > timezone.now())
+
+    @property
+    def cache_tokens(self) -> int:
+        return self.cache_read_tokens + self.cache_write_tokens
 
 
 class Message(models.Model):

@@ -17,10 +17,13 @@ Step 1 locks the session rows first and in a fixed order, so concurrent requests
 session serialise there instead of deadlocking, and message_count stays exact.
 """
 
+import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import psycopg
 from django.db import connection, transaction
+from django.utils import timezone
 
 from .models import MESSAGE_ORDER_SEQUENCE, Message, Part, Session
 from .wire import MessageInput, SessionInput
@@ -263,3 +266,55 @@ def _upsert_messages(cursor, messages: list[MessageInput], result: SyncResult) -
     if added:
         ids = sorted(added)
         cursor.execute(_COUNT_MESSAGES_SQL, {"id": ids, "added": [added[i] for i in ids]})
+
+
+# --- dashboard writes -------------------------------------------------------------------------------
+
+SHARE_SLUG_BYTES = 24  # 192 random bits; token_urlsafe gives 32 characters
+SHARE_EXPIRY_CHOICES = {"": None, "1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+def session_rename(*, session: Session, title: str) -> Session:
+    session.title = title.strip() or None
+    session.save(update_fields=["title"])
+    return session
+
+
+def session_share(*, session: Session, expires_in: timedelta | None) -> Session:
+    """Make the session readable at /s/<slug>. The slug is minted once and kept, so turning
+    sharing off and on again revives the same link (with the new expiry)."""
+    if not session.share_slug:
+        session.share_slug = secrets.token_urlsafe(SHARE_SLUG_BYTES)
+    session.is_public = True
+    session.share_expires_at = timezone.now() + expires_in if expires_in else None
+    session.save(update_fields=["is_public", "share_slug", "share_expires_at"])
+    return session
+
+
+def session_unshare(*, session: Session) -> Session:
+    session.is_public = False
+    session.save(update_fields=["is_public"])
+    return session
+
+
+def sessions_delete(*, session_ids: list[int]) -> int:
+    """Delete sessions with their messages and parts; returns how many sessions went.
+
+    Parts and messages go with two set-based statements (Django's cascade would load every
+    message of a 10,000-message session into memory first); anything else that points at a
+    session is left to the ORM's cascade.
+    """
+    if not session_ids:
+        return 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {PART_TABLE} p USING {MESSAGE_TABLE} m WHERE p.message_id = m.id AND m.session_id = ANY(%s)",
+            [list(session_ids)],
+        )
+        cursor.execute(f"DELETE FROM {MESSAGE_TABLE} WHERE session_id = ANY(%s)", [list(session_ids)])
+        _, per_model = Session.objects.filter(pk__in=session_ids).delete()
+    return per_model.get(Session._meta.label, 0)
+
+
+def sessions_mark_eval_ready(*, session_ids: list[int], ready: bool = True) -> int:
+    return Session.objects.filter(pk__in=session_ids).update(eval_ready=ready)

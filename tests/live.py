@@ -4,10 +4,12 @@ import contextlib
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import quote
 
@@ -84,3 +86,15 @@ def stop(proc: subprocess.Popen, sig=15, timeout: float = 30) -> int:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
     return proc.wait(timeout=timeout)
+
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def chromium_missing_reason() -> str | None:
+    """Why the browser tests can't run here, or None when they can."""
+    if not shutil.which(CHROMIUM):
+        return f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)"
+    if find_spec("playwright") is None:
+        return "needs the playwright Python package (make install)"
+    return None

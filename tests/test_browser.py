@@ -1,28 +1,51 @@
-"""Real browser (Debian's chromium driven by Playwright) against gunicorn: the API keys page
-creates and revokes keys with HTMX, without full page reloads."""
+"""Real browser (Debian's chromium driven by Playwright) against gunicorn with production settings.
+
+Each test drives one user journey the way a person would (clicks, typing, scrolling) and checks
+that HTMX does its work in place: a `window.__noReload` flag set on the page survives every step
+that must not reload it. Every page is watched for JavaScript errors, failed HTMX requests and
+failed loads (`Watch`).
+
+Full-page screenshots of the main pages go to $OPENSYNC_TEST_ARTIFACTS (default
+data/test-artifacts/screenshots, git-ignored) for a human to look at.
+
+Without chromium these tests skip, or fail when OPENSYNC_REQUIRE_BROWSER=1 (CI): see conftest.py.
+"""
 
 import os
-import shutil
+import re
 import subprocess
 import sys
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
+from django.utils import timezone
 
 from accounts.models import ApiKey, hash_api_key
+from sessions_app.models import Message, Session, Source
+from sessions_app.tests.factories import MessageFactory, PartFactory, SessionFactory
 
-from .live import BASE_DIR, database_url, start_gunicorn, stop
+from .live import BASE_DIR, CHROMIUM, database_url, start_gunicorn, stop
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the conftest hook skips (or fails) every test here
+    expect = None
+else:
+    expect.set_options(timeout=10_000)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not shutil.which(CHROMIUM), reason=f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)"
-    ),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "correct horse battery"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 375, "height": 812}
+ARTIFACTS = Path(os.environ.get("OPENSYNC_TEST_ARTIFACTS") or BASE_DIR / "data" / "test-artifacts" / "screenshots")
+SOURCES = [value for value, _ in Source.choices]
+
+
+# --- servers, browser, pages -------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -61,43 +84,532 @@ def browser():
         browser.close()
 
 
-def test_api_keys_are_created_and_revoked_without_page_reloads(live, browser, user):
-    # The server runs production settings, whose hashers don't include the tests' fast MD5.
-    user.password = PBKDF2PasswordHasher().encode("correct horse battery", "browsersalt", iterations=1000)
-    user.save(update_fields=["password"])
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{live}/settings/api-keys/")
-    assert "/accounts/login/" in page.url  # anonymous: login first
-    page.fill("input[name=login]", user.email)
-    page.fill("input[name=password]", "correct horse battery")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live}/settings/api-keys/")
+class Watch:
+    """What must not happen on a page: JS errors, console errors, failed HTMX requests, failed loads."""
 
+    def __init__(self, page, allowed_statuses=()):
+        self.page = page
+        self.allowed_statuses = set(allowed_statuses)
+        self.problems: list[str] = []
+        page.on("pageerror", lambda exc: self.problems.append(f"JS error: {exc} at {page.url}\n{exc.stack}"))
+        page.on("console", self._console)
+        page.on("response", self._response)
+        page.on("requestfailed", self._failed)
+
+    def _console(self, message):
+        # a failed load is reported (with its URL) by _response
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.problems.append(f"console error: {message.text}")
+
+    def _response(self, response):
+        if response.status >= 400 and response.status not in self.allowed_statuses:
+            kind = "HTMX request" if response.request.headers.get("hx-request") else "request"
+            self.problems.append(f"{kind} {response.request.method} {response.url} -> {response.status}")
+
+    def _failed(self, request):
+        if request.headers.get("hx-request") or request.resource_type != "document":
+            self.problems.append(f"request {request.method} {request.url} failed: {request.failure}")
+
+    def check(self):
+        assert self.problems == [], "\n".join(self.problems)
+        if self.page.locator("#htmx-error").count():
+            expect(self.page.locator("#htmx-error")).to_be_hidden()
+
+
+@pytest.fixture
+def open_page(browser, live):
+    """open_page(**context options) -> (page, watch) in a fresh browser context (own cookies, storage)."""
+    contexts = []
+
+    def open_(allowed_statuses=(), viewport=DESKTOP, **options):
+        context = browser.new_context(base_url=live, viewport=viewport, **options)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        return page, Watch(page, allowed_statuses)
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def browser_user(user):
+    # The server runs production settings, whose hashers don't include the tests' fast MD5.
+    user.password = PBKDF2PasswordHasher().encode(PASSWORD, "browsersalt", iterations=1000)
+    user.save(update_fields=["password"])
+    return user
+
+
+def log_in(page, live, user, path="/sessions/"):
+    """Open `path` anonymously, get sent to the login form, log in, land back on `path`."""
+    page.goto(path)
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.fill("input[name=login]", user.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live}{path}")
+
+
+def settled(page):
+    """Wait until HTMX is idle: no request in flight, swapped content settled and processed.
+
+    New content gets its hx-* behaviour when it settles (20 ms after the swap); a click inside
+    that window would be a plain link or form submission.
+    """
+    page.wait_for_function(
+        "() => window.htmx && !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
+
+
+def mark_no_reload(page):
     page.evaluate("window.__noReload = true")
+
+
+def assert_not_reloaded(page):
+    assert page.evaluate("window.__noReload === true"), "the page was reloaded"
+
+
+def shot(page, name, full_page=True):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=full_page)
+
+
+def row_ids(page) -> list[int]:
+    return page.locator("#session-rows tr[id^=session-row-]").evaluate_all(
+        "rows => rows.map(row => Number(row.id.replace('session-row-', '')))"
+    )
+
+
+def horizontal_overflow(page) -> list[str]:
+    """Elements sticking out past the right edge of the viewport (the page scrolls sideways)."""
+    return page.evaluate(
+        """() => {
+          const width = document.documentElement.clientWidth;
+          if (document.documentElement.scrollWidth <= width) return [];
+          const out = [];
+          for (const el of document.body.querySelectorAll('*')) {
+            const r = el.getBoundingClientRect();
+            if (r.width && r.right > width + 1 && !el.closest('.table-wrap, pre')) {
+              const cls = (el.getAttribute('class') || '').trim().replace(/\\s+/g, '.');
+              const name = el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (cls ? '.' + cls : '');
+              out.push(name + ' right=' + Math.round(r.right));
+            }
+          }
+          return out.slice(0, 10);
+        }"""
+    )
+
+
+# --- data ------------------------------------------------------------------------------------------
+
+
+def make_sessions(user, n=66) -> list[Session]:
+    """n sessions, the agents taking turns, newest first (distinct updated_at)."""
+    now = timezone.now()
+    return [
+        SessionFactory(
+            owner=user,
+            source=SOURCES[i % len(SOURCES)],
+            title=f"Session {i:02d} about {SOURCES[i % len(SOURCES)]}",
+            updated_at=now - timedelta(minutes=i),
+            created_at=now - timedelta(minutes=i, seconds=30),
+            message_count=i % 9,
+            prompt_tokens=1000 * i,
+            completion_tokens=250 * i,
+        )
+        for i in range(n)
+    ]
+
+
+def make_rich_session(user, title="Fix the flaky login test") -> Session:
+    """A user question with a fenced code block; an answer with thinking, text, a tool call and its result."""
+    start = timezone.now() - timedelta(hours=1)
+    session = SessionFactory(owner=user, title=title, message_count=2, prompt_tokens=1200, completion_tokens=340)
+    MessageFactory(
+        session=session,
+        role="user",
+        created_at=start,
+        text_content="Why does this fail?\n\n```python\ndef add(a, b):\n    return a - b\n```\n",
+    )
+    answer = MessageFactory(session=session, role="assistant", created_at=start + timedelta(minutes=1), text_content="")
+    PartFactory(message=answer, type="thinking", content={"text": "The subtraction is the secret culprit."}, order=0)
+    PartFactory(message=answer, type="text", content={"text": "Let me run the **tests** first."}, order=1)
+    PartFactory(
+        message=answer,
+        type="tool-call",
+        content={"toolName": "bash", "args": {"command": "pytest -q tests/test_math.py", "timeout": 120}},
+        order=2,
+    )
+    PartFactory(message=answer, type="tool-result", content={"output": "1 failed"}, order=3)
+    return session
+
+
+# --- the journeys ----------------------------------------------------------------------------------
+
+
+def test_api_keys_are_created_and_revoked_without_page_reloads(live, open_page, browser_user):
+    page, watch = open_page()
+    log_in(page, live, browser_user, "/settings/api-keys/")
+
+    mark_no_reload(page)
     page.fill("#id_name", "laptop")
     page.click("text=Create key")
-    raw = page.locator("#new-key").inner_text(timeout=10_000).strip()
+    raw = page.locator("#new-key").inner_text().strip()
     assert raw.startswith("osk_") and len(raw) >= 36
-    assert page.evaluate("window.__noReload") is True  # swapped by HTMX, not reloaded
+    assert_not_reloaded(page)  # swapped by HTMX, not reloaded
     key = ApiKey.objects.get(name="laptop")
     assert key.key_hash == hash_api_key(raw) and raw not in (key.prefix + key.key_hash)
 
     # An empty name shows the server's error in place (the browser's own check bypassed).
+    watch.allowed_statuses.add(422)  # the error answer is a 422, swapped in on purpose
     page.evaluate("document.querySelector('#id_name').removeAttribute('required')")
     page.click("text=Create key")
-    page.locator(".form-error").first.wait_for(timeout=10_000)
-    assert page.evaluate("window.__noReload") is True
+    page.locator(".form-error").first.wait_for()
+    assert_not_reloaded(page)
 
     page.on("dialog", lambda dialog: dialog.accept())  # the "Revoke …?" confirmation
     page.locator(f"#key-{key.pk} button", has_text="Revoke").click()
-    page.locator(f"#key-{key.pk} .badge-off").wait_for(timeout=10_000)
-    assert page.evaluate("window.__noReload") is True
+    page.locator(f"#key-{key.pk} .badge-off").wait_for()
+    assert_not_reloaded(page)
     key.refresh_from_db()
     assert key.revoked_at is not None
 
     page.reload()
     assert raw not in page.content()  # shown once only
-    assert errors == []
-    page.close()
+    watch.check()
+
+
+def test_session_list_filters_by_agent_goes_back_and_loads_more(live, open_page, browser_user):
+    sessions = make_sessions(browser_user, 66)
+    newest_first = [s.pk for s in sessions]
+    page, watch = open_page()
+    log_in(page, live, browser_user, "/sessions/")
+
+    rows = page.locator("#session-rows tr[id^=session-row-]")
+    expect(rows).to_have_count(50)
+    assert row_ids(page) == newest_first[:50]
+    expect(page.get_by_role("link", name="Load more")).to_be_visible()
+    shot(page, "list")
+    mark_no_reload(page)
+
+    # Choosing an agent filters in place (HTMX on change) and puts the filter in the URL.
+    page.get_by_label("Agent", exact=True).select_option("codex-cli")
+    expect(page).to_have_url(re.compile(r"/sessions/\?(.*&)?source=codex-cli(&|$)"))
+    codex = [s.pk for s in sessions if s.source == "codex-cli"]
+    expect(rows).to_have_count(len(codex))
+    assert row_ids(page) == codex
+    expect(page.locator("#session-rows .badge-source")).to_have_text(["Codex"] * len(codex))
+    expect(page.get_by_text("That's all the sessions matching these filters.")).to_be_visible()
+    assert_not_reloaded(page)
+    shot(page, "list-filtered")
+    settled(page)
+
+    # Back: the unfiltered list again.
+    page.go_back()
+    expect(page).to_have_url(f"{live}/sessions/")
+    expect(rows).to_have_count(50)
+    assert row_ids(page) == newest_first[:50]
+    expect(page.get_by_label("Agent", exact=True)).to_have_value("")
+    assert_not_reloaded(page)
+    settled(page)
+
+    # Load more appends the remaining rows in place; the URL stays.
+    page.get_by_role("link", name="Load more").click()
+    expect(rows).to_have_count(66)
+    assert row_ids(page) == newest_first
+    expect(page.get_by_role("link", name="Load more")).to_have_count(0)
+    expect(page).to_have_url(f"{live}/sessions/")
+    assert_not_reloaded(page)
+    watch.check()
+
+
+def test_bulk_mark_eval_ready_updates_the_rows_in_place(live, open_page, browser_user):
+    sessions = make_sessions(browser_user, 6)
+    page, watch = open_page()
+    log_in(page, live, browser_user, "/sessions/")
+    mark_no_reload(page)
+
+    mark = page.get_by_role("button", name="Mark eval-ready")
+    expect(mark).to_be_disabled()  # nothing selected yet
+    chosen = sessions[1:3]
+    for s in chosen:
+        page.locator(f"#session-row-{s.pk}").get_by_role("checkbox").check()
+    expect(page.locator("[data-selected-count]")).to_have_text("2")
+    expect(mark).to_be_enabled()
+    mark.click()
+
+    expect(page.locator("#bulk-status")).to_have_text("Marked 2 sessions eval-ready.")
+    for s in chosen:
+        expect(page.locator(f"#session-row-{s.pk} .badge-ok")).to_have_text("Eval-ready")
+    expect(page.locator("#session-rows .badge-ok")).to_have_count(2)  # the others untouched
+    expect(page.locator("[data-selected-count]")).to_have_text("0")  # fresh rows, unchecked
+    assert_not_reloaded(page)
+    assert set(Session.objects.filter(eval_ready=True).values_list("pk", flat=True)) == {s.pk for s in chosen}
+    watch.check()
+
+
+def test_bulk_delete_confirms_in_a_modal_and_removes_the_rows(live, open_page, browser_user):
+    sessions = make_sessions(browser_user, 5)
+    page, watch = open_page()
+    log_in(page, live, browser_user, "/sessions/")
+    mark_no_reload(page)
+    chosen, kept = sessions[:2], sessions[2:]
+    for s in chosen:
+        page.locator(f"#session-row-{s.pk}").get_by_role("checkbox").check()
+
+    page.locator("#bulk-form").get_by_role("button", name="Delete…").click()
+    dialog = page.locator("#modal dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("heading")).to_have_text("Delete 2 sessions?")
+    settled(page)
+    dialog.get_by_role("button", name="Delete 2 sessions").click()
+
+    expect(page.locator("#bulk-status")).to_have_text("Deleted 2 sessions.")
+    expect(dialog).to_have_count(0)
+    expect(page.locator("#session-rows tr[id^=session-row-]")).to_have_count(len(kept))
+    assert row_ids(page) == [s.pk for s in kept]
+    assert_not_reloaded(page)
+    assert list(Session.objects.order_by("-updated_at").values_list("pk", flat=True)) == [s.pk for s in kept]
+    watch.check()
+
+
+def test_viewer_shows_code_tool_calls_and_collapsed_thinking(live, open_page, browser_user):
+    session = make_rich_session(browser_user)
+    page, watch = open_page()
+    log_in(page, live, browser_user, f"/sessions/{session.pk}/")
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Fix the flaky login test")
+    articles = page.locator("article.message")
+    expect(articles).to_have_count(2)
+    expect(articles.nth(0).locator(".role")).to_have_text("User")
+
+    # The fenced block is a highlighted <pre>.
+    code = articles.nth(0).locator(".md pre")
+    expect(code).to_be_visible()
+    expect(code).to_contain_text("def add(a, b):")
+    expect(code.locator("[class^=tok-]").first).to_be_attached()
+
+    # Thinking is collapsed by default.
+    thinking = articles.nth(1).locator("details.block-thinking")
+    expect(thinking).not_to_have_attribute("open", "")
+    expect(thinking.get_by_text("The subtraction is the secret culprit.")).to_be_hidden()
+    expect(articles.nth(1).get_by_text("Let me run the tests first.")).to_be_visible()
+
+    # A tool call opens to its pretty-printed arguments.
+    tool = articles.nth(1).locator("details.block-tool-call")
+    expect(tool.locator("summary")).to_have_text("Tool call bash")
+    args = tool.locator("pre")
+    expect(args).to_be_hidden()
+    shot(page, "viewer")
+    mark_no_reload(page)
+    tool.locator("summary").click()
+    expect(args).to_be_visible()
+    text = args.inner_text()
+    assert '{\n  "command": "pytest -q tests/test_math.py",\n  "timeout": 120\n}' in text, text
+    expect(thinking.get_by_text("The subtraction is the secret culprit.")).to_be_hidden()  # still closed
+
+    thinking.locator("summary").click()
+    expect(thinking.get_by_text("The subtraction is the secret culprit.")).to_be_visible()
+    assert_not_reloaded(page)
+    shot(page, "viewer-expanded")
+    watch.check()
+
+
+def test_rename_inline_updates_the_title_without_reload(live, open_page, browser_user):
+    session = make_rich_session(browser_user, title="Old title")
+    page, watch = open_page()
+    log_in(page, live, browser_user, f"/sessions/{session.pk}/")
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_have_text("Old title")
+    mark_no_reload(page)
+
+    page.get_by_role("link", name="Rename").click()
+    field = page.get_by_label("Session title")
+    expect(field).to_have_value("Old title")
+    expect(field).to_be_focused()  # autofocus on the swapped-in form
+    settled(page)
+    field.fill("Renamed in the browser")
+    field.press("Enter")
+    expect(heading).to_have_text("Renamed in the browser")
+    expect(field).to_have_count(0)
+    assert_not_reloaded(page)
+    session.refresh_from_db()
+    assert session.title == "Renamed in the browser"
+
+    # Escape cancels an edit: nothing is saved.
+    settled(page)
+    page.get_by_role("link", name="Rename").click()
+    page.get_by_label("Session title").fill("Not saved")
+    settled(page)
+    page.get_by_label("Session title").press("Escape")
+    expect(heading).to_have_text("Renamed in the browser")
+    assert_not_reloaded(page)
+    session.refresh_from_db()
+    assert session.title == "Renamed in the browser"
+    watch.check()
+
+
+def test_public_link_is_readable_anonymously_until_sharing_stops(live, open_page, browser_user):
+    session = make_rich_session(browser_user, title="Shared debugging session")
+    page, watch = open_page()
+    log_in(page, live, browser_user, f"/sessions/{session.pk}/")
+    mark_no_reload(page)
+
+    page.get_by_role("button", name="Create public link").click()
+    link = page.locator("#public-link")
+    expect(link).to_have_value(re.compile(r"^http://127\.0\.0\.1:\d+/s/[\w-]{20,}$"))
+    url = link.input_value()
+    assert_not_reloaded(page)
+    session.refresh_from_db()
+    assert session.is_public and url.endswith(f"/s/{session.share_slug}")
+    settled(page)
+
+    # A fresh context: no cookies, not logged in.
+    anon, anon_watch = open_page(allowed_statuses={404})
+    response = anon.goto(url)
+    assert response.status == 200
+    expect(anon.get_by_role("heading", level=1)).to_have_text("Shared debugging session")
+    expect(anon.locator("article.message")).to_have_count(2)
+    expect(anon.get_by_role("link", name="Log in")).to_be_visible()  # anonymous indeed
+    html = anon.content()
+    assert browser_user.email not in html
+    assert session.project_path not in html
+    shot(anon, "public")
+
+    page.get_by_role("button", name="Stop sharing").click()
+    expect(page.get_by_role("button", name="Create public link")).to_be_visible()
+    expect(link).to_have_count(0)
+    assert_not_reloaded(page)
+    session.refresh_from_db()
+    assert not session.is_public
+
+    response = anon.reload()
+    assert response.status == 404
+    expect(anon.get_by_role("heading", name="Page not found")).to_be_visible()
+    assert "Shared debugging session" not in anon.content()
+    assert anon_watch.problems == []  # the 404 itself is expected
+    watch.check()
+
+
+def test_delete_asks_in_a_modal_dialog(live, open_page, browser_user):
+    session = make_rich_session(browser_user, title="Doomed session")
+    page, watch = open_page()
+    log_in(page, live, browser_user, f"/sessions/{session.pk}/")
+    mark_no_reload(page)
+    dialog = page.locator("#modal dialog")
+
+    page.get_by_role("link", name="Delete…").click()
+    expect(dialog).to_be_visible()
+    assert dialog.evaluate("d => d.open && d.matches(':modal')")
+    expect(dialog.get_by_role("heading")).to_have_text("Delete this session?")
+    expect(dialog).to_contain_text("“Doomed session” and its 2 messages will be deleted")
+    shot(page, "delete-modal", full_page=False)  # the backdrop covers the viewport only
+    dialog.get_by_role("link", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    assert_not_reloaded(page)
+
+    # Escape closes it too (the browser's own dialog behaviour).
+    page.get_by_role("link", name="Delete…").click()
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    assert Session.objects.filter(pk=session.pk).exists()
+
+    page.get_by_role("link", name="Delete…").click()
+    expect(dialog).to_be_visible()
+    settled(page)
+    dialog.get_by_role("button", name="Delete session").click()
+    page.wait_for_url(f"{live}/sessions/")
+    expect(page.locator(".flash")).to_contain_text("Deleted “Doomed session”.")
+    assert not Session.objects.filter(pk=session.pk).exists()
+    watch.check()
+
+
+def test_long_session_loads_more_messages_on_scroll(live, open_page, browser_user):
+    session = SessionFactory(owner=browser_user, title="A very long session", message_count=250)
+    start = timezone.now() - timedelta(days=1)
+    Message.objects.bulk_create(
+        Message(
+            session=session,
+            external_id=f"long-{i}",
+            role="user" if i % 2 == 0 else "assistant",
+            text_content=f"Step {i}: " + "some words to read " * 8,
+            created_at=start + timedelta(seconds=i),
+        )
+        for i in range(250)
+    )
+    page, watch = open_page()
+    # Any main-thread task over 50 ms is recorded, to catch a page that freezes while it grows.
+    page.context.add_init_script(
+        "window.__longTasks = []; try { new PerformanceObserver(list => list.getEntries().forEach("
+        "e => window.__longTasks.push(e.duration))).observe({type: 'longtask', buffered: true}); } catch (e) {}"
+    )
+    log_in(page, live, browser_user, f"/sessions/{session.pk}/")
+    articles = page.locator("article.message")
+    expect(articles).to_have_count(100)
+    mark_no_reload(page)
+
+    # Scrolling to the bottom brings the "Load more messages" link into view: it loads by itself.
+    for expected in (200, 250):
+        page.mouse.wheel(0, 200_000)
+        expect(articles).to_have_count(expected)
+    expect(page.get_by_role("link", name="Load more messages")).to_have_count(0)
+    texts = articles.locator(".md").all_inner_texts()
+    assert [t.split(":")[0] for t in texts] == [f"Step {i}" for i in range(250)]  # in order, no repeats
+    assert_not_reloaded(page)
+    long_tasks = page.evaluate("window.__longTasks")
+    assert max(long_tasks, default=0) < 2000, f"the main thread was blocked: {sorted(long_tasks)[-5:]} ms"
+    watch.check()
+
+
+def test_theme_toggle_switches_and_persists_across_reloads(live, open_page, browser_user):
+    session = make_rich_session(browser_user)
+    make_sessions(browser_user, 8)
+    page, watch = open_page()
+    log_in(page, live, browser_user, "/sessions/")
+    html = page.locator("html")
+    toggle = page.locator("#theme-toggle")
+    expect(html).not_to_have_attribute("data-theme", re.compile(".*"))
+    expect(toggle).to_have_attribute("aria-label", "Colour theme: system")
+
+    toggle.click()
+    expect(html).to_have_attribute("data-theme", "light")
+    toggle.click()
+    expect(html).to_have_attribute("data-theme", "dark")
+    expect(toggle).to_have_attribute("aria-label", "Colour theme: dark")
+    assert page.evaluate("localStorage.getItem('opensync-theme')") == "dark"
+
+    page.reload()
+    expect(html).to_have_attribute("data-theme", "dark")
+    expect(toggle).to_have_attribute("aria-label", "Colour theme: dark")
+    shot(page, "list-dark")
+    page.goto(f"/sessions/{session.pk}/")
+    expect(html).to_have_attribute("data-theme", "dark")
+    page.locator("details.block-tool-call summary").click()
+    shot(page, "viewer-dark")
+
+    toggle.click()  # back to following the system
+    expect(html).not_to_have_attribute("data-theme", re.compile(".*"))
+    assert page.evaluate("localStorage.getItem('opensync-theme')") is None
+    page.reload()
+    expect(html).not_to_have_attribute("data-theme", re.compile(".*"))
+    watch.check()
+
+
+def test_phone_width_pages_do_not_scroll_sideways(live, open_page, browser_user):
+    session = make_rich_session(browser_user)
+    make_sessions(browser_user, 12)
+    page, watch = open_page(viewport=PHONE, is_mobile=True, has_touch=True)
+    log_in(page, live, browser_user, "/sessions/")
+    expect(page.locator("#session-rows tr[id^=session-row-]")).to_have_count(13)
+    shot(page, "list-phone")
+    shot(page, "list-phone-top", full_page=False)
+    assert horizontal_overflow(page) == []
+
+    page.goto(f"/sessions/{session.pk}/")
+    page.locator("details.block-tool-call summary").click()
+    shot(page, "viewer-phone")
+    shot(page, "viewer-phone-top", full_page=False)
+    assert horizontal_overflow(page) == []
+    watch.check()

@@ -1,0 +1,13 @@
+from celery import shared_task
+
+from . import services
+
+
+# Big accounts take a while; past the soft limit the job is marked failed and asking again resumes it.
+@shared_task(ignore_result=True, soft_time_limit=55 * 60, time_limit=60 * 60)
+def deletion_job_run_task(job_id: int) -> None:
+    """Delete a user's data (or account) in batches; quietly does nothing if the job is gone or taken.
+
+    A failure is recorded on the job (status "failed"); running it again resumes where it stopped.
+    """
+    services.deletion_job_run(job_id=job_id)

@@ -1,0 +1,95 @@
+from django import forms
+
+from .models import EvalStatus
+from .selectors import SORTS, SessionFilters
+from .services import SHARE_EXPIRY_CHOICES
+
+EVAL_CHOICES = [
+    ("", "Any"),
+    ("ready", "Eval-ready"),
+    ("not_ready", "Not eval-ready"),
+    *EvalStatus.choices,
+    ("unset", "No status"),
+]
+SORT_CHOICES = [
+    ("updated", "Last updated"),
+    ("created", "Created"),
+    ("tokens", "Tokens"),
+    ("cost", "Cost"),
+    ("duration", "Duration"),
+    ("messages", "Messages"),
+]
+assert {key for key, _ in SORT_CHOICES} == set(SORTS)
+
+
+class SessionFilterForm(forms.Form):
+    """The session list's filters, read from the query string (the URL is the filter state).
+
+    Menus are built per workspace: sources from the user's enabled agents, the rest from the
+    workspace's own values. An invalid value is reported and that filter ignored.
+    """
+
+    source = forms.ChoiceField(required=False, label="Agent")
+    project = forms.CharField(required=False, max_length=255)
+    model = forms.CharField(required=False, max_length=255)
+    provider = forms.CharField(required=False, max_length=255)
+    owner = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    eval = forms.ChoiceField(required=False, choices=EVAL_CHOICES, label="Eval status")
+    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES)
+    dir = forms.ChoiceField(required=False, choices=[("desc", "Descending"), ("asc", "Ascending")], label="Order")
+
+    def __init__(self, data, *, sources, choices, members=None):
+        super().__init__(data)
+        self.fields["source"].choices = [("", "All agents"), *sources]
+        self.choices = choices  # for <datalist>s
+        if members:
+            self.fields["owner"].choices = [("", "Everyone"), *((m.pk, m.get_full_name()) for m in members)]
+        else:
+            del self.fields["owner"]
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "The end date is before the start date.")
+        return cleaned
+
+    def filters(self) -> SessionFilters:
+        """The valid filters; fields with errors count as unset."""
+        self.is_valid()
+        data = {name: value for name, value in self.cleaned_data.items() if value not in (None, "")}
+        return SessionFilters(
+            source=data.get("source", ""),
+            project=data.get("project", ""),
+            model=data.get("model", ""),
+            provider=data.get("provider", ""),
+            owner=data.get("owner"),
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to") if "date_to" not in self.errors else None,
+            eval=data.get("eval", ""),
+            sort=data.get("sort", "updated"),
+            direction=data.get("dir", "desc"),
+        )
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter (not the sort) narrows the list."""
+        return any(self.data.get(name) for name in self.fields if name not in ("sort", "dir"))
+
+
+class RenameForm(forms.Form):
+    title = forms.CharField(max_length=500, required=False, strip=True)
+
+
+class ShareForm(forms.Form):
+    action = forms.ChoiceField(choices=[("share", "Share"), ("unshare", "Stop sharing")])
+    expires = forms.ChoiceField(
+        required=False,
+        choices=[("", "Never"), ("1d", "In 1 day"), ("7d", "In 7 days"), ("30d", "In 30 days")],
+        label="Link expires",
+    )
+
+    def expires_in(self):
+        return SHARE_EXPIRY_CHOICES[self.cleaned_data.get("expires") or ""]

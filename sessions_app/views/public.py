@@ -1,0 +1,60 @@
+"""/s/<slug>: a shared session, read-only, for anyone with the link.
+
+It shows the conversation and its agent/model/token figures, and nothing that identifies the
+owner or the workspace (no email, no workspace name, no project path, no other sessions).
+A private, revoked or expired link is a plain 404.
+"""
+
+from django.db.models import Q
+from django.http import Http404, HttpRequest
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from ..models import Session
+from .sessions import is_fragment_request, message_window, render
+
+
+def shared(slug: str) -> Session:
+    session = (
+        Session.objects.filter(share_slug=slug, is_public=True)
+        .filter(Q(share_expires_at__isnull=True) | Q(share_expires_at__gt=timezone.now()))
+        .first()
+    )
+    if session is None:
+        raise Http404("This session is private, expired or deleted.")
+    return session
+
+
+def _no_index(response):
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@require_GET
+def shared_session(request: HttpRequest, slug: str) -> TemplateResponse:
+    session = shared(slug)
+    context = {
+        "session": session,
+        "public": True,
+        "messages_url": reverse("sessions:public-messages", args=[slug]),
+        **message_window(request, session),
+    }
+    return _no_index(render(request, "sessions_app/session_public.html", context))
+
+
+@require_GET
+def shared_messages(request: HttpRequest, slug: str) -> TemplateResponse:
+    session = shared(slug)
+    if not is_fragment_request(request):
+        return redirect(f"{reverse('sessions:public', args=[slug])}?{request.GET.urlencode()}")
+    context = {
+        "session": session,
+        "public": True,
+        "messages_url": request.path,
+        **message_window(request, session, fragment=True),
+    }
+    return _no_index(TemplateResponse(request, "sessions_app/session_detail.html#message-page", context))
