@@ -6,7 +6,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from .models import ApiKey, ApiRequestLog, DeletionJob, Invitation, Membership, User, Workspace
-from .services import user_deactivate, workspace_ensure_personal
+from .services import deletion_job_retry, user_deactivate, workspace_ensure_personal
 
 # --- Users ----------------------------------------------------------------------------------
 
@@ -293,7 +293,8 @@ class ApiRequestLogAdmin(admin.ModelAdmin):
 
 @admin.register(DeletionJob)
 class DeletionJobAdmin(admin.ModelAdmin):
-    """Read-only: jobs are started from Settings → Data & account and run by Celery."""
+    """Read-only: jobs are started from Settings → Data & account and run by Celery. A failed or
+    stuck job can be run again from where it stopped."""
 
     list_display = ("created_at", "email", "kind", "status", "percent", "finished_at")
     list_filter = ("kind", "status")
@@ -302,10 +303,17 @@ class DeletionJobAdmin(admin.ModelAdmin):
     fields = ("email", "user", "kind", "status", "counts", "totals", "error", "created_at", "updated_at", "finished_at")
     readonly_fields = fields
     ordering = ("-created_at",)
+    actions = ("run_again",)
 
     @admin.display(description="Progress")
     def percent(self, obj):
         return f"{obj.percent}%"
+
+    @admin.action(description="Run the selected failed or stuck jobs again")
+    def run_again(self, request, queryset):
+        queued = sum(deletion_job_retry(job=job) for job in queryset)
+        skipped = queryset.count() - queued
+        self.message_user(request, f"Queued {queued} job(s) again; {skipped} were not failed or stuck.", messages.INFO)
 
     def has_add_permission(self, request):
         return False

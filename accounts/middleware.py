@@ -1,9 +1,13 @@
 import logging
 import re
 import time
+from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.http import HttpResponse
+from django.shortcuts import resolve_url
+from django_htmx.http import HttpResponseClientRedirect
 
 from . import request_log
 from .api.errors import json_error
@@ -77,3 +81,23 @@ class ApiEdgeMiddleware:
         for name, value in CORS_HEADERS.items():
             response[name] = value
         return response
+
+
+class HtmxLoginRedirectMiddleware:
+    """An HTMX request whose login session has expired gets redirected to the login page as a
+    whole page (HX-Redirect), coming back to the page it was on, instead of having the login
+    page swapped into a fragment's target."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        htmx = getattr(request, "htmx", None)
+        if not htmx or response.status_code != 302:
+            return response
+        login_url = resolve_url(settings.LOGIN_URL)
+        if not response.get("Location", "").startswith(login_url):
+            return response
+        back = htmx.current_url_abs_path or "/"
+        return HttpResponseClientRedirect(f"{login_url}?{urlencode({REDIRECT_FIELD_NAME: back})}")

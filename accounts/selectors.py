@@ -199,8 +199,10 @@ def workspace_usage(workspace: Workspace, *, days: int = USAGE_DAYS) -> dict:
 
 
 def account_deletion_blockers(user: User) -> QuerySet[Workspace]:
-    """Team workspaces where the user is the last admin and other people remain."""
-    other_admin = Membership.objects.filter(workspace=OuterRef("pk"), role=Role.ADMIN).exclude(user=user)
+    """Team workspaces where the user is the last active admin and other people remain."""
+    other_admin = Membership.objects.filter(workspace=OuterRef("pk"), role=Role.ADMIN, user__is_active=True).exclude(
+        user=user
+    )
     other_member = Membership.objects.filter(workspace=OuterRef("pk")).exclude(user=user)
     return (
         Workspace.objects.filter(is_personal=False, memberships__user=user, memberships__role=Role.ADMIN)

@@ -80,7 +80,19 @@ def _require_admin(actor: User, workspace: Workspace) -> None:
 
 
 def _other_admins_exist(membership: Membership) -> bool:
-    return Membership.objects.filter(workspace=membership.workspace, role=Role.ADMIN).exclude(pk=membership.pk).exists()
+    """Another *active* admin: a deactivated one (or one whose account is being deleted) can't
+    administer the workspace, so they don't count."""
+    others = Membership.objects.filter(workspace=membership.workspace, role=Role.ADMIN, user__is_active=True)
+    return others.exclude(pk=membership.pk).exists()
+
+
+def _lock_admin_rows_of(user: User) -> None:
+    """Lock the admin memberships of every team workspace where `user` is admin: the same rows
+    membership_set_role / membership_remove lock, so a last-admin check can't race them."""
+    workspaces = Membership.objects.filter(user=user, role=Role.ADMIN, workspace__is_personal=False).values(
+        "workspace_id"
+    )
+    list(Membership.objects.select_for_update().filter(workspace_id__in=workspaces, role=Role.ADMIN))
 
 
 @transaction.atomic
@@ -251,7 +263,7 @@ def user_set_shown_sources(*, user: User, shown: Iterable[str]) -> User:
 
 # --- Settings: deleting data and accounts ---------------------------------------------------
 
-DELETION_BATCH_SIZE = 500  # sessions per transaction (their messages and parts go with them)
+DELETION_BATCH_SIZE = 100  # sessions per transaction (their messages and parts go with them)
 REQUEST_LOG_BATCH_SIZE = 5000  # log rows have no dependents: bigger batches are cheap
 # A running job whose progress didn't move for this long lost its worker; asking again resumes it.
 DELETION_STALE_AFTER = timedelta(minutes=15)
@@ -302,6 +314,7 @@ def deletion_job_start(*, user: User, kind: str) -> tuple[DeletionJob, bool]:
                 _enqueue_deletion(existing)
             return existing, False
         if kind == DeletionKind.ACCOUNT:
+            _lock_admin_rows_of(user)
             blockers = list(selectors.account_deletion_blockers(user).values_list("name", flat=True))
             if blockers:
                 raise ValidationError(
@@ -317,9 +330,35 @@ def deletion_job_start(*, user: User, kind: str) -> tuple[DeletionJob, bool]:
 
 
 def _enqueue_deletion(job: DeletionJob) -> None:
+    transaction.on_commit(lambda: _send_deletion(job.pk))
+
+
+def _send_deletion(job_id: int) -> None:
+    """Hand the job to Celery. If the broker is unreachable the job fails at once with a reason
+    (and a disabled account is given back when nothing was deleted), instead of a 500 after the
+    commit and a job that waits forever."""
     from . import tasks
 
-    transaction.on_commit(lambda: tasks.deletion_job_run_task.delay(job.pk))
+    try:
+        tasks.deletion_job_run_task.delay(job_id)
+    except Exception as exc:
+        logger.exception("Could not queue deletion job %s", job_id)
+        job = DeletionJob.objects.filter(pk=job_id).first()
+        if job is not None:
+            _fail(job, f"The task queue is unavailable ({type(exc).__name__}). Please try again later.")
+
+
+def deletion_job_retry(*, job: DeletionJob) -> bool:
+    """Admin: run a failed (or stuck) job again from where it stopped. Returns whether it was queued."""
+    stuck = job.status == DeletionStatus.RUNNING and timezone.now() - job.updated_at > DELETION_STALE_AFTER
+    if job.status not in (DeletionStatus.FAILED, DeletionStatus.PENDING) and not stuck:
+        return False
+    with transaction.atomic():
+        DeletionJob.objects.filter(pk=job.pk).update(
+            status=DeletionStatus.PENDING, error="", finished_at=None, updated_at=timezone.now()
+        )
+        _enqueue_deletion(job)
+    return True
 
 
 def _claim_deletion_job(job_id: int) -> DeletionJob | None:
@@ -357,6 +396,11 @@ def deletion_job_run(*, job_id: int) -> DeletionJob | None:
         _delete_sessions(job)
         _delete_request_logs(job)
         with transaction.atomic():
+            if job.kind == DeletionKind.ACCOUNT:
+                # Checked again under the admin-row locks: someone may have left meanwhile.
+                _lock_admin_rows_of(job.user)
+                if selectors.account_deletion_blockers(job.user).exists():
+                    raise ValidationError("Another member must be made admin first.")
             for queryset in _related_to_user_querysets(job.user):
                 queryset.delete()
             if job.kind == DeletionKind.ACCOUNT:
@@ -366,16 +410,21 @@ def deletion_job_run(*, job_id: int) -> DeletionJob | None:
             _save_progress(job, status=job.status, finished_at=job.finished_at)
     except Exception as exc:
         logger.exception("Deletion job %s failed", job.pk)
-        # The failed batch was rolled back: keep the counts of the committed ones.
-        job.counts = DeletionJob.objects.values_list("counts", flat=True).get(pk=job.pk)
-        job.status = DeletionStatus.FAILED
-        job.error = " ".join(exc.messages) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
-        job.finished_at = timezone.now()
-        _save_progress(job, status=job.status, error=job.error, finished_at=job.finished_at)
-        if job.kind == DeletionKind.ACCOUNT and job.user is not None and not any(job.counts.values()):
-            # Nothing was deleted: give the account back rather than leave it locked.
-            User.objects.filter(pk=job.user_id).update(is_active=True)
+        _fail(job, " ".join(exc.messages) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}")
     return job
+
+
+def _fail(job: DeletionJob, error: str) -> None:
+    # A failed batch was rolled back: keep the counts of the committed ones.
+    job.counts = DeletionJob.objects.values_list("counts", flat=True).get(pk=job.pk)
+    job.status = DeletionStatus.FAILED
+    job.error = error
+    job.finished_at = timezone.now()
+    _save_progress(job, status=job.status, error=job.error, finished_at=job.finished_at)
+    if job.kind == DeletionKind.ACCOUNT and job.user_id is not None and not any(job.counts.values()):
+        # Nothing was deleted: give the account back rather than leave it locked. Otherwise it
+        # stays disabled until an admin runs the job again (DeletionJob admin, "Run again").
+        User.objects.filter(pk=job.user_id).update(is_active=True)
 
 
 def _set_totals(job: DeletionJob) -> None:
@@ -392,22 +441,14 @@ def _set_totals(job: DeletionJob) -> None:
 
 
 def _delete_sessions(job: DeletionJob) -> None:
-    from sessions_app.models import Message, Part, Session
+    from sessions_app.services import sessions_delete
 
     while True:
         with transaction.atomic():
             batch = list(_sessions_to_delete(job).order_by("pk").values_list("pk", flat=True)[:DELETION_BATCH_SIZE])
             if not batch:
                 return
-            # Through the ORM so every model pointing at a session (CASCADE) goes with it. Only
-            # primary keys are loaded: the collector fetches dependents with .only(pk).
-            _, per_model = Session.objects.filter(pk__in=batch).only("pk").delete()
-            _add_counts(
-                job,
-                sessions=per_model.get(Session._meta.label, 0),
-                messages=per_model.get(Message._meta.label, 0),
-                parts=per_model.get(Part._meta.label, 0),
-            )
+            _add_counts(job, **sessions_delete(session_ids=batch))
             _save_progress(job)
 
 
@@ -427,7 +468,8 @@ def _delete_account_rows(job: DeletionJob) -> None:
     deleted: dict[str, int] = {}
     for queryset in (
         ApiKey.objects.filter(user=user),
-        Invitation.objects.filter(invited_by=user),
+        # sent by them, and sent to them (their email address stays nowhere)
+        Invitation.objects.filter(Q(invited_by=user) | Q(accepted_by=user) | Q(email__iexact=user.email)),
         _workspaces_deleted_with(user),  # with their memberships, invitations and keys
         Membership.objects.filter(user=user),
     ):

@@ -41,6 +41,11 @@ class SessionFilterForm(forms.Form):
     dir = forms.ChoiceField(required=False, choices=[("desc", "Descending"), ("asc", "Ascending")], label="Order")
 
     def __init__(self, data, *, sources, choices, members=None):
+        if (data.get("date_from") or data.get("date_to")) and not data.get("sort"):
+            # A creation-date range lists by creation date unless another sort was picked: the
+            # order people expect, and the (workspace, created_at) index serves both.
+            data = data.copy()
+            data["sort"] = "created"
         super().__init__(data)
         self.fields["source"].choices = [("", "All agents"), *sources]
         self.choices = choices  # for <datalist>s

@@ -72,8 +72,8 @@ class Session(models.Model):
     message_count = models.IntegerField(default=0)
     end_reason = models.CharField(max_length=64, null=True, blank=True)
     summary = models.TextField(null=True, blank=True)
-    # Public sharing: the slug is minted once (>= 128 random bits) and kept, so re-sharing
-    # revives the same link; is_public=False or a past share_expires_at make /s/<slug> a 404.
+    # Public sharing: /s/<slug> with >= 128 random bits; "stop sharing" drops the slug (a new
+    # share gets a new link) and a past share_expires_at makes the link a 404.
     is_public = models.BooleanField(default=False)
     share_slug = models.CharField(max_length=64, null=True, blank=True, unique=True)
     share_expires_at = models.DateTimeField(null=True, blank=True)
@@ -101,6 +101,10 @@ class Session(models.Model):
             models.Index(F("workspace"), F("updated_at").desc(), F("id").desc(), name="session_ws_updated_idx"),
             # "my sessions" in a workspace, newest first
             models.Index(F("workspace"), F("owner"), F("updated_at").desc(), name="session_ws_owner_updated_idx"),
+            # the project filter (the most selective one) on the default sort
+            models.Index(
+                F("workspace"), F("project_name"), F("updated_at").desc(), F("id").desc(), name="session_ws_project_idx"
+            ),
             # the other sorts of the session list (keyset on (key, id); scanned backwards for ascending).
             # Nullable keys sort NULL as the smallest value: DESC NULLS LAST, ASC NULLS FIRST.
             models.Index(F("workspace"), F("created_at").desc(), F("id").desc(), name="session_ws_created_idx"),

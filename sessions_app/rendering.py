@@ -86,11 +86,16 @@ def sanitize(html: str) -> str:
     )
 
 
-@lru_cache(maxsize=4096)
 def render_markdown(text: str) -> SafeString:
-    """Markdown → sanitized HTML. Cached: the same text renders the same (re-opened sessions)."""
+    """Markdown → sanitized HTML, of at most DISPLAY_LIMIT characters of the text."""
     if len(text) > DISPLAY_LIMIT:
         text = text[:DISPLAY_LIMIT] + f"\n\n… ({len(text) - DISPLAY_LIMIT:,} more characters in the export)"
+    return _render_markdown(text)
+
+
+@lru_cache(maxsize=2048)
+def _render_markdown(text: str) -> SafeString:
+    # Cached on the truncated text, so the cache holds at most 2048 × DISPLAY_LIMIT characters.
     return mark_safe(sanitize(_md.render(text)))  # noqa: S308 - sanitized by nh3 just above
 
 

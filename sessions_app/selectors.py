@@ -148,7 +148,8 @@ def session_page(
     qs = filter_sessions(sessions_for_workspace(workspace), filters)
     if cursor:
         position = decode_cursor(cursor)
-        if position is not None:
+        # A cursor of another sort (an edited URL) starts the list over rather than erroring.
+        if position is not None and _fits(position[0], column, nullable):
             qs = qs.filter(_after(column, nullable, descending, *position))
     # The ORDER BY must match the index exactly: NULLS clauses only on the nullable keys (a
     # NULLS LAST on a NOT NULL column still makes PostgreSQL sort the whole workspace).
@@ -160,6 +161,13 @@ def session_page(
         return rows, None
     last = rows[size - 1]
     return rows[:size], encode_cursor(getattr(last, column), last.pk)
+
+
+def _fits(value, column: str, nullable: bool) -> bool:
+    if value is None:
+        return nullable
+    expected = {"updated_at": datetime, "created_at": datetime, "cost": (Decimal, int)}.get(column, int)
+    return isinstance(value, expected) and not isinstance(value, bool)
 
 
 def encode_cursor(value, pk: int) -> str:

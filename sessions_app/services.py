@@ -281,9 +281,10 @@ def session_rename(*, session: Session, title: str) -> Session:
 
 
 def session_share(*, session: Session, expires_in: timedelta | None) -> Session:
-    """Make the session readable at /s/<slug>. The slug is minted once and kept, so turning
-    sharing off and on again revives the same link (with the new expiry)."""
-    if not session.share_slug:
+    """Make the session readable at /s/<slug>. Sharing an already shared session keeps its link
+    and sets the new expiry; after "stop sharing" or an expiry a new link is minted, so a revoked
+    (perhaps leaked) or expired link never comes back."""
+    if not session.share_active:  # never shared, revoked or expired: a fresh link
         session.share_slug = secrets.token_urlsafe(SHARE_SLUG_BYTES)
     session.is_public = True
     session.share_expires_at = timezone.now() + expires_in if expires_in else None
@@ -293,27 +294,33 @@ def session_share(*, session: Session, expires_in: timedelta | None) -> Session:
 
 def session_unshare(*, session: Session) -> Session:
     session.is_public = False
-    session.save(update_fields=["is_public"])
+    session.share_slug = None
+    session.share_expires_at = None
+    session.save(update_fields=["is_public", "share_slug", "share_expires_at"])
     return session
 
 
-def sessions_delete(*, session_ids: list[int]) -> int:
-    """Delete sessions with their messages and parts; returns how many sessions went.
+def sessions_delete(*, session_ids: list[int]) -> dict[str, int]:
+    """Delete sessions with their messages and parts; returns how many rows of each went.
 
-    Parts and messages go with two set-based statements (Django's cascade would load every
-    message of a 10,000-message session into memory first); anything else that points at a
-    session is left to the ORM's cascade.
+    Parts and messages go with two set-based statements (Django's cascade would first load the
+    id of every message of a 10,000-message session); anything else that points at a session is
+    left to the ORM's cascade. Used by the dashboard and by the "delete my data" job.
     """
+    counts = {"sessions": 0, "messages": 0, "parts": 0}
     if not session_ids:
-        return 0
+        return counts
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {PART_TABLE} p USING {MESSAGE_TABLE} m WHERE p.message_id = m.id AND m.session_id = ANY(%s)",
             [list(session_ids)],
         )
+        counts["parts"] = cursor.rowcount
         cursor.execute(f"DELETE FROM {MESSAGE_TABLE} WHERE session_id = ANY(%s)", [list(session_ids)])
+        counts["messages"] = cursor.rowcount
         _, per_model = Session.objects.filter(pk__in=session_ids).delete()
-    return per_model.get(Session._meta.label, 0)
+    counts["sessions"] = per_model.get(Session._meta.label, 0)
+    return counts
 
 
 def sessions_mark_eval_ready(*, session_ids: list[int], ready: bool = True) -> int:

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
@@ -458,3 +459,90 @@ def test_every_link_to_a_session_or_user_cascades():
                 )
                 if must_cascade:
                     assert field.remote_field.on_delete is CASCADE, name
+
+
+# --- review fixes: races, stuck jobs, leftovers --------------------------------------------------
+
+
+def test_the_other_admin_cannot_leave_while_my_account_is_being_deleted(user, other_user):
+    """The last-admin guard counts active admins only, so a pending account deletion (the user
+    is disabled at once) can't leave a team without an admin."""
+    third = UserFactory()
+    team = workspace_create_team(user=user, name="Shared team")
+    Membership.objects.create(user=other_user, workspace=team, role=Role.ADMIN)
+    Membership.objects.create(user=third, workspace=team, role=Role.MEMBER)
+    job, _ = deletion_job_start(user=user, kind=DeletionKind.ACCOUNT)  # allowed: other_user is admin
+    leaving = Membership.objects.get(user=other_user, workspace=team)
+    with pytest.raises(ValidationError):
+        services.membership_remove(actor=other_user, membership=leaving)
+    services.deletion_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == DeletionStatus.DONE
+    assert list(team.memberships.filter(role=Role.ADMIN).values_list("user", flat=True)) == [other_user.pk]
+
+
+def test_job_fails_if_the_team_lost_its_other_admin_meanwhile(user, other_user):
+    third = UserFactory()
+    team = workspace_create_team(user=user, name="Shared team")
+    Membership.objects.create(user=other_user, workspace=team, role=Role.ADMIN)
+    Membership.objects.create(user=third, workspace=team, role=Role.MEMBER)
+    job, _ = deletion_job_start(user=user, kind=DeletionKind.ACCOUNT)
+    Membership.objects.filter(user=other_user, workspace=team).delete()  # e.g. removed in the admin site
+    services.deletion_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == DeletionStatus.FAILED and "admin" in job.error
+    assert team.memberships.filter(user=user, role=Role.ADMIN).exists()  # the team keeps an admin
+
+
+def test_unreachable_broker_fails_the_job_with_a_reason(user, monkeypatch, django_capture_on_commit_callbacks):
+    from accounts import tasks
+
+    def down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.deletion_job_run_task, "delay", down)
+    with django_capture_on_commit_callbacks(execute=True):
+        job, _ = deletion_job_start(user=user, kind=DeletionKind.ACCOUNT)
+    job.refresh_from_db()
+    user.refresh_from_db()
+    assert job.status == DeletionStatus.FAILED and "task queue is unavailable" in job.error
+    assert user.is_active  # nothing was deleted: the account is given back
+
+
+def test_admin_runs_a_failed_job_again(client, user, monkeypatch, django_capture_on_commit_callbacks):
+    session_tree(user)
+    monkeypatch.setattr(services, "_delete_request_logs", lambda job: (_ for _ in ()).throw(RuntimeError("x")))
+    with django_capture_on_commit_callbacks(execute=True):
+        job, _ = deletion_job_start(user=user, kind=DeletionKind.ACCOUNT)
+    job.refresh_from_db()
+    assert job.status == DeletionStatus.FAILED
+    user.refresh_from_db()
+    assert not user.is_active  # something was deleted: stays disabled until the job finishes
+    monkeypatch.undo()
+
+    admin = User.objects.create_superuser(email="root@example.com")
+    client.force_login(admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("admin:accounts_deletionjob_changelist"),
+            {"action": "run_again", "_selected_action": [job.pk]},
+            follow=True,
+        )
+    assert "Queued 1 job(s) again" in response.content.decode()
+    job.refresh_from_db()
+    assert job.status == DeletionStatus.DONE and not User.objects.filter(pk=user.pk).exists()
+
+
+def test_account_deletion_removes_invitations_addressed_to_me(user, other_user, django_capture_on_commit_callbacks):
+    team = workspace_create_team(user=other_user, name="Their team")
+    Invitation.objects.create(
+        workspace=team,
+        email=user.email.upper(),
+        role=Role.MEMBER,
+        invited_by=other_user,
+        token_hash="x" * 64,
+        expires_at=timezone.now() + timedelta(days=7),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        deletion_job_start(user=user, kind=DeletionKind.ACCOUNT)
+    assert not Invitation.objects.filter(email__iexact=user.email).exists()

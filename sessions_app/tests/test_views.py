@@ -128,6 +128,16 @@ def test_list_filters(logged_in, user, params, expected):
     assert {s.title for s in response.context_data["sessions"]} == expected
 
 
+def test_a_date_range_lists_by_creation_date_unless_sorted_otherwise(logged_in, user):
+    day = timezone.make_aware(timezone.datetime(2026, 3, 1, 12))
+    SessionFactory(owner=user, title="older, active later", created_at=day, updated_at=day + timedelta(days=9))
+    SessionFactory(owner=user, title="newer", created_at=day + timedelta(days=1), updated_at=day + timedelta(days=1))
+    params = {"date_from": "2026-03-01"}
+    assert [s.title for s in logged_in.get(LIST, params).context_data["sessions"]] == ["newer", "older, active later"]
+    params["sort"] = "updated"
+    assert [s.title for s in logged_in.get(LIST, params).context_data["sessions"]] == ["older, active later", "newer"]
+
+
 def test_list_owner_filter_in_team(logged_in, user, other_user, team):
     SessionFactory(owner=user, workspace=team, title="mine")
     SessionFactory(owner=other_user, workspace=team, title="theirs")
@@ -458,7 +468,12 @@ def test_share_public_page_and_revoke(logged_in, user):
     assert client.get(url).status_code == 404
     logged_in.post(reverse("sessions:share", args=[session.pk]), {"action": "share"})
     session.refresh_from_db()
-    assert reverse("sessions:public", args=[session.share_slug]) == url  # re-sharing revives the link
+    new_url = reverse("sessions:public", args=[session.share_slug])
+    assert new_url != url and client.get(url).status_code == 404  # a revoked link never comes back
+    assert client.get(new_url).status_code == 200
+    logged_in.post(reverse("sessions:share", args=[session.pk]), {"action": "share", "expires": "1d"})
+    session.refresh_from_db()
+    assert reverse("sessions:public", args=[session.share_slug]) == new_url  # still shared: same link
 
 
 def test_share_link_expires(client, user):
@@ -520,8 +535,9 @@ def test_delete_permissions(client, user, other_user, team):
     session = SessionFactory(owner=other_user, workspace=team)
     client.force_login(user)
     assert client.post(reverse("sessions:delete", args=[session.pk])).status_code == 403
-    client.force_login(UserFactory())
-    assert client.post(reverse("sessions:delete", args=[session.pk])).status_code == 404
+    client.force_login(UserFactory())  # an outsider: the same answer as for a deleted session
+    assert client.get(reverse("sessions:delete", args=[session.pk])).status_code == 404
+    assert client.post(reverse("sessions:delete", args=[session.pk])).url == LIST
     assert Session.objects.filter(pk=session.pk).exists()
 
 
@@ -567,3 +583,60 @@ def test_workspace_model_is_not_leaked_by_bulk_ids(logged_in, user, other_user):
     assert Workspace.objects.filter(pk=foreign.workspace_id).exists()
     logged_in.post(reverse("sessions:bulk"), {"action": "delete", "ids": [foreign.pk], "confirmed": "yes"})
     assert Session.objects.filter(pk=foreign.pk).exists()
+
+
+# --- review fixes -----------------------------------------------------------------------------------
+
+
+def test_a_cursor_of_another_sort_starts_over(logged_in, user):
+    for i in range(3):
+        SessionFactory(owner=user, prompt_tokens=i)
+    date_cursor = selectors.encode_cursor(timezone.now(), 10**9)
+    int_cursor = selectors.encode_cursor(5, 10**9)
+    for params in ({"sort": "tokens", "cursor": date_cursor}, {"sort": "updated", "cursor": int_cursor}):
+        response = logged_in.get(LIST, params)
+        assert response.status_code == 200 and len(response.context_data["sessions"]) == 3
+
+
+def test_filter_errors_show_in_the_htmx_results(logged_in, user):
+    SessionFactory(owner=user)
+    html = logged_in.get(LIST, {"date_from": "2026-05-02", "date_to": "2026-05-01"}, **HX).content.decode()
+    assert "The end date is before the start date." in html and "<html" not in html
+
+
+def test_htmx_request_after_logout_redirects_the_whole_page_to_login(client, user):
+    session = SessionFactory(owner=user)
+    response = client.get(
+        reverse("sessions:rename", args=[session.pk]),
+        HTTP_HX_CURRENT_URL=f"http://testserver/sessions/{session.pk}/",
+        **HX,
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"{reverse('account_login')}?next=%2Fsessions%2F{session.pk}%2F"
+
+
+def test_a_retried_delete_lands_on_the_list(logged_in, user):
+    session = SessionFactory(owner=user)
+    logged_in.post(reverse("sessions:delete", args=[session.pk]))
+    again = logged_in.post(reverse("sessions:delete", args=[session.pk]))
+    assert again.status_code == 302 and again.url == LIST
+    assert logged_in.get(reverse("sessions:delete", args=[session.pk])).status_code == 404
+
+
+def test_sharing_again_after_expiry_makes_a_new_link(logged_in, user):
+    session = SessionFactory(owner=user)
+    logged_in.post(reverse("sessions:share", args=[session.pk]), {"action": "share", "expires": "1d"})
+    session.refresh_from_db()
+    old = session.share_slug
+    Session.objects.filter(pk=session.pk).update(share_expires_at=timezone.now() - timedelta(seconds=1))
+    logged_in.post(reverse("sessions:share", args=[session.pk]), {"action": "share"})
+    session.refresh_from_db()
+    assert session.share_slug != old and session.share_expires_at is None
+
+
+def test_share_link_uses_the_configured_public_url(logged_in, user, settings):
+    settings.OPENSYNC_PUBLIC_URL = "https://sync.example.com"
+    session = SessionFactory(owner=user)
+    html = logged_in.post(reverse("sessions:share", args=[session.pk]), {"action": "share"}, **HX).content.decode()
+    session.refresh_from_db()
+    assert f'value="https://sync.example.com/s/{session.share_slug}"' in html

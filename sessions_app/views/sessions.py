@@ -137,7 +137,7 @@ def session_bulk(request: HttpRequest) -> HttpResponse:
             session.eval_ready = True
         text = f"Marked {_count(len(ids))} eval-ready."
     else:
-        deleted = services.sessions_delete(session_ids=ids)
+        deleted = services.sessions_delete(session_ids=ids)["sessions"]
         text = f"Deleted {_count(deleted)}."
     if skipped:
         text += f" Skipped {_count(skipped)} you can't change."
@@ -204,16 +204,23 @@ def _has_before(session: Session, first: Message) -> bool:
     return more
 
 
-def viewer_context(request: HttpRequest, session: Session, *, fragment: bool = False) -> dict:
+def share_context(request: HttpRequest, session: Session) -> dict:
     can_edit = selectors.allowed(request.user, session, EDIT)
+    public_url = None
+    if session.share_slug:
+        public_url = plugin_base_url(request) + reverse("sessions:public", args=[session.share_slug])
     return {
         "session": session,
         "can_edit": can_edit,
         "share_form": ShareForm(initial={"action": "share"}) if can_edit else None,
+        "public_url": public_url,
+    }
+
+
+def viewer_context(request: HttpRequest, session: Session, *, fragment: bool = False) -> dict:
+    return {
+        **share_context(request, session),
         "messages_url": reverse("sessions:messages", args=[session.pk]),
-        "public_url": request.build_absolute_uri(reverse("sessions:public", args=[session.share_slug]))
-        if session.share_slug
-        else None,
         **message_window(request, session, fragment=fragment),
     }
 
@@ -274,10 +281,11 @@ def session_share(request: HttpRequest, session_id: int) -> HttpResponse:
         if not request.htmx:
             messages.success(request, text)
             return redirect("sessions:detail", session.pk)
-    context = viewer_context(request, session) | {"share_form": form if form.errors else ShareForm()}
     status = 422 if form.errors else 200
     if not request.htmx:
+        context = viewer_context(request, session) | {"share_form": form}
         return render(request, "sessions_app/session_detail.html", context, status=status)
+    context = share_context(request, session) | {"share_form": form if form.errors else ShareForm()}
     return TemplateResponse(request, "sessions_app/session_detail.html#share", context, status=status)
 
 
@@ -285,7 +293,15 @@ def session_share(request: HttpRequest, session_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def session_delete(request: HttpRequest, session_id: int) -> HttpResponse:
     """GET: the confirmation (a modal for HTMX, a page otherwise). POST: delete."""
-    session = selectors.get_session_for_user(request.user, session_id, action=EDIT)
+    try:
+        session = selectors.get_session_for_user(request.user, session_id, action=EDIT)
+    except Http404:
+        if request.method == "GET":
+            raise
+        # A retried POST (double click, flaky network) finds it gone: the outcome is the same.
+        messages.info(request, "That session no longer exists.")
+        target = reverse("sessions:list")
+        return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
     if request.method == "GET":
         return render(request, "sessions_app/session_delete.html", {"session": session}, partial="dialog")
     title = session.title or session.external_id
