@@ -1,16 +1,29 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views import defaults
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.api.errors import json_error
 from accounts.middleware import API_PATH
+from sessions_app.api.urls import read_urlpatterns
 from sessions_app.views.overview import home
+
+# /api/<x> and its versioned alias /api/v1/<x> (no trailing slashes: ApiEdgeMiddleware strips
+# them). The schema and its docs page need no API key.
+api_urlpatterns = [
+    *read_urlpatterns,
+    path("schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
 
 urlpatterns = [
     path("", include("sessions_app.api.urls")),
+    path("api/", include(api_urlpatterns)),
+    path("api/v1/", include((api_urlpatterns, "v1"))),
     path("", home, name="home"),
     path("", include("accounts.urls")),
     path("", include("sessions_app.urls")),
+    path("", include("search.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,4 +1,6 @@
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from django.db.models import F, Func, Q, Value
 from django.utils import timezone
@@ -18,6 +20,21 @@ class Source(models.TextChoices):
 
 
 SOURCE_LABELS = dict(Source.choices)
+
+# Runs of anything but letters, digits and "_" become spaces: "src/app/models.py" is indexed
+# (and searched) as the phrase "src app models py" besides its whole-token form.
+CODE_SEPARATORS = r"[^[:alnum:]_]+"
+
+
+def split_code(expression):
+    return Func(
+        expression,
+        Value(CODE_SEPARATORS),
+        Value(" "),
+        Value("g"),
+        function="regexp_replace",
+        output_field=models.TextField(),
+    )
 
 
 class Role(models.TextChoices):
@@ -77,6 +94,11 @@ class Session(models.Model):
     is_public = models.BooleanField(default=False)
     share_slug = models.CharField(max_length=64, null=True, blank=True, unique=True)
     share_expires_at = models.DateTimeField(null=True, blank=True)
+    title_vector = models.GeneratedField(
+        expression=SearchVector("title", config="english") + SearchVector("title", config="simple"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
     eval_ready = models.BooleanField(db_default=False)  # db_default: the sync upsert is raw SQL
     eval_status = models.CharField(max_length=16, choices=EvalStatus.choices, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, help_text="From the client on first sync.")
@@ -101,6 +123,7 @@ class Session(models.Model):
             models.Index(F("workspace"), F("updated_at").desc(), F("id").desc(), name="session_ws_updated_idx"),
             # "my sessions" in a workspace, newest first
             models.Index(F("workspace"), F("owner"), F("updated_at").desc(), name="session_ws_owner_updated_idx"),
+            GinIndex(fields=["title_vector"], name="session_title_vector_idx"),
             # the project filter (the most selective one) on the default sort
             models.Index(
                 F("workspace"), F("project_name"), F("updated_at").desc(), F("id").desc(), name="session_ws_project_idx"
@@ -143,6 +166,19 @@ class Message(models.Model):
     completion_tokens = models.BigIntegerField(null=True, blank=True)
     duration_ms = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # What search matches (services.SEARCH_TEXT_SQL: text, tool names and arguments, results),
+    # maintained by the sync. search_vector indexes it three ways: stemmed (english) for prose,
+    # unstemmed (simple) for identifiers and error codes, and with code split at punctuation
+    # (simple again), so `models.py` finds `/home/dev/src/app/models.py`. (The embedded
+    # PostgreSQL has no pg_trgm, so substring search can't rely on trigrams.)
+    search_text = models.TextField(null=True, blank=True, editable=False)
+    search_vector = models.GeneratedField(
+        expression=SearchVector("search_text", config="english")
+        + SearchVector("search_text", config="simple")
+        + SearchVector(split_code("search_text"), config="simple"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
     # Digest of the last sync payload applied: a re-sent identical message is skipped without
     # writing (plugins re-send whole sessions, e.g. codex every turn, opencode --force).
     sync_hash = models.CharField(max_length=32, null=True, blank=True, editable=False)
@@ -160,6 +196,7 @@ class Message(models.Model):
         indexes = [
             # the viewer: a session's messages in display order
             models.Index(fields=["session", "created_at", "order"], name="message_session_order_idx"),
+            GinIndex(fields=["search_vector"], name="message_search_vector_idx"),
         ]
 
     def __str__(self) -> str:

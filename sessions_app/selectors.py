@@ -31,6 +31,15 @@ def sessions_for_workspace(workspace) -> QuerySet[Session]:
     return Session.objects.filter(workspace=workspace).select_related("owner").order_by("-updated_at", "-id")
 
 
+def workspace_members(workspace) -> list | None:
+    """The people of a team workspace (for the owner filter); None for a personal one."""
+    if workspace.is_personal:
+        return None
+    from accounts.models import User
+
+    return list(User.objects.filter(memberships__workspace=workspace).order_by("name", "email"))
+
+
 def get_session_for_user(user, session_id, *, action: str = VIEW) -> Session:
     session = (
         Session.objects.select_related("owner", "workspace").filter(pk=session_id).first()

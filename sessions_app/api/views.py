@@ -1,29 +1,64 @@
-"""The sync API the plugins talk to (wire-compatible with upstream OpenSync).
+"""The API (wire-compatible with upstream OpenSync): the sync API the plugins write with, and the
+read API for scripts (/api/...). The OpenAPI schema at /api/schema is generated from these views.
 
-Bodies are parsed by `wire` rather than DRF serializers: the plugins' format needs leniency that
-serializers fight (aliases, null = absent, per-item errors in a batch), and a batch of thousands
-of messages must not pay per-field serializer overhead.
+Sync bodies are parsed by `wire` rather than DRF serializers: the plugins' format needs leniency
+that serializers fight (aliases, null = absent, per-item errors in a batch), and a batch of
+thousands of messages must not pay per-field serializer overhead. Read query parameters go
+through the `*QuerySerializer`s, so every bad parameter is a 400 naming it.
 """
 
+import re
 import time
+from datetime import datetime
 
 from django.core.exceptions import RequestDataTooBig
+from django.db.models import Count, DecimalField, Sum, Value
+from django.db.models.functions import Coalesce, NullIf
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema, extend_schema_view
+from rest_framework import exceptions
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from accounts.api.authentication import CanSync, HasApiKey
 from accounts.api.errors import json_error
+from accounts.models import ApiKey
+from search.selectors import search_sessions
 
 from .. import services
+from ..exports import iter_messages
 from ..models import Session
-from ..wire import WireError, parse_json_object, parse_message, parse_session
+from ..selectors import (
+    SessionFilters,
+    decode_cursor,
+    decode_message_position,
+    message_position,
+    messages_page,
+    session_page,
+)
+from ..wire import WireError, normalise_source, parse_json_object, parse_message, parse_session
+from . import exports, serializers
+from .schema import BAD_REQUEST, NOT_FOUND, UNAUTHORIZED, error
+
+SYNC, READ, META = ["Sync"], ["Read"], ["Meta"]
+FORBIDDEN = error("A read-only key tried to write.")
+TOO_LARGE = error("The body is over OPENSYNC_MAX_REQUEST_BYTES.")
 
 
 class HealthApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        operation_id="health",
+        tags=META,
+        summary="Liveness check (no key needed)",
+        responses=serializers.HealthSerializer,
+    )
     def get(self, request):
         return Response({"status": "ok", "timestamp": int(time.time() * 1000)})
 
@@ -47,6 +82,27 @@ class SyncApi(APIView):
         raise NotImplementedError
 
 
+def _sync_schema(operation_id: str, summary: str, request, response, description: str = ""):
+    return extend_schema_view(
+        post=extend_schema(
+            operation_id=operation_id,
+            tags=SYNC,
+            summary=summary,
+            description=description,
+            request=request,
+            responses={200: response, 400: BAD_REQUEST, 401: UNAUTHORIZED, 403: FORBIDDEN, 413: TOO_LARGE},
+        )
+    )
+
+
+@_sync_schema(
+    "syncSession",
+    "Create or update a session",
+    serializers.SyncSessionSerializer,
+    serializers.SyncSessionResultSerializer,
+    "Upsert on (workspace, your user, externalId). Only the fields present change; unknown keys are ignored "
+    "and null means absent.",
+)
 class SyncSessionApi(SyncApi):
     def handle(self, body, *, workspace_id, owner_id):
         try:
@@ -57,6 +113,13 @@ class SyncSessionApi(SyncApi):
         return Response({"ok": True, "sessionId": str(result.session_ids[session.external_id])})
 
 
+@_sync_schema(
+    "syncMessage",
+    "Create or update a message (and its parts)",
+    serializers.SyncMessageSerializer,
+    serializers.SyncMessageResultSerializer,
+    "A message for an unknown session creates that session. Message tokens are never added to the session.",
+)
 class SyncMessageApi(SyncApi):
     def handle(self, body, *, workspace_id, owner_id):
         try:
@@ -67,6 +130,13 @@ class SyncMessageApi(SyncApi):
         return Response({"ok": True, "messageId": str(result.message_ids[0])})
 
 
+@_sync_schema(
+    "syncBatch",
+    "Create or update many sessions and messages",
+    serializers.SyncBatchSerializer,
+    serializers.SyncBatchResultSerializer,
+    "Good items are stored; each bad item is reported in `errors` and the status stays 200.",
+)
 class SyncBatchApi(SyncApi):
     """Good items are stored; each bad item is reported in `errors` (status stays 200)."""
 
@@ -98,9 +168,254 @@ class SyncSessionsListApi(APIView):
 
     permission_classes = [HasApiKey]
 
+    @extend_schema(
+        operation_id="syncSessionsList",
+        tags=SYNC,
+        summary="The externalIds of your sessions",
+        responses={200: serializers.SessionIdsSerializer, 401: UNAUTHORIZED},
+    )
     def get(self, request):
         key = request.auth
         ids = Session.objects.filter(workspace_id=key.workspace_id, owner_id=key.user_id).values_list(
             "external_id", flat=True
         )
         return Response({"sessionIds": list(ids)})
+
+
+# --- the read API ---------------------------------------------------------------------------------
+
+
+class JsonOnly(BaseContentNegotiation):
+    """Always JSON, like upstream: `format` is a parameter of the endpoints themselves
+    (/api/export?format=markdown), not DRF's renderer override, and an Accept header naming
+    something else doesn't make a 406."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class ReadApi(APIView):
+    """Base of /api/...: a key of either scope; everything scoped to the key's workspace."""
+
+    permission_classes = [HasApiKey]
+    content_negotiation_class = JsonOnly
+    query_serializer: type[Serializer]
+
+    def query(self, request) -> dict:
+        """The validated query parameters; a 400 naming the first bad one otherwise."""
+        query = self.query_serializer(data=request.query_params)
+        if not query.is_valid():
+            raise exceptions.ValidationError(_first_error(query.errors))
+        return query.validated_data
+
+
+def _first_error(errors) -> str:
+    while isinstance(errors, dict | list):
+        errors = next(iter(errors.values())) if isinstance(errors, dict) else errors[0]
+    return str(errors)
+
+
+_SESSION_ID = re.compile(r"[0-9]{1,18}")
+
+
+def session_for_key(key: ApiKey, session_id: str) -> Session:
+    """A session of the key's workspace. Another workspace's, a deleted one or a malformed id are
+    all the same 404, so ids leak nothing."""
+    session = None
+    if _SESSION_ID.fullmatch(session_id):
+        session = Session.objects.filter(workspace_id=key.workspace_id, pk=int(session_id)).first()
+    if session is None:
+        raise exceptions.NotFound("Session not found")
+    return session
+
+
+def _filters(params: dict) -> SessionFilters:
+    return SessionFilters(
+        source=normalise_source(params.get("source")) or "",
+        project=params.get("project", "").strip(),
+        model=params.get("model", "").strip(),
+        provider=params.get("provider", "").strip(),
+    )
+
+
+class SessionListApi(ReadApi):
+    query_serializer = serializers.SessionListQuerySerializer
+    max_limit = 200
+
+    @extend_schema(
+        operation_id="sessionsList",
+        tags=READ,
+        summary="List sessions",
+        description="The workspace's sessions, most recently updated first, a page at a time (keyset pagination: "
+        "pass `nextCursor` back as `cursor`).",
+        parameters=[serializers.SessionListQuerySerializer],
+        responses={200: serializers.SessionListSerializer, 400: BAD_REQUEST, 401: UNAUTHORIZED},
+    )
+    def get(self, request):
+        params = self.query(request)
+        cursor = params.get("cursor") or None
+        if cursor is not None:
+            position = decode_cursor(cursor)
+            if position is None or not isinstance(position[0], datetime):
+                raise exceptions.ValidationError("cursor is not valid; pass the nextCursor of the previous page")
+        sessions, next_cursor = session_page(
+            request.auth.workspace, _filters(params), cursor=cursor, size=min(params["limit"], self.max_limit)
+        )
+        return Response(
+            {"sessions": serializers.SessionSerializer(sessions, many=True).data, "nextCursor": next_cursor}
+        )
+
+
+class SessionGetApi(ReadApi):
+    query_serializer = serializers.SessionGetQuerySerializer
+    max_messages = 5000
+
+    @extend_schema(
+        operation_id="sessionsGet",
+        tags=READ,
+        summary="One session with its messages",
+        description="Messages oldest first, each with its parts in order. A session with more than `messageLimit` "
+        "messages comes in windows: pass `nextMessageCursor` back as `messageCursor` for the next one.",
+        parameters=[serializers.SessionGetQuerySerializer],
+        responses={200: serializers.SessionDetailSerializer, 400: BAD_REQUEST, 401: UNAUTHORIZED, 404: NOT_FOUND},
+    )
+    def get(self, request):
+        params = self.query(request)
+        after = None
+        if params.get("messageCursor"):
+            after = decode_message_position(params["messageCursor"])
+            if after is None:
+                raise exceptions.ValidationError(
+                    "messageCursor is not valid; pass the nextMessageCursor you were given"
+                )
+        session = session_for_key(request.auth, params["id"])
+        messages, more = messages_page(session, after=after, size=min(params["messageLimit"], self.max_messages))
+        return Response(
+            {
+                "session": serializers.SessionSerializer(session).data,
+                "messages": serializers.MessageSerializer(messages, many=True).data,
+                "nextMessageCursor": message_position(messages[-1]) if more else None,
+            }
+        )
+
+
+class ExportApi(ReadApi):
+    query_serializer = serializers.ExportQuerySerializer
+
+    @extend_schema(
+        operation_id="export",
+        tags=READ,
+        summary="Export one session (upstream's shapes)",
+        description="`json` (default): `{session, messages: [{role, content}]}`. `jsonl`: JSON "
+        '`{content: "<one {role, content} object per line>", filename}`. `markdown`: the file itself, '
+        "`text/markdown` with `Content-Disposition: attachment`. A message's content is its text parts joined "
+        "by newlines, else its textContent.",
+        parameters=[serializers.ExportQuerySerializer],
+        responses={
+            (200, "application/json"): OpenApiResponse(
+                PolymorphicProxySerializer(
+                    component_name="Export",
+                    serializers=[serializers.ExportJsonSerializer, serializers.ExportJsonlSerializer],
+                    resource_type_field_name=None,
+                ),
+                description="format=json or format=jsonl",
+            ),
+            (200, "text/markdown"): OpenApiResponse(OpenApiTypes.STR, description="format=markdown"),
+            400: BAD_REQUEST,
+            401: UNAUTHORIZED,
+            404: NOT_FOUND,
+        },
+    )
+    def get(self, request):
+        params = self.query(request)
+        session = session_for_key(request.auth, params["id"])
+        fmt = params["format"]
+        messages = iter_messages(session)
+        if fmt == "markdown":
+            response = StreamingHttpResponse(
+                exports.session_markdown(session, messages), content_type="text/markdown; charset=utf-8"
+            )
+            response["Content-Disposition"] = f'attachment; filename="{exports.filename(session, "md")}"'
+            return response
+        body = exports.session_jsonl if fmt == "jsonl" else exports.session_json
+        return StreamingHttpResponse(body(session, messages), content_type="application/json")
+
+
+class StatsApi(ReadApi):
+    @extend_schema(
+        operation_id="stats",
+        tags=READ,
+        summary="Usage totals of the workspace",
+        responses={200: serializers.StatsSerializer, 401: UNAUTHORIZED},
+    )
+    def get(self, request):
+        sessions = Session.objects.filter(workspace_id=request.auth.workspace_id).order_by()
+        zero_cost = Value(0, output_field=DecimalField(max_digits=18, decimal_places=8))
+        totals = sessions.aggregate(
+            sessionCount=Count("id"),
+            messageCount=Coalesce(Sum("message_count"), 0),
+            totalTokens=Coalesce(Sum("total_tokens"), 0),
+            totalCost=Coalesce(Sum("cost"), zero_cost),
+            totalDurationMs=Coalesce(Sum("duration_ms"), 0),
+        )
+        totals["totalCost"] = float(totals["totalCost"])
+
+        def usage(key) -> dict:
+            rows = (
+                sessions.annotate(key=key)
+                .values("key")
+                .annotate(tokens=Sum("total_tokens"), cost=Coalesce(Sum("cost"), zero_cost), sessions=Count("id"))
+                .order_by("-tokens", "key")
+            )
+            return {
+                row["key"]: {"tokens": row["tokens"], "cost": float(row["cost"]), "sessions": row["sessions"]}
+                for row in rows
+            }
+
+        # upstream's `model || "unknown"`
+        totals["modelUsage"] = usage(Coalesce(NullIf("model", Value("")), Value("unknown")))
+        totals["sourceUsage"] = usage(Coalesce(NullIf("source", Value("")), Value("opencode")))
+        return Response(totals)
+
+
+class SearchApi(ReadApi):
+    query_serializer = serializers.SearchQuerySerializer
+    max_limit = 50
+
+    @extend_schema(
+        operation_id="search",
+        tags=READ,
+        summary="Search sessions",
+        description="`fulltext` (default) matches message text, tool calls and results, and titles, in web-search "
+        "syntax; `semantic` ranks by meaning (embeddings); `hybrid` fuses both rankings by reciprocal rank fusion. "
+        "Without an embeddings provider, semantic and hybrid answer full-text results, `type: fulltext` and a "
+        "`notice`. Every result has both `id` and `_id`, the session's fields, `score`, a highlighted `snippet` "
+        "and the matching `messageId`.",
+        parameters=[serializers.SearchQuerySerializer],
+        responses={200: serializers.SearchSerializer, 400: BAD_REQUEST, 401: UNAUTHORIZED},
+    )
+    def get(self, request):
+        params = self.query(request)
+        filters = _filters(params)
+        result = search_sessions(
+            request.auth.workspace,
+            params["q"],
+            mode=params["type"],
+            limit=min(params["limit"], self.max_limit),
+            offset=params["offset"],
+            filters=filters if filters != SessionFilters() else None,
+        )
+        sessions = []
+        for hit in result.hits:
+            hit.session.search_hit = hit
+            sessions.append(hit.session)
+        return Response(
+            {
+                "results": serializers.SearchResultSerializer(sessions, many=True).data,
+                "type": result.mode,
+                "notice": result.notice,
+            }
+        )

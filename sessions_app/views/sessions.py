@@ -17,7 +17,6 @@ from django.utils.http import content_disposition_header, url_has_allowed_host_a
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from accounts.models import User, Workspace
 from accounts.selectors import current_workspace, enabled_sources, plugin_base_url
 
 from .. import exports, selectors, services
@@ -54,12 +53,6 @@ def safe_next(request: HttpRequest, fallback: str) -> str:
 # --- the list ---------------------------------------------------------------------------------------
 
 
-def _members(workspace: Workspace):
-    if workspace.is_personal:
-        return None
-    return list(User.objects.filter(memberships__workspace=workspace).order_by("name", "email"))
-
-
 @login_required
 @require_GET
 def session_list(request: HttpRequest) -> TemplateResponse:
@@ -68,7 +61,7 @@ def session_list(request: HttpRequest) -> TemplateResponse:
         request.GET,
         sources=enabled_sources(request.user),
         choices=selectors.filter_choices(workspace),
-        members=_members(workspace),
+        members=selectors.workspace_members(workspace),
     )
     filters = form.filters()
     cursor = request.GET.get("cursor") or None

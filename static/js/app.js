@@ -109,6 +109,21 @@
     if (window.matchMedia("(max-width: 640px)").matches) d.open = false;
   });
 
+  // <form data-include-form="#other">: on submit, carry the other form's current filter values
+  // along as hidden fields (the search box on the session list takes the filters with it).
+  document.addEventListener("submit", function (e) {
+    var form = e.target, selector = form.dataset && form.dataset.includeForm;
+    var other = selector && document.querySelector(selector);
+    if (!other) return;
+    form.querySelectorAll("input[data-included]").forEach(function (input) { input.remove(); });
+    new FormData(other).forEach(function (value, name) {
+      if (!value || ["cursor", "sort", "dir", "csrfmiddlewaretoken"].indexOf(name) >= 0) return;
+      var input = document.createElement("input");
+      input.type = "hidden"; input.name = name; input.value = value; input.dataset.included = "";
+      form.appendChild(input);
+    });
+  }, true);
+
   // <select data-autosubmit> submits its form on change (the workspace switcher).
   document.addEventListener("change", function (e) {
     if (e.target.matches("select[data-autosubmit]")) e.target.form.requestSubmit();

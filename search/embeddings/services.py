@@ -1,0 +1,267 @@
+"""Writes for embeddings: bring one session's vectors up to date, resize the vector columns."""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Q
+from pgvector.django import HnswIndex
+
+from sessions_app.models import Message, Part, Session
+from sessions_app.rendering import TEXT_TYPES, TOOL_CALL_TYPES
+
+from ..models import MessageChunkEmbedding, SessionEmbedding
+from .providers import EmbeddingConfigError, EmbeddingProvider
+from .text import SessionText, chunk_text, message_text, text_hash
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_PAGE = 500  # messages read per query while a session is embedded
+LOCK_NAMESPACE = 0x656D62  # first key of the per-session advisory lock ("emb")
+EMBEDDING_MODELS = (MessageChunkEmbedding, SessionEmbedding)
+UPDATE_FIELDS = ["text_hash", "embedding", "updated_at"]  # of a row that exists: its new vector
+
+
+class SessionGone(Exception):
+    """The session was deleted while it was being embedded."""
+
+
+@dataclass
+class EmbedStats:
+    chunks_embedded: int = 0
+    chunks_unchanged: int = 0
+    chunks_deleted: int = 0
+    session_embedded: bool = False
+    requests: int = 0
+
+    def add(self, other: "EmbedStats") -> None:
+        self.chunks_embedded += other.chunks_embedded
+        self.chunks_unchanged += other.chunks_unchanged
+        self.chunks_deleted += other.chunks_deleted
+        self.session_embedded |= other.session_embedded
+        self.requests += other.requests
+
+
+@dataclass
+class _Chunk:
+    message_id: int
+    index: int
+    text: str
+    hash: str
+
+
+# --- the vector columns ---------------------------------------------------------------------------
+
+_column_dimensions: int | None = None
+
+
+def vector_column_dimensions() -> int | None:
+    """The dimensions the vector columns have in the database (None if they disagree, or the
+    tables don't exist yet)."""
+    global _column_dimensions
+    if _column_dimensions is None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT atttypmod FROM pg_attribute WHERE attname = 'embedding' "
+                "AND attrelid IN (SELECT to_regclass(name) FROM unnest(%s::text[]) AS name)",
+                [[model._meta.db_table for model in EMBEDDING_MODELS]],
+            )
+            found = {row[0] for row in cursor.fetchall()}
+        if len(found) != 1:
+            return None
+        _column_dimensions = found.pop()
+    return _column_dimensions
+
+
+def check_dimensions(provider: EmbeddingProvider) -> None:
+    columns = vector_column_dimensions()
+    if columns is None:
+        raise EmbeddingConfigError("The embedding tables are missing or inconsistent: run `manage.py migrate`")
+    if columns != provider.dimensions:
+        raise EmbeddingConfigError(
+            f"The vector columns have {columns} dimensions but {provider} is configured for {provider.dimensions} "
+            f"(OPENSYNC_EMBEDDINGS_DIMENSIONS): run `manage.py embeddings --rebuild` to resize them"
+        )
+
+
+def vector_columns_resize(*, dimensions: int) -> None:
+    """Empty both embedding tables and give their vector columns `dimensions`, rebuilding the
+    HNSW indexes. Every workspace loses its vectors; they come back as sessions are re-embedded."""
+    global _column_dimensions
+    with connection.schema_editor() as editor:  # one transaction
+        for model in EMBEDDING_MODELS:
+            table = editor.quote_name(model._meta.db_table)
+            index = next(index for index in model._meta.indexes if isinstance(index, HnswIndex))
+            editor.execute(f"DELETE FROM {table}")
+            editor.remove_index(model, index)
+            editor.execute(f"ALTER TABLE {table} ALTER COLUMN embedding TYPE vector({int(dimensions)})")
+            editor.add_index(model, index)
+    _column_dimensions = None
+
+
+# --- one session ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def session_lock(session_id: int, *, wait: bool) -> Iterator[bool]:
+    """A PostgreSQL advisory lock on embedding one session, so two workers never pay for the same
+    vectors twice. Yields whether it was taken (always True with `wait`)."""
+    key = [LOCK_NAMESPACE, session_id % 2**31]
+    with connection.cursor() as cursor:
+        if wait:
+            cursor.execute("SELECT pg_advisory_lock(%s::int, %s::int)", key)
+            locked = True
+        else:
+            cursor.execute("SELECT pg_try_advisory_lock(%s::int, %s::int)", key)
+            locked = cursor.fetchone()[0]
+    try:
+        yield locked
+    finally:
+        if locked:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", key)
+            except DatabaseError:  # the connection is gone, and the lock with it
+                logger.warning("Could not release the embedding lock of session %s", session_id, exc_info=True)
+
+
+def session_embed(*, session_id: int, provider: EmbeddingProvider, batch_size: int | None = None) -> EmbedStats | None:
+    """Embed what is missing or stale for one session: chunks whose text hash changed, and the
+    session vector. Unchanged text is never sent to the provider; chunks of text that went away
+    are deleted. Vectors are saved after each request, so a run that fails part-way keeps what it
+    paid for. Returns None when the session does not exist (any more)."""
+    session = Session.objects.filter(pk=session_id).values("workspace_id", "title", "summary").first()
+    if session is None:
+        return None
+    check_dimensions(provider)
+    batch_size = batch_size or settings.OPENSYNC_EMBEDDINGS_BATCH_SIZE
+    workspace_id = session["workspace_id"]
+    stats = EmbedStats()
+    existing = {
+        (message_id, index): (pk, hash_)
+        for pk, message_id, index, hash_ in MessageChunkEmbedding.objects.filter(session_id=session_id).values_list(
+            "pk", "message_id", "chunk_index", "text_hash"
+        )
+    }
+    current: set[tuple[int, int]] = set()
+    pending: list[_Chunk] = []
+    session_text = SessionText(title=session["title"], summary=session["summary"])
+    try:
+        for message_id, role, text in _message_texts(session_id):
+            session_text.add(role, text)
+            chunks = chunk_text(
+                text,
+                size=settings.OPENSYNC_EMBEDDINGS_CHUNK_CHARS,
+                overlap=settings.OPENSYNC_EMBEDDINGS_CHUNK_OVERLAP,
+                max_chunks=settings.OPENSYNC_EMBEDDINGS_MAX_CHUNKS,
+            )
+            for index, chunk in enumerate(chunks):
+                current.add((message_id, index))
+                hash_ = text_hash(chunk, model=provider.model, dimensions=provider.dimensions)
+                if existing.get((message_id, index), (None, None))[1] == hash_:
+                    stats.chunks_unchanged += 1
+                    continue
+                pending.append(_Chunk(message_id, index, chunk, hash_))
+                if len(pending) >= batch_size:
+                    _save_chunks(session_id, workspace_id, pending, provider, stats)
+                    pending = []
+        if pending:
+            _save_chunks(session_id, workspace_id, pending, provider, stats)
+        stale = [pk for key, (pk, _) in existing.items() if key not in current]
+        if stale:
+            stats.chunks_deleted, _ = MessageChunkEmbedding.objects.filter(pk__in=stale).delete()
+        _save_session_vector(session_id, workspace_id, session_text.text(), provider, stats)
+    except SessionGone:
+        return None
+    return stats
+
+
+def _message_texts(session_id: int) -> Iterator[tuple[int, str, str]]:
+    """(message id, role, text to embed) of a session's messages in display order, read a page
+    at a time (keyset on the viewer's index), loading only the parts that contribute text."""
+    messages = (
+        Message.objects.filter(session_id=session_id)
+        .order_by("created_at", "order")
+        .values_list("id", "role", "text_content", "created_at", "order")
+    )
+    after = None
+    while True:
+        page = messages
+        if after is not None:
+            page = page.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], order__gt=after[1]))
+        rows = list(page[:MESSAGE_PAGE])
+        if not rows:
+            return
+        ids = [row[0] for row in rows]
+        without_text = [row[0] for row in rows if not (row[2] or "").strip()]
+        parts: dict[int, list] = {}
+        # text parts count only where there is no text content (see text.message_text)
+        wanted = Q(type__in=TOOL_CALL_TYPES)
+        if without_text:
+            wanted |= Q(type__in=TEXT_TYPES, message_id__in=without_text)
+        for message_id, type_, content in (
+            Part.objects.filter(wanted, message_id__in=ids)
+            .order_by("message_id", "order")
+            .values_list("message_id", "type", "content")
+        ):
+            parts.setdefault(message_id, []).append((type_, content))
+        for message_id, role, text_content, _, _ in rows:
+            yield message_id, role, message_text(text_content, parts.get(message_id, ()))
+        if len(rows) < MESSAGE_PAGE:
+            return
+        after = (rows[-1][3], rows[-1][4])
+
+
+def _save_chunks(session_id, workspace_id, chunks: list[_Chunk], provider, stats: EmbedStats) -> None:
+    vectors = provider.embed([chunk.text for chunk in chunks])
+    stats.requests += 1
+    rows = [
+        MessageChunkEmbedding(
+            workspace_id=workspace_id,
+            session_id=session_id,
+            message_id=chunk.message_id,
+            chunk_index=chunk.index,
+            text_hash=chunk.hash,
+            embedding=vector,
+        )
+        for chunk, vector in zip(chunks, vectors, strict=True)
+    ]
+    _upsert(
+        session_id,
+        MessageChunkEmbedding,
+        rows,
+        unique_fields=["message", "chunk_index"],
+        update_fields=UPDATE_FIELDS,
+    )
+    stats.chunks_embedded += len(rows)
+
+
+def _save_session_vector(session_id, workspace_id, text: str, provider, stats: EmbedStats) -> None:
+    if not text:
+        SessionEmbedding.objects.filter(session_id=session_id).delete()
+        return
+    hash_ = text_hash(text, model=provider.model, dimensions=provider.dimensions)
+    if SessionEmbedding.objects.filter(session_id=session_id, text_hash=hash_).exists():
+        return
+    [vector] = provider.embed([text])
+    stats.requests += 1
+    row = SessionEmbedding(workspace_id=workspace_id, session_id=session_id, text_hash=hash_, embedding=vector)
+    _upsert(session_id, SessionEmbedding, [row], unique_fields=["session"], update_fields=UPDATE_FIELDS)
+    stats.session_embedded = True
+
+
+def _upsert(session_id, model, rows, *, unique_fields, update_fields) -> None:
+    # A concurrent delete of the session (or of its messages) fails the deferred foreign keys at
+    # commit; that is the "session gone" case, anything else is a real error.
+    try:
+        with transaction.atomic():
+            model.objects.bulk_create(
+                rows, update_conflicts=True, unique_fields=unique_fields, update_fields=update_fields
+            )
+    except IntegrityError:
+        if not Session.objects.filter(pk=session_id).exists():
+            raise SessionGone from None
+        raise

@@ -1,0 +1,81 @@
+from django.conf import settings
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+# The vector columns are sized by OPENSYNC_EMBEDDINGS_DIMENSIONS when `migrate` creates them (an
+# HNSW index needs fixed dimensions). The migration reads the same setting, so `makemigrations`
+# never sees a change; a changed setting is applied to the database by
+# `manage.py embeddings --rebuild`, which empties and resizes the columns.
+DIMENSIONS = settings.OPENSYNC_EMBEDDINGS_DIMENSIONS
+
+
+class MessageChunkEmbedding(models.Model):
+    """The vector of one chunk of a message's text (search.embeddings.chunking)."""
+
+    # workspace and session are copies of the message's: every vector query is scoped to one
+    # workspace without a join, and a session's chunks go with it in one DELETE (the dashboard
+    # deletes messages with raw SQL, then the sessions through the ORM).
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="chunk_embeddings", db_index=False
+    )
+    session = models.ForeignKey(
+        "sessions_app.Session", on_delete=models.CASCADE, related_name="chunk_embeddings", db_index=False
+    )
+    message = models.ForeignKey(
+        "sessions_app.Message", on_delete=models.CASCADE, related_name="chunk_embeddings", db_index=False
+    )
+    chunk_index = models.PositiveIntegerField()
+    # sha256 of (model, dimensions, chunk text): an unchanged chunk is never sent to the provider again
+    text_hash = models.CharField(max_length=64)
+    embedding = VectorField(dimensions=DIMENSIONS)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "chunk_index"], name="chunk_embedding_message_chunk_uniq"),
+        ]
+        indexes = [
+            # nearest chunks to a query: ORDER BY embedding <=> query, filtered to one workspace
+            HnswIndex(
+                fields=["embedding"],
+                name="chunk_embedding_hnsw",
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            # the same query for a small workspace, where scanning its rows exactly beats the graph
+            models.Index(fields=["workspace"], name="chunk_embedding_ws_idx"),
+            # what is already embedded for a session (the embed task), and the cascade on delete
+            models.Index(fields=["session"], name="chunk_embedding_session_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"message {self.message_id} chunk {self.chunk_index}"
+
+
+class SessionEmbedding(models.Model):
+    """One vector per session: its title, summary and opening prompts (search.embeddings.chunking)."""
+
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="session_embeddings", db_index=False
+    )
+    session = models.OneToOneField("sessions_app.Session", on_delete=models.CASCADE, related_name="embedding")
+    text_hash = models.CharField(max_length=64)
+    embedding = VectorField(dimensions=DIMENSIONS)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # nearest sessions to a query, filtered to one workspace
+            HnswIndex(
+                fields=["embedding"],
+                name="session_embedding_hnsw",
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            models.Index(fields=["workspace"], name="session_embedding_ws_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"session {self.session_id}"

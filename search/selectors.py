@@ -1,0 +1,276 @@
+"""Search over a workspace's sessions: full-text, semantic and hybrid.
+
+Full-text matches messages (their `search_text`: text, tool names and arguments, tool results;
+see sessions_app.services.SEARCH_TEXT_SQL) and session titles:
+
+* the query is read with `websearch_to_tsquery` (quotes for phrases, `OR`, `-` to exclude) twice,
+  with the stemmed `english` configuration for prose and the unstemmed `simple` one for
+  identifiers, against a `tsvector` holding both;
+* a query of one token that looks like code (a path, a dotted or snake/camel-case name, an
+  upper-case error code) also matches as the phrase of its parts split at punctuation, which
+  the index holds too, so `models.py` finds `/home/dev/src/app/models.py`;
+* a session's score is its best message's `ts_rank_cd` plus twice its title's, and the result
+  says which message matched, with a highlighted snippet.
+
+Semantic search ranks sessions by embedding similarity (search.embeddings). Hybrid fuses the
+two rankings with reciprocal rank fusion (`fuse`). Without an embeddings provider, semantic and
+hybrid fall back to full-text and say so in `SearchResult.notice`.
+"""
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection
+from django.utils.html import escape
+
+from sessions_app.models import CODE_SEPARATORS, Message, Session
+from sessions_app.selectors import SessionFilters, filter_sessions
+
+logger = logging.getLogger(__name__)
+
+FULLTEXT, SEMANTIC, HYBRID = "fulltext", "semantic", "hybrid"
+MODES = (FULLTEXT, SEMANTIC, HYBRID)
+MAX_QUERY_CHARS = 500
+MAX_LIMIT = 100
+NO_PROVIDER_NOTICE = (
+    "Semantic search isn't configured on this server (set OPENSYNC_EMBEDDINGS_PROVIDER); "
+    "showing full-text results instead."
+)
+
+# ts_headline wraps matches in these; the snippet is escaped, then they become <mark>s.
+_START, _STOP = "\u27e6", "\u27e7"
+HEADLINE_OPTIONS = (
+    f'StartSel={_START}, StopSel={_STOP}, MaxWords=35, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "'
+)
+_CODE_LIKE = re.compile(r"^\S{3,}$")
+_CODE_HINTS = re.compile(r"[./\\_:\-()\[\]]|[a-z][A-Z]|^[A-Z0-9_]{4,}$|\d")
+
+
+@dataclass
+class SessionHit:
+    session: Session
+    score: float
+    message_id: int | None = None
+    snippet: str = ""  # escaped HTML with <mark>…</mark> around the matches
+    matched_by: tuple[str, ...] = ()
+
+
+@dataclass
+class SearchResult:
+    hits: list[SessionHit]
+    mode: str  # the mode actually used
+    notice: str | None = None
+    requested_mode: str = FULLTEXT
+    extra: dict = field(default_factory=dict)
+
+
+def is_code_like(query: str) -> bool:
+    """One token with the marks of code: a path, a dotted or snake/camel-case name, an error code."""
+    query = query.strip()
+    return bool(_CODE_LIKE.match(query)) and bool(_CODE_HINTS.search(query)) and not query.startswith(("-", '"'))
+
+
+def tsquery(query: str) -> tuple[str, list]:
+    """SQL (and its parameters) of the tsquery for `query`: websearch syntax read stemmed and
+    unstemmed, plus, for code-like queries, the query split at punctuation as a phrase (matching
+    the split-code part of Message.search_vector)."""
+    sql = "(websearch_to_tsquery('english', %s) || websearch_to_tsquery('simple', %s)"
+    params: list = [query, query]
+    if is_code_like(query):
+        sql += " || phraseto_tsquery('simple', regexp_replace(%s, %s, ' ', 'g'))"
+        params += [query.strip(), CODE_SEPARATORS]
+    return sql + ")", params
+
+
+def fulltext_ranking(workspace, query: str, *, limit: int, offset: int = 0, filters: SessionFilters | None = None):
+    """[(session_id, best message id or None, score)] best first, for one page."""
+    sessions = filter_sessions(Session.objects.filter(workspace=workspace), filters or SessionFilters())
+    scope_sql, scope_params = sessions.values("id").query.sql_with_params()
+    query_sql, query_params = tsquery(query)
+    sql = f"""
+        WITH q AS (SELECT {query_sql} AS query),
+        msg AS (
+            SELECT DISTINCT ON (m.session_id) m.session_id, m.id AS message_id,
+                   ts_rank_cd(m.search_vector, q.query) AS rank
+            FROM {Message._meta.db_table} m, q
+            WHERE m.session_id IN ({scope_sql}) AND m.search_vector @@ q.query
+            ORDER BY m.session_id, rank DESC, m.id
+        ),
+        ttl AS (
+            SELECT s.id AS session_id, 2 * ts_rank_cd(s.title_vector, q.query) AS rank
+            FROM {Session._meta.db_table} s, q
+            WHERE s.id IN ({scope_sql}) AND s.title_vector @@ q.query
+        )
+        SELECT coalesce(msg.session_id, ttl.session_id) AS session_id, msg.message_id,
+               coalesce(msg.rank, 0) + coalesce(ttl.rank, 0) AS score
+        FROM msg FULL OUTER JOIN ttl ON ttl.session_id = msg.session_id
+        ORDER BY score DESC, session_id DESC
+        LIMIT %s OFFSET %s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*query_params, *scope_params, *scope_params, limit, offset])
+        return [(session_id, message_id, float(score)) for session_id, message_id, score in cursor.fetchall()]
+
+
+def snippets(query: str, message_ids: list[int]) -> dict[int, str]:
+    """Highlighted excerpts of the matching messages, as safe HTML."""
+    if not message_ids:
+        return {}
+    query_sql, query_params = tsquery(query)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT m.id, ts_headline('english', m.search_text, {query_sql}, %s), m.search_text
+            FROM {Message._meta.db_table} m WHERE m.id = ANY(%s)
+            """,
+            [*query_params, HEADLINE_OPTIONS, message_ids],
+        )
+        rows = cursor.fetchall()
+    out = {}
+    for message_id, headline, text in rows:
+        if _START not in (headline or "") and is_code_like(query):
+            # matched through the split-code phrase: show where the text contains it
+            headline = _substring_excerpt(text or "", query.strip())
+        out[message_id] = mark(headline or "")
+    return out
+
+
+def _substring_excerpt(text: str, needle: str, width: int = 110) -> str:
+    at = text.lower().find(needle.lower())
+    if at < 0:
+        return text[: 2 * width]
+    start, end = max(0, at - width), min(len(text), at + len(needle) + width)
+    excerpt = text[start:at] + _START + text[at : at + len(needle)] + _STOP + text[at + len(needle) : end]
+    return ("… " if start else "") + excerpt + (" …" if end < len(text) else "")
+
+
+def mark(text: str) -> str:
+    """Escape untrusted text, then turn the sentinel pairs into <mark> tags."""
+    return str(escape(" ".join(text.split()))).replace(_START, "<mark>").replace(_STOP, "</mark>")
+
+
+def title_snippet(query: str, title: str) -> str:
+    query_sql, query_params = tsquery(query)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT ts_headline('english', %s, {query_sql}, %s)",
+            [title, *query_params, f"StartSel={_START}, StopSel={_STOP}, HighlightAll=true"],
+        )
+        return mark(cursor.fetchone()[0] or "")
+
+
+def fulltext_search(workspace, query: str, *, limit: int = 20, offset: int = 0, filters=None) -> list[SessionHit]:
+    ranking = fulltext_ranking(workspace, query, limit=limit, offset=offset, filters=filters)
+    return _hits(query, ranking, FULLTEXT)
+
+
+def _hits(query: str, ranking, matched_by: str) -> list[SessionHit]:
+    sessions = Session.objects.select_related("owner").in_bulk([session_id for session_id, _, _ in ranking])
+    excerpts = snippets(query, [message_id for _, message_id, _ in ranking if message_id])
+    hits = []
+    for session_id, message_id, score in ranking:
+        session = sessions.get(session_id)
+        if session is None:  # deleted meanwhile
+            continue
+        snippet = excerpts.get(message_id, "") if message_id else title_snippet(query, session.title or "")
+        hits.append(SessionHit(session, score, message_id, snippet, (matched_by,)))
+    return hits
+
+
+# --- semantic and hybrid --------------------------------------------------------------------------
+
+
+def _embeddings():
+    """The embeddings module, or None where semantic search can't run (no provider configured)."""
+    from . import embeddings
+
+    return embeddings if embeddings.semantic_search_available() else None
+
+
+def provider_failed_notice(error: Exception) -> str:
+    return (
+        f"Semantic search is unavailable right now ({type(error).__name__}); showing full-text results instead. "
+        "Try again in a moment."
+    )
+
+
+def semantic_available() -> bool:
+    return _embeddings() is not None
+
+
+def semantic_ranking(workspace, query: str, *, depth: int, filters=None) -> list[tuple[int, None, float]]:
+    embeddings = _embeddings()
+    if embeddings is None:
+        return []
+    ranked = embeddings.semantic_session_ids(workspace.pk, query, depth)
+    if filters and filters != SessionFilters():
+        allowed = set(
+            filter_sessions(Session.objects.filter(workspace=workspace), filters)
+            .filter(pk__in=[session_id for session_id, _ in ranked])
+            .values_list("pk", flat=True)
+        )
+        ranked = [(session_id, score) for session_id, score in ranked if session_id in allowed]
+    return [(session_id, None, float(score)) for session_id, score in ranked]
+
+
+def fuse(rankings: dict[str, list[int]], *, k: int, weights: dict[str, float]) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: score(d) = Σ over rankings r of weight_r / (k + rank_r(d)), ranks
+    counted from 1; a document missing from a ranking gets nothing from it. Ties keep the order
+    of first appearance (full-text before semantic)."""
+    scores: dict[int, float] = {}
+    for name, ids in rankings.items():
+        weight = weights.get(name, 1.0)
+        for rank, doc in enumerate(ids, start=1):
+            scores[doc] = scores.get(doc, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda item: -item[1])
+
+
+def search_sessions(
+    workspace, query: str, *, mode: str = FULLTEXT, limit: int = 20, offset: int = 0, filters=None
+) -> SearchResult:
+    """One page of search results in `workspace`. `query` must be non-empty (callers validate)."""
+    mode = mode if mode in MODES else FULLTEXT
+    limit = max(1, min(limit, MAX_LIMIT))
+    if mode != FULLTEXT and _embeddings() is None:
+        hits = fulltext_search(workspace, query, limit=limit, offset=offset, filters=filters)
+        return SearchResult(hits, FULLTEXT, NO_PROVIDER_NOTICE, requested_mode=mode)
+    if mode != FULLTEXT:
+        from .embeddings import EmbeddingError
+
+        try:
+            return _semantic_or_hybrid(workspace, query, mode=mode, limit=limit, offset=offset, filters=filters)
+        except EmbeddingError as error:  # the provider is down, rate-limited or misconfigured
+            logger.warning("Semantic search failed, falling back to full-text: %s", error)
+            hits = fulltext_search(workspace, query, limit=limit, offset=offset, filters=filters)
+            return SearchResult(hits, FULLTEXT, provider_failed_notice(error), requested_mode=mode)
+    return SearchResult(fulltext_search(workspace, query, limit=limit, offset=offset, filters=filters), FULLTEXT)
+
+
+def _semantic_or_hybrid(workspace, query: str, *, mode: str, limit: int, offset: int, filters) -> SearchResult:
+    depth = offset + limit
+    if mode == SEMANTIC:
+        ranking = semantic_ranking(workspace, query, depth=depth, filters=filters)[offset:]
+        return SearchResult(_hits(query, ranking, SEMANTIC), SEMANTIC, requested_mode=mode)
+
+    # hybrid: fuse the two top lists, each fetched deeper than the page
+    depth = max(depth * 2, 50)
+    text = fulltext_ranking(workspace, query, limit=depth, filters=filters)
+    meaning = semantic_ranking(workspace, query, depth=depth, filters=filters)
+    fused = fuse(
+        {FULLTEXT: [s for s, _, _ in text], SEMANTIC: [s for s, _, _ in meaning]},
+        k=settings.OPENSYNC_HYBRID_RRF_K,
+        weights={
+            FULLTEXT: settings.OPENSYNC_HYBRID_FULLTEXT_WEIGHT,
+            SEMANTIC: settings.OPENSYNC_HYBRID_SEMANTIC_WEIGHT,
+        },
+    )[offset : offset + limit]
+    best_message = {s: m for s, m, _ in text}
+    in_text, in_meaning = set(best_message), {s for s, _, _ in meaning}
+    hits = _hits(query, [(s, best_message.get(s), score) for s, score in fused], HYBRID)
+    for hit in hits:
+        hit.matched_by = tuple(
+            name for name, ids in ((FULLTEXT, in_text), (SEMANTIC, in_meaning)) if hit.session.pk in ids
+        )
+    return SearchResult(hits, HYBRID, requested_mode=mode)

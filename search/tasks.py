@@ -1,0 +1,93 @@
+"""Celery tasks of the search app: embeddings after each sync."""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+from .embeddings import EmbeddingConfigError, EmbeddingTransientError, get_provider
+from .embeddings import services as embedding_services
+
+logger = logging.getLogger(__name__)
+
+DEBOUNCE_KEY = "search:embed-pending:{}"
+
+
+def schedule_embeddings(session_ids) -> None:
+    """Queue `embed_session` for each session once the current transaction commits (at once when
+    there is none). Does nothing when no provider is configured.
+
+    Debounced per session: while a run is queued but not yet started, further syncs of that
+    session queue nothing more. The key lives exactly as long as the run's countdown and is never
+    deleted, so any sync that found it committed before that run starts and is seen by it; any
+    later sync finds it expired and queues the next run. With the default cache (per process)
+    each web process debounces on its own, which only costs a few more (cheap, hash-skipping) runs.
+    """
+    if not settings.OPENSYNC_EMBEDDINGS_PROVIDER:
+        return
+    session_ids = sorted(set(session_ids))
+    if session_ids:
+        transaction.on_commit(lambda: _enqueue(session_ids))
+
+
+def _enqueue(session_ids: list[int]) -> None:
+    delay = settings.OPENSYNC_EMBEDDINGS_DEBOUNCE_SECONDS
+    if embed_session.app.conf.task_always_eager:
+        delay = 0  # eager runs ignore countdowns: a key would hide the next sync from the next run
+    for session_id in session_ids:
+        try:
+            if not delay:
+                embed_session.delay(session_id)
+            elif cache.add(DEBOUNCE_KEY.format(session_id), 1, timeout=delay):
+                embed_session.apply_async((session_id,), countdown=delay + 1)
+        except Exception:
+            # The sync is committed whatever happens here; `manage.py embeddings` catches up.
+            logger.exception("Could not queue (or, run eagerly, compute) the embeddings of session %s", session_id)
+
+
+@shared_task(
+    bind=True,
+    ignore_result=True,
+    autoretry_for=(EmbeddingTransientError,),
+    retry_backoff=5,  # 5, 10, 20 ... seconds,
+    retry_backoff_max=600,  # at most 10 minutes,
+    retry_jitter=True,  # each a random time up to that (full jitter)
+    max_retries=8,
+    soft_time_limit=20 * 60,
+    time_limit=25 * 60,
+)
+def embed_session(self, session_id: int) -> None:
+    """Bring one session's embeddings up to date; quietly does nothing if it is gone.
+
+    Provider trouble that may pass (network, 429, 5xx) is retried with exponential backoff; a
+    configuration problem is logged and not retried (the next sync tries again).
+    """
+    provider = get_provider()
+    if provider is None:
+        return
+    with embedding_services.session_lock(session_id, wait=False) as locked:
+        if not locked:
+            # Another run is on this session and may have read it before the latest sync: go again
+            # after it. (Not when eager: that would spin right here until the other run ends.)
+            if not embed_session.app.conf.task_always_eager:
+                countdown = max(settings.OPENSYNC_EMBEDDINGS_DEBOUNCE_SECONDS, 5)
+                embed_session.apply_async((session_id,), countdown=countdown)
+            return
+        try:
+            stats = embedding_services.session_embed(session_id=session_id, provider=provider)
+        except EmbeddingConfigError as exc:
+            logger.error("Embeddings of session %s not computed: %s", session_id, exc)
+            return
+    if stats is None:
+        logger.info("Session %s is gone; nothing to embed", session_id)
+    elif stats.requests:
+        logger.info(
+            "Session %s: %s chunks embedded, %s unchanged, %s deleted%s",
+            session_id,
+            stats.chunks_embedded,
+            stats.chunks_unchanged,
+            stats.chunks_deleted,
+            ", session vector updated" if stats.session_embedded else "",
+        )

@@ -1,0 +1,65 @@
+"""The search page: full-text, semantic or hybrid over the current workspace, with the session
+list's filters. Results are an HTMX partial (and a plain page without JavaScript)."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from accounts.selectors import current_workspace, enabled_sources
+from sessions_app.forms import SessionFilterForm
+from sessions_app.selectors import filter_choices, workspace_members
+from sessions_app.views.sessions import render
+
+from . import selectors
+
+PAGE_SIZE = 20
+MAX_OFFSET = 500  # deeper than anyone pages through ranked results
+
+
+@login_required
+@require_GET
+def search(request: HttpRequest) -> TemplateResponse:
+    workspace = current_workspace(request)
+    form = SessionFilterForm(
+        request.GET,
+        sources=enabled_sources(request.user),
+        choices=filter_choices(workspace),
+        members=workspace_members(workspace),
+    )
+    filters = form.filters()
+    query = request.GET.get("q", "").strip()
+    mode = request.GET.get("mode", selectors.FULLTEXT)
+    mode = mode if mode in selectors.MODES else selectors.FULLTEXT
+    offset = request.GET.get("offset", "")
+    offset = min(int(offset), MAX_OFFSET) if offset.isdigit() else 0
+    error = None
+    result = None
+    if len(query) > selectors.MAX_QUERY_CHARS:
+        error = f"The search is too long: at most {selectors.MAX_QUERY_CHARS} characters."
+    elif query:
+        result = selectors.search_sessions(
+            workspace, query, mode=mode, limit=PAGE_SIZE + 1, offset=offset, filters=filters
+        )
+    more_url = None
+    if result and len(result.hits) > PAGE_SIZE:
+        result.hits = result.hits[:PAGE_SIZE]
+        if offset + PAGE_SIZE <= MAX_OFFSET:
+            params = request.GET.copy()
+            params["offset"] = offset + PAGE_SIZE
+            more_url = f"{reverse('search:search')}?{params.urlencode()}"
+    context = {
+        "workspace": workspace,
+        "form": form,
+        "query": query,
+        "mode": mode,
+        "modes": [(selectors.FULLTEXT, "Full-text"), (selectors.SEMANTIC, "Semantic"), (selectors.HYBRID, "Hybrid")],
+        "semantic_available": selectors.semantic_available(),
+        "result": result,
+        "error": error,
+        "more_url": more_url,
+        "offset": offset,
+        "filtered": form.active,
+    }
+    return render(request, "search/search.html", context, partial="hits" if offset else "results")

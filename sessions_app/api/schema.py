@@ -1,0 +1,60 @@
+"""OpenAPI schema pieces (drf-spectacular): the bearer API key scheme, the error responses, and
+the hook that lists each endpoint once (every /api/<x> is also served at /api/v1/<x>)."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse
+
+from .serializers import ErrorSerializer
+
+DESCRIPTION = """\
+The API of this OpenSync server, compatible with upstream OpenSync
+(waynesutton/opensync): the **sync** endpoints the plugins write with, and the **read**
+endpoints for scripts.
+
+**Authentication.** `Authorization: Bearer osk_…` with an API key from Settings → API keys.
+A key belongs to one workspace and sees only that workspace's sessions. Both scopes may read;
+only `sync` keys may write. `/health`, this schema and the docs page need no key.
+
+**Errors.** Every error is JSON `{"error": "<what is wrong>"}` with a 4xx/5xx status: 400 for a
+bad parameter or body, 401 for a missing, unknown or revoked key, 403 for a `read` key that
+writes, 404 for a session that isn't in the key's workspace, 413 for a body over the size limit.
+
+**Versions.** Every `/api/<x>` path is also served at `/api/v1/<x>`. The sync paths also work
+behind a `/convex.site` prefix and with a doubled slash, as the plugins send them.
+
+**Shapes.** Keys are camelCase as upstream sends them, times are epoch milliseconds. Unlike
+upstream, every key is always present (null when unknown) and sessions always carry `id`
+and `source`.
+"""
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.api.authentication.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "osk_…",
+            "description": "An OpenSync API key (Settings → API keys), sent as `Authorization: Bearer osk_…`.",
+        }
+
+
+def canonical_endpoints(endpoints):
+    """Leave the /api/v1/ aliases out: the schema describes each operation once."""
+    return [endpoint for endpoint in endpoints if not endpoint[0].startswith("/api/v1/")]
+
+
+def describe(result, generator, request, public):
+    result["info"]["description"] = DESCRIPTION
+    return result
+
+
+def error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+BAD_REQUEST = error("A parameter or the body is invalid; `error` says which and why.")
+UNAUTHORIZED = error("Missing, unknown or revoked API key.")
+NOT_FOUND = error('`{"error": "Session not found"}`: no such session in the key\'s workspace.')

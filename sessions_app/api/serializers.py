@@ -1,0 +1,369 @@
+"""Shapes of the API: query parameters in, JSON out, and the wire bodies of the sync API.
+
+Keys are camelCase as upstream OpenSync sends them. Fixes to upstream's inconsistencies only add
+keys: every optional key is always present (null when unknown) instead of sometimes missing,
+every session carries `id` and `source`, and search results carry `_id` too (upstream's semantic
+results used it).
+
+The sync API parses its bodies with `sessions_app.wire` (see api/views.py); the `Sync*`
+serializers here only describe those bodies in the OpenAPI schema.
+"""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..models import Role, Source
+
+MAX_QUERY_CHARS = 500
+
+# --- reusable pieces ------------------------------------------------------------------------------
+
+
+@extend_schema_field({"type": "integer", "format": "int64", "description": "Epoch milliseconds (UTC)."})
+class EpochMillisField(serializers.ReadOnlyField):
+    def to_representation(self, value):
+        return int(value.timestamp() * 1000)
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text="What is wrong, for a person to read.")
+
+
+def limit_field(*, default: int, maximum: int, name: str = "limit") -> serializers.IntegerField:
+    """A page size: an integer >= 1; values above `maximum` are served as `maximum` (clients of
+    upstream, which had no cap, keep working), anything else is a 400."""
+    return serializers.IntegerField(
+        required=False,
+        default=default,
+        min_value=1,
+        help_text=f"Default {default}; values above {maximum} are treated as {maximum}.",
+        error_messages={
+            "invalid": f"{name} must be a whole number",
+            "min_value": f"{name} must be at least 1",
+            "max_string_length": f"{name} must be a whole number",
+        },
+    )
+
+
+def text_filter(name: str, help_text: str, *, max_length: int = 255) -> serializers.CharField:
+    return serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=max_length,
+        help_text=help_text,
+        error_messages={"max_length": f"{name} must be at most {max_length} characters"},
+    )
+
+
+# --- sessions -------------------------------------------------------------------------------------
+
+
+class SessionSerializer(serializers.Serializer):
+    """A session as `/api/sessions` and `/api/sessions/get` return it (upstream's fields, plus
+    `source`, cache tokens, `costReported`, `endReason` and the eval fields)."""
+
+    id = serializers.CharField(source="pk", help_text="The server's id of the session.")
+    externalId = serializers.CharField(source="external_id", help_text="The plugin's session id.")
+    title = serializers.CharField(allow_null=True)
+    projectPath = serializers.CharField(source="project_path", allow_null=True)
+    projectName = serializers.CharField(source="project_name", allow_null=True)
+    model = serializers.CharField(allow_null=True)
+    provider = serializers.CharField(allow_null=True)
+    source = serializers.CharField(help_text=f"The plugin that synced it: {', '.join(Source.values)}, or another.")
+    promptTokens = serializers.IntegerField(source="prompt_tokens")
+    completionTokens = serializers.IntegerField(source="completion_tokens")
+    totalTokens = serializers.IntegerField(source="total_tokens", help_text="promptTokens + completionTokens.")
+    cacheReadTokens = serializers.IntegerField(source="cache_read_tokens")
+    cacheCreationTokens = serializers.IntegerField(source="cache_write_tokens")
+    cost = serializers.SerializerMethodField(help_text="USD as reported by the plugin; 0 when never reported.")
+    costReported = serializers.SerializerMethodField(help_text="False when the plugin never reported a cost.")
+    durationMs = serializers.IntegerField(source="duration_ms", allow_null=True)
+    isPublic = serializers.BooleanField(source="share_active", help_text="Whether a public link serves it now.")
+    messageCount = serializers.IntegerField(source="message_count")
+    endReason = serializers.CharField(source="end_reason", allow_null=True)
+    evalReady = serializers.BooleanField(source="eval_ready")
+    evalStatus = serializers.CharField(source="eval_status", allow_null=True)
+    createdAt = EpochMillisField(source="created_at")
+    updatedAt = EpochMillisField(source="updated_at")
+
+    def get_cost(self, session) -> float:
+        return 0.0 if session.cost is None else float(session.cost)
+
+    def get_costReported(self, session) -> bool:
+        return session.cost is not None
+
+
+class PartSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="text, tool-call, tool-result, thinking… as the plugin sent it.")
+    content = serializers.JSONField(allow_null=True, help_text="Any JSON, as the plugin sent it.")
+
+
+class MessageSerializer(serializers.Serializer):
+    id = serializers.CharField(source="pk")
+    externalId = serializers.CharField(source="external_id")
+    role = serializers.ChoiceField(choices=Role.choices)
+    textContent = serializers.CharField(source="text_content", allow_null=True)
+    model = serializers.CharField(allow_null=True)
+    promptTokens = serializers.IntegerField(source="prompt_tokens", allow_null=True)
+    completionTokens = serializers.IntegerField(source="completion_tokens", allow_null=True)
+    durationMs = serializers.IntegerField(source="duration_ms", allow_null=True)
+    createdAt = EpochMillisField(source="created_at")
+    parts = PartSerializer(many=True, help_text="In order.")
+
+
+class SessionListQuerySerializer(serializers.Serializer):
+    limit = limit_field(default=50, maximum=200)
+    cursor = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        help_text="`nextCursor` of the previous page.",
+        error_messages={"max_length": "cursor is not valid; pass the nextCursor of the previous page"},
+    )
+    source = text_filter("source", "Only sessions of this plugin, e.g. claude-code.", max_length=64)
+    project = text_filter("project", "Only sessions of this project name.")
+    model = text_filter("model", "Only sessions of this model.")
+    provider = text_filter("provider", "Only sessions of this provider.")
+
+
+class SessionListSerializer(serializers.Serializer):
+    sessions = SessionSerializer(many=True, help_text="Most recently updated first.")
+    nextCursor = serializers.CharField(
+        allow_null=True, help_text="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+def session_id_field() -> serializers.CharField:
+    message = "Missing session ID"  # upstream's words
+    return serializers.CharField(
+        help_text="The session's `id`.",
+        error_messages={"required": message, "blank": message},
+    )
+
+
+class SessionGetQuerySerializer(serializers.Serializer):
+    id = session_id_field()
+    messageLimit = limit_field(default=1000, maximum=5000, name="messageLimit")
+    messageCursor = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        help_text="`nextMessageCursor` of the previous answer.",
+        error_messages={"max_length": "messageCursor is not valid; pass the nextMessageCursor you were given"},
+    )
+
+
+class SessionDetailSerializer(serializers.Serializer):
+    session = SessionSerializer()
+    messages = MessageSerializer(many=True, help_text="Oldest first, at most `messageLimit` of them.")
+    nextMessageCursor = serializers.CharField(
+        allow_null=True, help_text="Set when the session has more messages: pass as `messageCursor`."
+    )
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    id = session_id_field()
+    format = serializers.ChoiceField(
+        choices=["json", "markdown", "jsonl"],
+        required=False,
+        default="json",
+        help_text="`markdown` answers a text/markdown file; `json` and `jsonl` answer JSON.",
+        error_messages={"invalid_choice": "format must be one of json, markdown, jsonl"},
+    )
+
+
+class ExportSessionSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    externalId = serializers.CharField()
+    title = serializers.CharField(allow_null=True)
+    model = serializers.CharField(allow_null=True)
+    source = serializers.CharField()
+
+
+class ExportMessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+    content = serializers.CharField(help_text="The text parts joined by newlines, else textContent, else empty.")
+
+
+class ExportJsonSerializer(serializers.Serializer):
+    session = ExportSessionSerializer()
+    messages = ExportMessageSerializer(many=True)
+
+
+class ExportJsonlSerializer(serializers.Serializer):
+    content = serializers.CharField(help_text='One `{"role", "content"}` JSON object per line.')
+    filename = serializers.CharField()
+
+
+# --- stats ----------------------------------------------------------------------------------------
+
+
+class UsageSerializer(serializers.Serializer):
+    tokens = serializers.IntegerField()
+    cost = serializers.FloatField()
+    sessions = serializers.IntegerField()
+
+
+class StatsSerializer(serializers.Serializer):
+    sessionCount = serializers.IntegerField()
+    messageCount = serializers.IntegerField()
+    totalTokens = serializers.IntegerField()
+    totalCost = serializers.FloatField(help_text="USD; sessions without a reported cost count as 0.")
+    totalDurationMs = serializers.IntegerField()
+    modelUsage = serializers.DictField(child=UsageSerializer(), help_text='By model ("unknown" when absent).')
+    sourceUsage = serializers.DictField(child=UsageSerializer(), help_text="By plugin.")
+
+
+# --- search ---------------------------------------------------------------------------------------
+
+
+class SearchQuerySerializer(serializers.Serializer):
+    q = serializers.CharField(
+        max_length=MAX_QUERY_CHARS,
+        help_text="Web-search syntax: quotes for phrases, OR, -word to exclude.",
+        error_messages={
+            "required": "Missing query parameter 'q'",  # upstream's words
+            "blank": "Missing query parameter 'q'",
+            "max_length": f"q is too long; the limit is {MAX_QUERY_CHARS} characters",
+        },
+    )
+    type = serializers.ChoiceField(
+        choices=["fulltext", "semantic", "hybrid"],
+        required=False,
+        default="fulltext",
+        help_text="semantic and hybrid fall back to fulltext when no embeddings provider is configured.",
+        error_messages={"invalid_choice": "type must be one of fulltext, semantic, hybrid"},
+    )
+    limit = limit_field(default=20, maximum=50)
+    offset = serializers.IntegerField(
+        required=False,
+        default=0,
+        min_value=0,
+        max_value=1000,
+        error_messages={
+            "invalid": "offset must be a whole number",
+            "min_value": "offset must not be negative",
+            "max_value": "offset must be at most 1000",
+        },
+    )
+    source = text_filter("source", "Only sessions of this plugin.", max_length=64)
+    project = text_filter("project", "Only sessions of this project name.")
+    model = text_filter("model", "Only sessions of this model.")
+    provider = text_filter("provider", "Only sessions of this provider.")
+
+
+class SearchResultSerializer(SessionSerializer):
+    """A session (both `id` and upstream's semantic `_id`) and why it matched."""
+
+    _id = serializers.CharField(
+        source="pk", label="_id", help_text="Same as id (upstream's semantic results used _id)."
+    )
+    score = serializers.FloatField(
+        source="search_hit.score", help_text="Higher is better; comparable within one answer."
+    )
+    snippet = serializers.CharField(
+        source="search_hit.snippet",
+        help_text="HTML: the matching text, escaped, with <mark>…</mark> around the matches; empty if none.",
+    )
+    messageId = serializers.SerializerMethodField(help_text="The best matching message, if a message matched.")
+    matchedBy = serializers.ListField(
+        source="search_hit.matched_by", child=serializers.CharField(), help_text="fulltext and/or semantic."
+    )
+
+    def get_messageId(self, session) -> str | None:
+        message_id = session.search_hit.message_id
+        return None if message_id is None else str(message_id)
+
+
+class SearchSerializer(serializers.Serializer):
+    results = SearchResultSerializer(many=True, help_text="Best first.")
+    type = serializers.ChoiceField(choices=["fulltext", "semantic", "hybrid"], help_text="The mode actually used.")
+    notice = serializers.CharField(allow_null=True, help_text="Set when the mode asked for could not be used.")
+
+
+# --- the sync API's bodies (documentation only) ---------------------------------------------------
+
+
+class SyncSessionSerializer(serializers.Serializer):
+    externalId = serializers.CharField(max_length=255, help_text="Required (or `sessionId`): the plugin's id.")
+    title = serializers.CharField(required=False, allow_null=True)
+    projectPath = serializers.CharField(required=False, allow_null=True)
+    projectName = serializers.CharField(required=False, allow_null=True, max_length=255)
+    model = serializers.CharField(required=False, allow_null=True, max_length=255)
+    provider = serializers.CharField(required=False, allow_null=True, max_length=255)
+    source = serializers.CharField(
+        required=False, allow_null=True, max_length=64, help_text="Default opencode; cursor is stored as cursor-sync."
+    )
+    promptTokens = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, help_text="Or inputTokens. 0 never overwrites a stored count."
+    )
+    completionTokens = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, help_text="Or outputTokens."
+    )
+    cacheReadTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    cacheCreationTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    cost = serializers.FloatField(
+        required=False, allow_null=True, min_value=0, help_text="USD; overwrites when present."
+    )
+    durationMs = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    createdAt = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Epoch milliseconds; used only when the session is first created."
+    )
+    endReason = serializers.CharField(required=False, allow_null=True, max_length=64)
+
+
+class SyncPartSerializer(serializers.Serializer):
+    type = serializers.CharField(max_length=64)
+    content = serializers.JSONField(required=False, allow_null=True)
+
+
+class SyncMessageSerializer(serializers.Serializer):
+    sessionExternalId = serializers.CharField(max_length=255, help_text="Required: the session's externalId.")
+    externalId = serializers.CharField(max_length=255, help_text="Required: the plugin's message id.")
+    role = serializers.ChoiceField(choices=Role.choices, required=False, allow_null=True, help_text="Default unknown.")
+    textContent = serializers.CharField(required=False, allow_null=True)
+    model = serializers.CharField(required=False, allow_null=True, max_length=255)
+    promptTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    completionTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    durationMs = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    source = serializers.CharField(required=False, allow_null=True, max_length=64)
+    createdAt = serializers.IntegerField(required=False, allow_null=True, help_text="Or timestamp; epoch milliseconds.")
+    parts = SyncPartSerializer(
+        many=True, required=False, allow_null=True, help_text="When present (even empty), replaces the stored parts."
+    )
+
+
+class SyncBatchSerializer(serializers.Serializer):
+    sessions = SyncSessionSerializer(many=True, required=False)
+    messages = SyncMessageSerializer(many=True, required=False)
+
+
+class SyncSessionResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    sessionId = serializers.CharField()
+
+
+class SyncMessageResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    messageId = serializers.CharField()
+
+
+class SyncBatchResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    sessions = serializers.IntegerField(help_text="Sessions written.")
+    messages = serializers.IntegerField(help_text="Messages written.")
+    errors = serializers.ListField(child=serializers.CharField(), help_text='e.g. "messages[3]: Missing externalId".')
+
+
+class SessionIdsSerializer(serializers.Serializer):
+    sessionIds = serializers.ListField(
+        child=serializers.CharField(), help_text="externalIds of your sessions in the key's workspace."
+    )
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    timestamp = serializers.IntegerField(help_text="Epoch milliseconds.")
