@@ -33,6 +33,8 @@ from urllib.parse import quote
 BASE_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(BASE_DIR))
 
+from sessions_app.search_text import MESSAGE_SEARCH_CHARS, PART_SEARCH_CHARS  # noqa: E402 - no Django
+
 WORDS = [
     "the",
     "function",
@@ -174,7 +176,7 @@ def truncate(socket_dir: str, name: str) -> None:
     import psycopg
 
     with psycopg.connect(host=socket_dir, user="postgres", dbname=name, autocommit=True) as conn:
-        conn.execute("TRUNCATE sessions_app_part, sessions_app_message, sessions_app_session RESTART IDENTITY")
+        conn.execute("TRUNCATE sessions_app_part, sessions_app_message, sessions_app_session RESTART IDENTITY CASCADE")
         conn.execute("CHECKPOINT")
 
 
@@ -201,13 +203,13 @@ def raw_copy(socket_dir: str, name: str, batches: list[dict], workspace_id: int,
         session_ids = dict(cur.fetchall())
         with cur.copy(
             "COPY sessions_app_message (session_id, external_id, role, text_content, model, prompt_tokens,"
-            " completion_tokens, duration_ms, created_at) FROM STDIN"
+            " completion_tokens, duration_ms, created_at, search_text) FROM STDIN"
         ) as copy:
             for b in batches:
                 for m in b["messages"]:
                     copy.write_row((session_ids[m["sessionExternalId"]], m["externalId"], m["role"], m["textContent"],
                                     m.get("model"), m.get("promptTokens"), m.get("completionTokens"),
-                                    m.get("durationMs"), ms(m["createdAt"])))  # fmt: skip
+                                    m.get("durationMs"), ms(m["createdAt"]), search_text(m)))  # fmt: skip
         cur.execute("SELECT external_id, id FROM sessions_app_message")
         message_ids = dict(cur.fetchall())
         with cur.copy('COPY sessions_app_part (message_id, type, content, "order") FROM STDIN') as copy:
@@ -217,6 +219,26 @@ def raw_copy(socket_dir: str, name: str, batches: list[dict], workspace_id: int,
                         copy.write_row((message_ids[m["externalId"]], part["type"], json.dumps(part["content"]), order))
         conn.commit()
     return time.perf_counter() - started
+
+
+def search_text(message: dict) -> str:
+    """What the server stores in Message.search_text (sessions_app/search_text.py), computed here
+    so the baseline writes each row once, with the same text to index."""
+    text = message.get("textContent")
+    pieces = [text] if text else []
+    for part in message.get("parts", []):
+        kind, content = part["type"], part["content"]
+        if kind == "text" and text:
+            continue
+        if isinstance(content, str):
+            pieces.append(content if kind in ("text", "thinking", "reasoning") else content[:PART_SEARCH_CHARS])
+        elif isinstance(content, dict):
+            keys = ("toolName", "name", "text", "content", "result", "output", "error", "args", "arguments", "input")
+            values = [v if isinstance(v, str) else json.dumps(v) for k in keys if (v := content.get(k)) is not None]
+            pieces.append(" ".join(values)[:PART_SEARCH_CHARS])
+        elif content is not None:
+            pieces.append(json.dumps(content)[:PART_SEARCH_CHARS])
+    return "\n".join(pieces)[:MESSAGE_SEARCH_CHARS]
 
 
 def ms(value: int):
