@@ -613,3 +613,38 @@ def test_phone_width_pages_do_not_scroll_sideways(live, open_page, browser_user)
     shot(page, "viewer-phone-top", full_page=False)
     assert horizontal_overflow(page) == []
     watch.check()
+
+
+def test_search_from_the_list_finds_highlights_and_jumps_to_the_message(live, open_page, browser_user):
+    session = make_rich_session(browser_user, title="Database outage")
+    target = MessageFactory(
+        session=session,
+        role="user",
+        text_content="The API answers ECONNREFUSED after the deploy",
+        search_text="The API answers ECONNREFUSED after the deploy",  # as the sync would store it
+    )
+    other = SessionFactory(owner=browser_user, title="Unrelated work")
+    MessageFactory(session=other, text_content="styling buttons", search_text="styling buttons")
+    page, watch = open_page()
+    log_in(page, live, browser_user)
+    page.fill("#session-search", "ECONNREFUSED")
+    page.press("#session-search", "Enter")
+    page.wait_for_url(re.compile(r"/search/\?.*q=ECONNREFUSED"))
+    hit = page.locator(".search-hit").first
+    expect(hit).to_contain_text("Database outage")
+    expect(hit.locator("mark")).to_have_text("ECONNREFUSED")
+    expect(page.locator(".search-hit")).to_have_count(1)
+    shot(page, "search")
+
+    # Switching the mode re-runs the search in place (HTMX) and says semantic isn't configured.
+    mark_no_reload(page)
+    page.check("input[name=mode][value=hybrid]")
+    expect(page.locator(".notice")).to_contain_text("isn't configured")
+    assert_not_reloaded(page)
+    expect(page).to_have_url(re.compile(r"mode=hybrid"))
+
+    settled(page)
+    hit.locator(".hit-title").click()
+    page.wait_for_url(re.compile(rf"/sessions/{session.pk}/\?at={target.pk}"))
+    expect(page.locator(f"#m-{target.pk}")).to_have_class(re.compile("is-target"))
+    watch.check()
