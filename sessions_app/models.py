@@ -166,15 +166,15 @@ class Message(models.Model):
     completion_tokens = models.BigIntegerField(null=True, blank=True)
     duration_ms = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
-    # What search matches (services.SEARCH_TEXT_SQL: text, tool names and arguments, results),
-    # maintained by the sync. search_vector indexes it three ways: stemmed (english) for prose,
-    # unstemmed (simple) for identifiers and error codes, and with code split at punctuation
-    # (simple again), so `models.py` finds `/home/dev/src/app/models.py`. (The embedded
-    # PostgreSQL has no pg_trgm, so substring search can't rely on trigrams.)
+    # What search matches (search_text.SEARCH_TEXT_SQL: text, tool names and arguments, results),
+    # maintained by the sync. search_vector indexes it twice: stemmed (english, which also keeps
+    # whole paths, hosts and versions as tokens) for prose, and unstemmed with code split at
+    # punctuation (simple) for identifiers and error codes, so `models.py` finds
+    # `/home/dev/src/app/models.py` as a phrase. (The embedded PostgreSQL has no pg_trgm, so
+    # substrings of code can't rely on trigrams.)
     search_text = models.TextField(null=True, blank=True, editable=False)
     search_vector = models.GeneratedField(
         expression=SearchVector("search_text", config="english")
-        + SearchVector("search_text", config="simple")
         + SearchVector(split_code("search_text"), config="simple"),
         output_field=SearchVectorField(),
         db_persist=True,

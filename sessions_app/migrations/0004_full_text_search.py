@@ -43,7 +43,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='message',
             name='search_vector',
-            field=models.GeneratedField(db_persist=True, expression=django.contrib.postgres.search.CombinedSearchVector(django.contrib.postgres.search.CombinedSearchVector(django.contrib.postgres.search.SearchVector('search_text', config='english'), '||', django.contrib.postgres.search.SearchVector('search_text', config='simple'), django.contrib.postgres.search.SearchConfig('english')), '||', django.contrib.postgres.search.SearchVector(models.Func('search_text', models.Value('[^[:alnum:]_]+'), models.Value(' '), models.Value('g'), function='regexp_replace', output_field=models.TextField()), config='simple'), django.contrib.postgres.search.SearchConfig('english')), output_field=django.contrib.postgres.search.SearchVectorField()),
+            field=models.GeneratedField(db_persist=True, expression=django.contrib.postgres.search.CombinedSearchVector(django.contrib.postgres.search.SearchVector('search_text', config='english'), '||', django.contrib.postgres.search.SearchVector(models.Func('search_text', models.Value('[^[:alnum:]_]+'), models.Value(' '), models.Value('g'), function='regexp_replace', output_field=models.TextField()), config='simple'), django.contrib.postgres.search.SearchConfig('english')), output_field=django.contrib.postgres.search.SearchVectorField()),
         ),
         migrations.AddField(
             model_name='session',
