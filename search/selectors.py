@@ -204,14 +204,11 @@ def semantic_ranking(workspace, query: str, *, depth: int, filters=None) -> list
     embeddings = _embeddings()
     if embeddings is None:
         return []
-    ranked = embeddings.semantic_session_ids(workspace.pk, query, depth)
+    within = None
     if filters and filters != SessionFilters():
-        allowed = set(
-            filter_sessions(Session.objects.filter(workspace=workspace), filters)
-            .filter(pk__in=[session_id for session_id, _ in ranked])
-            .values_list("pk", flat=True)
-        )
-        ranked = [(session_id, score) for session_id, score in ranked if session_id in allowed]
+        # filtered inside the vector scans, so a filtered page is as full as an unfiltered one
+        within = filter_sessions(Session.objects.filter(workspace=workspace), filters).values("pk")
+    ranked = embeddings.semantic_session_ids(workspace.pk, query, depth, within=within)
     return [(session_id, None, float(score)) for session_id, score in ranked]
 
 

@@ -34,10 +34,12 @@ def semantic_search_available() -> bool:
     return get_provider() is not None
 
 
-def semantic_session_ids(workspace_id: int, query_text: str, limit: int) -> list[tuple[int, float]]:
+def semantic_session_ids(workspace_id: int, query_text: str, limit: int, *, within=None) -> list[tuple[int, float]]:
     """[(session id, score)] of the workspace's sessions nearest to the query, best first.
 
     A session scores by its best-matching chunk or its session vector, whichever is nearer.
+    `within` (a queryset of session ids) restricts the search to those sessions, inside the
+    vector scans, so a filtered page is as full as an unfiltered one.
     Returns [] with no provider configured or an empty query; raises EmbeddingError when the
     provider fails (the caller falls back to full-text).
     """
@@ -48,16 +50,19 @@ def semantic_session_ids(workspace_id: int, query_text: str, limit: int) -> list
     vector = _query_vector(provider, query_text)
     # A session usually matches with several chunks: fetch more chunks than sessions wanted.
     candidates = min(max(limit * 5, 50), MAX_CANDIDATES)
+    chunk_rows = MessageChunkEmbedding.objects.filter(workspace_id=workspace_id)
+    session_rows = SessionEmbedding.objects.filter(workspace_id=workspace_id)
+    if within is not None:
+        chunk_rows = chunk_rows.filter(session_id__in=within)
+        session_rows = session_rows.filter(session_id__in=within)
     with _vector_search(candidates):
         chunks = list(
-            MessageChunkEmbedding.objects.filter(workspace_id=workspace_id)
-            .annotate(distance=CosineDistance("embedding", vector))
+            chunk_rows.annotate(distance=CosineDistance("embedding", vector))
             .order_by("distance")
             .values_list("session_id", "distance")[:candidates]
         )
         sessions = list(
-            SessionEmbedding.objects.filter(workspace_id=workspace_id)
-            .annotate(distance=CosineDistance("embedding", vector))
+            session_rows.annotate(distance=CosineDistance("embedding", vector))
             .order_by("distance")
             .values_list("session_id", "distance")[: min(limit, MAX_CANDIDATES)]
         )

@@ -49,3 +49,23 @@ def test_a_failing_provider_falls_back_to_fulltext(corpus, provider):  # noqa: F
     result = search_sessions(corpus, "postgres refused", mode=HYBRID)
     assert result.mode == FULLTEXT and "unavailable right now" in result.notice
     assert [hit.session.title for hit in result.hits] == ["Database outage"]
+
+
+def test_filters_apply_inside_the_vector_search(sync_client, corpus, django_capture_on_commit_callbacks):
+    """A filter matching few sessions still fills the page (not the workspace's top N, filtered)."""
+    from search.selectors import SessionFilters
+
+    for i in range(12):
+        sync_batch(
+            sync_client,
+            django_capture_on_commit_callbacks,
+            {
+                "sessions": [{"externalId": f"s-pi-{i}", "title": f"pi {i}", "source": "pi"}],
+                "messages": [{"sessionExternalId": f"s-pi-{i}", "externalId": f"s-pi-{i}-1", "role": "user",
+                              "textContent": f"unrelated gardening note number {i}"}],
+            },
+        )  # fmt: skip
+    result = search_sessions(
+        corpus, "database server restart", mode=SEMANTIC, limit=5, filters=SessionFilters(source="pi")
+    )
+    assert len(result.hits) == 5 and all(hit.session.source == "pi" for hit in result.hits)
