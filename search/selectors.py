@@ -72,12 +72,23 @@ def is_code_like(query: str) -> bool:
     return bool(_CODE_LIKE.match(query)) and bool(_CODE_HINTS.search(query)) and not query.startswith(("-", '"'))
 
 
+_FLAG = re.compile(r"(?<!\S)(?:-[A-Za-z0-9]|--[A-Za-z0-9][\w-]*)(?!\S)")
+
+
+def unflag(query: str) -> str:
+    """Command-line flags in a pasted command (`kubectl logs -n prod`, `pytest --lf`) are words
+    to find, not websearch exclusions: drop their dashes. `-word` (two letters or more, one dash)
+    still excludes."""
+    return _FLAG.sub(lambda m: m.group(0).lstrip("-"), query)
+
+
 def tsquery(query: str) -> tuple[str, list]:
     """SQL (and its parameters) of the tsquery for `query`: websearch syntax read stemmed and
     unstemmed, plus, for code-like queries, the query split at punctuation as a phrase (matching
     the split-code part of Message.search_vector)."""
     sql = "(websearch_to_tsquery('english', %s) || websearch_to_tsquery('simple', %s)"
-    params: list = [query, query]
+    words = unflag(query)
+    params: list = [words, words]
     if is_code_like(query):
         sql += " || phraseto_tsquery('simple', regexp_replace(%s, %s, ' ', 'g'))"
         params += [query.strip(), CODE_SEPARATORS]

@@ -167,6 +167,27 @@ def test_reciprocal_rank_fusion():
 
 
 @pytest.mark.parametrize(
+    ("query", "words"),
+    [("kubectl logs -n prod", "kubectl logs n prod"), ("pytest --lf -x", "pytest lf x"), ("db -postgres", "db -postgres"),
+     ("a-b -c", "a-b c")],
+)  # fmt: skip
+def test_command_line_flags_are_words_not_exclusions(query, words):
+    from search.selectors import unflag
+
+    assert unflag(query) == words
+
+
+def test_a_pasted_command_finds_its_session(sync_client, corpus):
+    session(
+        sync_client,
+        "s-k8s",
+        "Pods",
+        [{"role": "user", "textContent": "ran kubectl logs -n prod api-7f9 and saw OOMKilled"}],
+    )
+    assert titles(search_sessions(corpus, "kubectl logs -n prod")) == ["Pods"]
+
+
+@pytest.mark.parametrize(
     ("query", "code"),
     [("models.py", True), ("ECONNREFUSED", True), ("useEffect", True), ("parse_request", True), ("postgres", False),
      ("two words", False), ('"a.b"', False), ("-x.y", False)],
