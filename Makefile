@@ -25,6 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/ingest.py
 	$(BIN)/python tests/benchmarks/dashboard.py
+	$(BIN)/python tests/benchmarks/search.py
 
 # Re-pin after editing pyproject.toml dependencies.
 lock: $(STAMP)

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils.html import escape
 
 from sessions_app.models import CODE_SEPARATORS, Message, Session
@@ -95,6 +95,12 @@ def tsquery(query: str) -> tuple[str, list]:
     return sql + ")", params
 
 
+# A broad query can match a tenth of all messages; ranking every match costs time in
+# proportion to the data. Only the newest RANKED_MATCHES matching messages are ranked (titles
+# always are), so a query that matches everything still answers at once, from recent work.
+RANKED_MATCHES = 5_000
+
+
 def fulltext_ranking(workspace, query: str, *, limit: int, offset: int = 0, filters: SessionFilters | None = None):
     """[(session_id, best message id or None, score)] best first, for one page."""
     sessions = filter_sessions(Session.objects.filter(workspace=workspace), filters or SessionFilters())
@@ -102,11 +108,17 @@ def fulltext_ranking(workspace, query: str, *, limit: int, offset: int = 0, filt
     query_sql, query_params = tsquery(query)
     sql = f"""
         WITH q AS (SELECT {query_sql} AS query),
+        matches AS MATERIALIZED (
+            SELECT m.id, m.session_id, m.search_vector
+            FROM {Message._meta.db_table} m, q
+            WHERE m.session_id IN ({scope_sql}) AND m.search_vector @@ q.query
+            ORDER BY m.id DESC
+            LIMIT {RANKED_MATCHES}
+        ),
         msg AS (
             SELECT DISTINCT ON (m.session_id) m.session_id, m.id AS message_id,
                    ts_rank_cd(m.search_vector, q.query) AS rank
-            FROM {Message._meta.db_table} m, q
-            WHERE m.session_id IN ({scope_sql}) AND m.search_vector @@ q.query
+            FROM matches m, q
             ORDER BY m.session_id, rank DESC, m.id
         ),
         ttl AS (
@@ -120,7 +132,9 @@ def fulltext_ranking(workspace, query: str, *, limit: int, offset: int = 0, filt
         ORDER BY score DESC, session_id DESC
         LIMIT %s OFFSET %s
     """
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Enough memory that a broad query's bitmap stays exact and its sort stays in memory.
+        cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(sql, [*query_params, *scope_params, *scope_params, limit, offset])
         return [(session_id, message_id, float(score)) for session_id, message_id, score in cursor.fetchall()]
 
@@ -162,14 +176,19 @@ def mark(text: str) -> str:
     return str(escape(" ".join(text.split()))).replace(_START, "<mark>").replace(_STOP, "</mark>")
 
 
-def title_snippet(query: str, title: str) -> str:
+def title_snippets(query: str, titles: dict[int, str]) -> dict[int, str]:
+    """Highlighted titles of sessions matched without a message (title or semantic hits)."""
+    if not titles:
+        return {}
     query_sql, query_params = tsquery(query)
+    ids, texts = list(titles), [titles[session_id] or "" for session_id in titles]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT ts_headline('english', %s, {query_sql}, %s)",
-            [title, *query_params, f"StartSel={_START}, StopSel={_STOP}, HighlightAll=true"],
+            f"SELECT t.id, ts_headline('english', t.title, {query_sql}, %s) "
+            "FROM unnest(%s::bigint[], %s::text[]) AS t(id, title)",
+            [*query_params, f"StartSel={_START}, StopSel={_STOP}, HighlightAll=true", ids, texts],
         )
-        return mark(cursor.fetchone()[0] or "")
+        return {session_id: mark(headline or "") for session_id, headline in cursor.fetchall()}
 
 
 def fulltext_search(workspace, query: str, *, limit: int = 20, offset: int = 0, filters=None) -> list[SessionHit]:
@@ -180,12 +199,15 @@ def fulltext_search(workspace, query: str, *, limit: int = 20, offset: int = 0, 
 def _hits(query: str, ranking, matched_by: str) -> list[SessionHit]:
     sessions = Session.objects.select_related("owner").in_bulk([session_id for session_id, _, _ in ranking])
     excerpts = snippets(query, [message_id for _, message_id, _ in ranking if message_id])
+    titled = title_snippets(
+        query, {s: sessions[s].title for s, message_id, _ in ranking if not message_id and s in sessions}
+    )
     hits = []
     for session_id, message_id, score in ranking:
         session = sessions.get(session_id)
         if session is None:  # deleted meanwhile
             continue
-        snippet = excerpts.get(message_id, "") if message_id else title_snippet(query, session.title or "")
+        snippet = excerpts.get(message_id, "") if message_id else titled.get(session_id, "")
         hits.append(SessionHit(session, score, message_id, snippet, (matched_by,)))
     return hits
 
