@@ -475,7 +475,7 @@ def explain(conn, plan) -> str:
     for transaction in plan:
         with conn.cursor() as cur:
             for sql, params in transaction:
-                if "set_config" in sql:
+                if "set_config" in sql or sql.lstrip().upper().startswith("SET "):
                     cur.execute(sql, params)
                     continue
                 started = time.perf_counter()
