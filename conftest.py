@@ -39,3 +39,10 @@ def sync_client(client, sync_key):
     """A test client that sends the sync key like the plugins do."""
     client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {sync_key}"
     return client
+
+
+@pytest.fixture
+def logged_in(client, user):
+    """The test client, logged in as `user`."""
+    client.force_login(user)
+    return client

@@ -30,12 +30,6 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-@pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
 def session_tree(owner, workspace=None, *, messages=2, parts=2, title="Session"):
     kwargs = {"workspace": workspace} if workspace else {}
     session = SessionFactory(owner=owner, title=title, message_count=messages, **kwargs)

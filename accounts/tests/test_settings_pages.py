@@ -22,12 +22,6 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 SETTINGS_PAGES = ["settings", "api-keys", "usage", "agents", "workspaces", "data"]
 
 
-@pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
 def assert_redirects_to_login(response):
     assert response.status_code == 302
     assert response.url.startswith(reverse("account_login"))

@@ -23,12 +23,6 @@ NEW_KEY = re.compile(r'<code id="new-key">(osk_[A-Za-z0-9_-]+)</code>')
 
 
 @pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def team(user):
     """A team workspace where `user` is the only admin."""
     return workspace_create_team(user=user, name="Platform team")

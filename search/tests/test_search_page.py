@@ -17,12 +17,6 @@ def indexed_message(session, text):
     return MessageFactory(session=session, text_content=text, search_text=text)
 
 
-@pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
 def test_needs_login(client, db):
     response = client.get(URL, {"q": "x"})
     assert response.status_code == 302 and response.url.startswith(reverse("account_login"))

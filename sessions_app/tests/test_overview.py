@@ -9,8 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership, Role, Workspace
-from accounts.services import workspace_create_team
+from accounts.models import Workspace
 from sessions_app import analytics
 from sessions_app.models import Source
 from sessions_app.templatetags.charts import axis_label, nice_scale, stacked_bars
@@ -18,20 +17,6 @@ from sessions_app.tests.factories import SessionFactory
 from sessions_app.views import overview
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def team(user, other_user):
-    """A team workspace created by `other_user` where `user` is a member."""
-    workspace = workspace_create_team(user=other_user, name="Platform team")
-    Membership.objects.create(user=user, workspace=workspace, role=Role.MEMBER)
-    return workspace
 
 
 def days_ago(days: int):

@@ -11,8 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership, Role, Workspace
-from accounts.services import workspace_create_team
+from accounts.models import Membership, Workspace
 from accounts.tests.factories import UserFactory
 from sessions_app import selectors
 from sessions_app.models import EvalStatus, Message, Part, Session, Source
@@ -23,20 +22,6 @@ pytestmark = pytest.mark.django_db
 
 HX = {"HTTP_HX_REQUEST": "true"}
 LIST = "/sessions/"
-
-
-@pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def team(user, other_user):
-    """A team workspace created by `other_user` (admin) where `user` is a member."""
-    workspace = workspace_create_team(user=other_user, name="Platform team")
-    Membership.objects.create(user=user, workspace=workspace, role=Role.MEMBER)
-    return workspace
 
 
 def switch(client, workspace):
