@@ -7,9 +7,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from accounts.selectors import current_workspace, enabled_sources
+from accounts.selectors import current_workspace
 from sessions_app.forms import SessionFilterForm
-from sessions_app.selectors import filter_choices, workspace_members
 from sessions_app.views.sessions import render
 
 from . import selectors
@@ -22,12 +21,7 @@ MAX_OFFSET = 500  # deeper than anyone pages through ranked results
 @require_GET
 def search(request: HttpRequest) -> TemplateResponse:
     workspace = current_workspace(request)
-    form = SessionFilterForm(
-        request.GET,
-        sources=enabled_sources(request.user),
-        choices=filter_choices(workspace),
-        members=workspace_members(workspace),
-    )
+    form = SessionFilterForm.for_request(request, workspace)
     filters = form.filters()
     query = request.GET.get("q", "").strip()
     mode = request.GET.get("mode", selectors.FULLTEXT)

@@ -1,7 +1,9 @@
 from django import forms
 
+from accounts.selectors import enabled_sources
+
 from .models import EvalStatus
-from .selectors import SORTS, SessionFilters
+from .selectors import SORTS, SessionFilters, filter_choices, workspace_members
 from .services import SHARE_EXPIRY_CHOICES
 
 EVAL_CHOICES = [
@@ -53,6 +55,16 @@ class SessionFilterForm(forms.Form):
             self.fields["owner"].choices = [("", "Everyone"), *((m.pk, m.get_full_name()) for m in members)]
         else:
             del self.fields["owner"]
+
+    @classmethod
+    def for_request(cls, request, workspace) -> "SessionFilterForm":
+        """The filters in `request`'s query string, with the menus of `workspace` and the user's agents."""
+        return cls(
+            request.GET,
+            sources=enabled_sources(request.user),
+            choices=filter_choices(workspace),
+            members=workspace_members(workspace),
+        )
 
     def clean(self):
         cleaned = super().clean()

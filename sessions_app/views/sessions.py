@@ -17,7 +17,7 @@ from django.utils.http import content_disposition_header, url_has_allowed_host_a
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from accounts.selectors import current_workspace, enabled_sources, plugin_base_url
+from accounts.selectors import current_workspace, plugin_base_url
 
 from .. import exports, selectors, services
 from ..forms import RenameForm, SessionFilterForm, ShareForm
@@ -57,12 +57,7 @@ def safe_next(request: HttpRequest, fallback: str) -> str:
 @require_GET
 def session_list(request: HttpRequest) -> TemplateResponse:
     workspace = current_workspace(request)
-    form = SessionFilterForm(
-        request.GET,
-        sources=enabled_sources(request.user),
-        choices=selectors.filter_choices(workspace),
-        members=selectors.workspace_members(workspace),
-    )
+    form = SessionFilterForm.for_request(request, workspace)
     filters = form.filters()
     cursor = request.GET.get("cursor") or None
     sessions, next_cursor = selectors.session_page(workspace, filters, cursor=cursor, size=PAGE_SIZE)
