@@ -20,7 +20,8 @@ from django.db.models import F, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from accounts.models import Membership, Role
+from accounts.models import Role
+from accounts.selectors import role_in
 
 from .models import Message, Session
 
@@ -46,13 +47,7 @@ def get_session_for_user(user, session_id, *, action: str = VIEW) -> Session:
         if str(session_id).isdigit()
         else None
     )
-    role = None
-    if session is not None:
-        role = (
-            Membership.objects.filter(user=user, workspace_id=session.workspace_id)
-            .values_list("role", flat=True)
-            .first()
-        )
+    role = role_in(user, session.workspace) if session is not None else None
     if role is None:
         raise Http404("No such session")
     if not can(user, session, role, action):
