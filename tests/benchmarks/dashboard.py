@@ -31,17 +31,15 @@ import math
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(BASE_DIR))
 
-from tests.benchmarks.ingest import CODE, TOOLS, start_database, text  # noqa: E402
+from tests.benchmarks.ingest import CODE, TOOLS, run_in_child, text  # noqa: E402
 
 DATABASE = "bench_dashboard"
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -355,37 +353,21 @@ def main() -> None:
         parser.error(f"--small must be >= {50 * (LIST_DEPTH + 2)} and --messages >= 300")
 
     if args.child:
-        results = run(args, {"host": os.environ["BENCH_DASHBOARD_SOCKET"], "user": "postgres", "dbname": DATABASE})
+        results = run(args, {"host": os.environ["BENCH_SOCKET"], "user": "postgres", "dbname": DATABASE})
         print(json.dumps(results))
         return
 
     # Importing opensync.settings.embedded evaluates the settings package with the embedded
     # database, so Django runs in a child process whose environment names the benchmark database.
-    server, socket_dir = start_database(Path(args.data_dir))
-    import psycopg
-
-    admin = {"host": socket_dir, "user": "postgres", "dbname": "postgres", "autocommit": True}
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "opensync.settings.test",  # DEBUG off; plain static storage for the test client
-        "DATABASE_URL": f"postgresql://postgres@{quote(socket_dir, safe='')}/{DATABASE}",
-        "BENCH_DASHBOARD_SOCKET": socket_dir,
-        "SECRET_KEY": "benchmark-only",
-        "CELERY_BROKER_URL": "memory://",
-        "DB_CONN_MAX_AGE": "600",
-        "LOG_LEVEL": "WARNING",
-    }
-    try:
-        child = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child"], cwd=BASE_DIR, env=env)
-    finally:
-        if not args.keep:
-            with psycopg.connect(**admin) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        server.cleanup()
-    sys.exit(child.returncode)
+    run_in_child(
+        __file__,
+        DATABASE,
+        Path(args.data_dir),
+        {
+            "DJANGO_SETTINGS_MODULE": "opensync.settings.test",  # DEBUG off; plain static storage for the test client
+        },
+        keep=args.keep,
+    )
 
 
 def run(args, conninfo: dict) -> dict:

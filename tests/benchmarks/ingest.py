@@ -154,12 +154,47 @@ def start_database(data_dir: Path) -> tuple[object, str]:
     return server, str(server.get_postmaster_info().socket_dir)
 
 
-def fresh_database(socket_dir: str, name: str) -> dict:
+def recreate_database(socket_dir: str, name: str, *, create: bool = True) -> None:
+    """Drop `name` on the embedded server, and create it empty again unless `create` is False."""
     import psycopg
 
     with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        if create:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def run_in_child(script: str, name: str, data_dir: Path, env: dict, *, keep: bool) -> None:
+    """Run `script --child` (with this process's arguments) with Django pointed at a fresh
+    database `name` on the embedded server, drop it afterwards unless `keep`, and exit with the
+    child's status. The child finds the server's socket in BENCH_SOCKET.
+
+    Django runs only in the child: importing the settings here would start them against the
+    development database.
+    """
+    server, socket_dir = start_database(data_dir)
+    recreate_database(socket_dir, name)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgresql://postgres@{quote(socket_dir, safe='')}/{name}",
+        "BENCH_SOCKET": socket_dir,
+        "SECRET_KEY": "benchmark-only",
+        "CELERY_BROKER_URL": "memory://",
+        "DB_CONN_MAX_AGE": "600",
+        "LOG_LEVEL": "WARNING",
+        **env,
+    }
+    try:
+        child = subprocess.run([sys.executable, script, *sys.argv[1:], "--child"], cwd=BASE_DIR, env=env)
+    finally:
+        if not keep:
+            recreate_database(socket_dir, name, create=False)
+        server.cleanup()
+    sys.exit(child.returncode)
+
+
+def fresh_database(socket_dir: str, name: str) -> dict:
+    recreate_database(socket_dir, name)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "opensync.settings",

@@ -40,18 +40,17 @@ import os
 import random
 import re
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(BASE_DIR))
 
 from search.tests.fake_embeddings_server import WORD, FakeEmbeddingsServer, fake_vector  # noqa: E402 - no Django
-from tests.benchmarks.ingest import search_text, start_database  # noqa: E402
+from tests.benchmarks.ingest import run_in_child, search_text  # noqa: E402
 
 DATABASE = "bench_search"
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -503,43 +502,27 @@ def main() -> None:
     args.sizes = sorted(int(s) for s in args.sizes.split(","))
 
     if args.child:
-        results = run(args, {"host": os.environ["BENCH_SEARCH_SOCKET"], "user": "postgres", "dbname": DATABASE})
+        results = run(args, {"host": os.environ["BENCH_SOCKET"], "user": "postgres", "dbname": DATABASE})
         print(json.dumps(results))
         return
 
     check_vectors(args.dims)
     # Django runs in a child process whose environment names the benchmark database, so the
     # settings never start against (or migrate) the development database.
-    server, socket_dir = start_database(Path(args.data_dir))
-    import psycopg
-
-    admin = {"host": socket_dir, "user": "postgres", "dbname": "postgres", "autocommit": True}
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "opensync.settings",  # production settings: DEBUG off, buffered request log
-        "DATABASE_URL": f"postgresql://postgres@{quote(socket_dir, safe='')}/{DATABASE}",
-        "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
-        "BENCH_SEARCH_SOCKET": socket_dir,
-        "SECRET_KEY": "benchmark-only",
-        "CELERY_BROKER_URL": "memory://",
-        "DB_CONN_MAX_AGE": "600",
-        "LOG_LEVEL": "WARNING",
-        "OPENSYNC_EMBEDDINGS_PROVIDER": "openai",
-        "OPENSYNC_EMBEDDINGS_API_KEY": "test-key",
-        "OPENSYNC_EMBEDDINGS_DIMENSIONS": str(args.dims),  # read by the migration that creates the columns
-        "OPENSYNC_EMBEDDINGS_SEND_DIMENSIONS": "always",
-    }
-    try:
-        child = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child"], cwd=BASE_DIR, env=env)
-    finally:
-        if not args.keep:
-            with psycopg.connect(**admin) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        server.cleanup()
-    sys.exit(child.returncode)
+    run_in_child(
+        __file__,
+        DATABASE,
+        Path(args.data_dir),
+        {
+            "DJANGO_SETTINGS_MODULE": "opensync.settings",  # production settings: DEBUG off, buffered request log
+            "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
+            "OPENSYNC_EMBEDDINGS_PROVIDER": "openai",
+            "OPENSYNC_EMBEDDINGS_API_KEY": "test-key",
+            "OPENSYNC_EMBEDDINGS_DIMENSIONS": str(args.dims),  # read by the migration that creates the columns
+            "OPENSYNC_EMBEDDINGS_SEND_DIMENSIONS": "always",
+        },
+        keep=args.keep,
+    )
 
 
 def run(args, conninfo: dict) -> dict:
