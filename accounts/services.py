@@ -287,7 +287,7 @@ def _sessions_to_delete(job: DeletionJob):
 
 
 def _related_to_user_querysets(user: User):
-    """Rows of the search and evals apps that point at the user (none exist yet)."""
+    """Rows of the search and evals apps that point at the user (saved searches, bookmarks, ...)."""
     for label in ("search", "evals"):
         for model in apps.get_app_config(label).get_models():
             for field in model._meta.concrete_fields:

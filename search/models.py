@@ -79,3 +79,57 @@ class SessionEmbedding(models.Model):
 
     def __str__(self) -> str:
         return f"session {self.session_id}"
+
+
+class SavedSearch(models.Model):
+    """A search a person keeps on the context page (per workspace): the query and its mode."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_searches")
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=120)
+    query = models.CharField(max_length=500)
+    mode = models.CharField(max_length=16, default="fulltext")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # saving the same search twice (a retried POST) keeps one
+            models.UniqueConstraint(fields=["user", "workspace", "query", "mode"], name="saved_search_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Bookmark(models.Model):
+    """A session, or one message of it, a person keeps at hand on the context page.
+
+    `session` is set for a message bookmark too: deleting a session (sessions_delete removes its
+    messages with raw SQL first) takes its bookmarks with it through the session's cascade.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bookmarks")
+    session = models.ForeignKey(
+        "sessions_app.Session", on_delete=models.CASCADE, related_name="bookmarks", db_index=False
+    )
+    message = models.ForeignKey(
+        "sessions_app.Message", on_delete=models.CASCADE, null=True, blank=True, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "session", "message"], nulls_distinct=False, name="bookmark_user_session_message_uniq"
+            ),
+        ]
+        indexes = [
+            # the cascades from a deleted session or message
+            models.Index(fields=["session"], name="bookmark_session_idx"),
+            models.Index(fields=["message"], name="bookmark_message_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"bookmark of session {self.session_id}" + (f" message {self.message_id}" if self.message_id else "")

@@ -12,6 +12,8 @@ serializers here only describe those bodies in the OpenAPI schema.
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from search import context
+
 from ..models import Role, Source
 
 MAX_QUERY_CHARS = 500
@@ -52,6 +54,16 @@ def text_filter(name: str, help_text: str, *, max_length: int = 255) -> serializ
         max_length=max_length,
         help_text=help_text,
         error_messages={"max_length": f"{name} must be at most {max_length} characters"},
+    )
+
+
+def mode_field(*, default: str) -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=["fulltext", "semantic", "hybrid"],
+        required=False,
+        default=default,
+        help_text="semantic and hybrid fall back to fulltext when no embeddings provider is configured.",
+        error_messages={"invalid_choice": "type must be one of fulltext, semantic, hybrid"},
     )
 
 
@@ -230,13 +242,7 @@ class SearchQuerySerializer(serializers.Serializer):
             "max_length": f"q is too long; the limit is {MAX_QUERY_CHARS} characters",
         },
     )
-    type = serializers.ChoiceField(
-        choices=["fulltext", "semantic", "hybrid"],
-        required=False,
-        default="fulltext",
-        help_text="semantic and hybrid fall back to fulltext when no embeddings provider is configured.",
-        error_messages={"invalid_choice": "type must be one of fulltext, semantic, hybrid"},
-    )
+    type = mode_field(default="fulltext")
     limit = limit_field(default=20, maximum=50)
     offset = serializers.IntegerField(
         required=False,
@@ -281,6 +287,68 @@ class SearchResultSerializer(SessionSerializer):
 class SearchSerializer(serializers.Serializer):
     results = SearchResultSerializer(many=True, help_text="Best first.")
     type = serializers.ChoiceField(choices=["fulltext", "semantic", "hybrid"], help_text="The mode actually used.")
+    notice = serializers.CharField(allow_null=True, help_text="Set when the mode asked for could not be used.")
+
+
+class ContextQuerySerializer(SearchQuerySerializer):
+    """/api/context: the search's parameters (no offset), the output format and a token budget."""
+
+    offset = None
+    type = mode_field(default="hybrid")
+    limit = limit_field(default=5, maximum=20)
+    format = serializers.ChoiceField(
+        choices=["text", "messages", "markdown", "xml"],
+        required=False,
+        default="text",
+        help_text="text (upstream's), messages (chat messages with metadata), markdown or xml (tagged blocks).",
+        error_messages={"invalid_choice": "format must be one of text, messages, markdown, xml"},
+    )
+    maxTokens = serializers.IntegerField(
+        required=False,
+        default=context.DEFAULT_BUDGET,
+        min_value=context.MIN_BUDGET,
+        max_value=context.MAX_BUDGET,
+        help_text="Token budget (tiktoken cl100k_base) the context is trimmed to fit.",
+        error_messages={
+            "invalid": "maxTokens must be a whole number",
+            "min_value": f"maxTokens must be at least {context.MIN_BUDGET}",
+            "max_value": f"maxTokens must be at most {context.MAX_BUDGET}",
+        },
+    )
+    messagesPerSession = serializers.IntegerField(
+        required=False,
+        default=context.DEFAULT_LAST,
+        min_value=1,
+        max_value=context.MAX_LAST,
+        help_text="The last N messages of each session (plus its first message and the one that matched).",
+        error_messages={
+            "invalid": "messagesPerSession must be a whole number",
+            "min_value": "messagesPerSession must be at least 1",
+            "max_value": f"messagesPerSession must be at most {context.MAX_LAST}",
+        },
+    )
+
+
+class ContextMessageMetadataSerializer(serializers.Serializer):
+    sessionId = serializers.CharField()
+    sessionTitle = serializers.CharField(allow_null=True)
+
+
+class ContextMessageSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    content = serializers.CharField()
+    metadata = ContextMessageMetadataSerializer()
+
+
+class ContextSerializer(serializers.Serializer):
+    text = serializers.CharField(required=False, help_text="format=text, markdown or xml.")
+    messages = ContextMessageSerializer(many=True, required=False, help_text="format=messages.")
+    sessionCount = serializers.IntegerField(help_text="Sessions with at least one message in the context.")
+    sessionIds = serializers.ListField(child=serializers.CharField(), help_text="Those sessions, in rank order.")
+    tokenCount = serializers.IntegerField(help_text="tiktoken cl100k_base tokens of the context.")
+    maxTokens = serializers.IntegerField(help_text="The budget applied.")
+    truncated = serializers.BooleanField(help_text="Messages were left out or cut to fit the budget.")
+    type = serializers.ChoiceField(choices=["fulltext", "semantic", "hybrid"], help_text="The search mode used.")
     notice = serializers.CharField(allow_null=True, help_text="Set when the mode asked for could not be used.")
 
 

@@ -18,6 +18,7 @@ read_urlpatterns = [
     path("sessions", views.SessionListApi.as_view(), name="api-sessions"),
     path("sessions/get", views.SessionGetApi.as_view(), name="api-session-get"),
     path("search", views.SearchApi.as_view(), name="api-search"),
+    path("context", views.ContextApi.as_view(), name="api-context"),
     path("export", views.ExportApi.as_view(), name="api-export"),
     path("stats", views.StatsApi.as_view(), name="api-stats"),
 ]

@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 from accounts.api.authentication import CanSync, HasApiKey
 from accounts.api.errors import json_error
 from accounts.models import ApiKey
+from search import context
 from search.selectors import search_sessions
 
 from .. import services
@@ -381,6 +382,18 @@ class StatsApi(ReadApi):
         return Response(totals)
 
 
+def _search(request, params: dict, *, limit: int, offset: int = 0):
+    filters = _filters(params)
+    return search_sessions(
+        request.auth.workspace,
+        params["q"],
+        mode=params["type"],
+        limit=limit,
+        offset=offset,
+        filters=filters if filters != SessionFilters() else None,
+    )
+
+
 class SearchApi(ReadApi):
     query_serializer = serializers.SearchQuerySerializer
     max_limit = 50
@@ -399,15 +412,7 @@ class SearchApi(ReadApi):
     )
     def get(self, request):
         params = self.query(request)
-        filters = _filters(params)
-        result = search_sessions(
-            request.auth.workspace,
-            params["q"],
-            mode=params["type"],
-            limit=min(params["limit"], self.max_limit),
-            offset=params["offset"],
-            filters=filters if filters != SessionFilters() else None,
-        )
+        result = _search(request, params, limit=min(params["limit"], self.max_limit), offset=params["offset"])
         sessions = []
         for hit in result.hits:
             hit.session.search_hit = hit
@@ -415,6 +420,48 @@ class SearchApi(ReadApi):
         return Response(
             {
                 "results": serializers.SearchResultSerializer(sessions, many=True).data,
+                "type": result.mode,
+                "notice": result.notice,
+            }
+        )
+
+
+class ContextApi(ReadApi):
+    query_serializer = serializers.ContextQuerySerializer
+    max_limit = 20
+
+    @extend_schema(
+        operation_id="context",
+        tags=READ,
+        summary="Past sessions as context for a prompt",
+        description="Finds the sessions best matching `q` (hybrid by default) and returns, for each, its first "
+        "message, the matching message and its last `messagesPerSession` messages, trimmed to fit `maxTokens` "
+        "(counted with tiktoken's cl100k_base): sessions in rank order, within a session the matching and first "
+        "messages before the newest; stretches left out are marked. `format=text` is upstream's "
+        '(`Relevant coding sessions for: "<q>"` …), `messages` upstream\'s chat messages with metadata, '
+        "`markdown` and `xml` tagged blocks. A message's content is its text parts joined by newlines, else its "
+        "text; messages without text (tool plumbing) are skipped.",
+        parameters=[serializers.ContextQuerySerializer],
+        responses={200: serializers.ContextSerializer, 400: BAD_REQUEST, 401: UNAUTHORIZED},
+    )
+    def get(self, request):
+        params = self.query(request)
+        result = _search(request, params, limit=min(params["limit"], self.max_limit))
+        picks = [
+            context.Pick(hit.session.pk, message_ids=(hit.message_id,) if hit.message_id else ()) for hit in result.hits
+        ]
+        blocks = context.load_blocks(request.auth.workspace, picks, last=params["messagesPerSession"])
+        built = context.build(blocks, fmt=params["format"], budget=params["maxTokens"], query=params["q"])
+        body = {"messages": built.messages} if built.format == context.MESSAGES else {"text": built.text}
+        included = built.included
+        return Response(
+            {
+                **body,
+                "sessionCount": len(included),
+                "sessionIds": [str(block.session.pk) for block in included],
+                "tokenCount": built.tokens,
+                "maxTokens": built.budget,
+                "truncated": built.trimmed,
                 "type": result.mode,
                 "notice": result.notice,
             }

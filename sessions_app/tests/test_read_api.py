@@ -87,7 +87,9 @@ def assert_error(response, status: int, message: str | None = None):
 
 # --- keys, scopes, isolation ----------------------------------------------------------------------
 
-ENDPOINTS = ["/api/sessions", "/api/sessions/get?id=1", "/api/export?id=1", "/api/stats", "/api/search?q=x"]
+ENDPOINTS = [
+    "/api/sessions", "/api/sessions/get?id=1", "/api/export?id=1", "/api/stats", "/api/search?q=x", "/api/context?q=x",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
@@ -514,7 +516,7 @@ def test_schema_is_public_and_describes_both_apis(client, db, path):
     schema = json.loads(response.content)
     assert set(schema["paths"]) == {
         "/health", "/sync/session", "/sync/message", "/sync/batch", "/sync/sessions/list",
-        "/api/sessions", "/api/sessions/get", "/api/search", "/api/export", "/api/stats",
+        "/api/sessions", "/api/sessions/get", "/api/search", "/api/context", "/api/export", "/api/stats",
     }  # fmt: skip
     assert schema["components"]["securitySchemes"]["apiKey"] == {
         "type": "http",

@@ -206,10 +206,14 @@ def share_context(request: HttpRequest, session: Session) -> dict:
 
 
 def viewer_context(request: HttpRequest, session: Session, *, fragment: bool = False) -> dict:
+    from search.selection import viewer_marks  # the context page's picks and bookmarks
+
+    window = message_window(request, session, fragment=fragment)
     return {
         **share_context(request, session),
         "messages_url": reverse("sessions:messages", args=[session.pk]),
-        **message_window(request, session, fragment=fragment),
+        **window,
+        **viewer_marks(request, session, [m.pk for m, _, _ in window["items"]]),
     }
 
 

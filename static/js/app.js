@@ -96,6 +96,13 @@
     } else { select(); }
   });
 
+  // Ctrl+K / Cmd+K focuses the page's search box where it offers the shortcut (the context page).
+  document.addEventListener("keydown", function (e) {
+    if (e.key.toLowerCase() !== "k" || !(e.ctrlKey || e.metaKey) || e.altKey || e.shiftKey) return;
+    var box = document.querySelector("input[aria-keyshortcuts~='Control+K']");
+    if (box) { e.preventDefault(); box.focus(); box.select(); }
+  });
+
   // Escape in an inline edit form (rename) cancels it, like its Cancel link.
   document.addEventListener("keydown", function (e) {
     if (e.key !== "Escape") return;

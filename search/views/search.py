@@ -11,7 +11,8 @@ from accounts.selectors import current_workspace
 from sessions_app.forms import SessionFilterForm
 from sessions_app.views.sessions import render
 
-from . import selectors
+from .. import selectors
+from ..forms import MODE_CHOICES
 
 PAGE_SIZE = 20
 MAX_OFFSET = 500  # deeper than anyone pages through ranked results
@@ -48,7 +49,7 @@ def search(request: HttpRequest) -> TemplateResponse:
         "form": form,
         "query": query,
         "mode": mode,
-        "modes": [(selectors.FULLTEXT, "Full-text"), (selectors.SEMANTIC, "Semantic"), (selectors.HYBRID, "Hybrid")],
+        "modes": MODE_CHOICES,
         "semantic_available": selectors.semantic_available(),
         "result": result,
         "error": error,
