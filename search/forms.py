@@ -14,7 +14,8 @@ class ContextOptionsForm(forms.Form):
         min_value=context.MIN_BUDGET,
         max_value=context.MAX_BUDGET,
         help_text="Counted with tiktoken (cl100k_base).",
-        widget=forms.NumberInput(attrs={"step": 500, "inputmode": "numeric"}),
+        # no `step`: with min=100 it would make round budgets such as 8000 invalid in the browser
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
     )
     format = forms.ChoiceField(label="Copy as", choices=FORMAT_CHOICES, widget=forms.RadioSelect)
 

@@ -648,3 +648,181 @@ def test_search_from_the_list_finds_highlights_and_jumps_to_the_message(live, op
     page.wait_for_url(re.compile(rf"/sessions/{session.pk}/\?at={target.pk}"))
     expect(page.locator(f"#m-{target.pk}")).to_have_class(re.compile("is-target"))
     watch.check()
+
+
+def make_context_sessions(user) -> tuple[Session, Message]:
+    """A session with an ECONNREFUSED message (search_text set as the sync would) and a long answer
+    that a small token budget can't hold, and an unrelated session."""
+    session = make_rich_session(user, title="Database outage")
+    text = "The API answers ECONNREFUSED after the deploy, see /srv/app/releases/2024-06-01T12-00-00/logs/api.log"
+    target = MessageFactory(session=session, role="user", text_content=text, search_text=text)
+    long_answer = "Restarting the database container and checking the connection pool settings. " * 30
+    MessageFactory(session=session, role="assistant", text_content=long_answer, search_text=long_answer)
+    other = SessionFactory(owner=user, title="Unrelated work")
+    MessageFactory(session=other, text_content="styling buttons", search_text="styling buttons")
+    return session, target
+
+
+def context_tokens(page) -> int:
+    """The token count the context panel shows ("<n> of <budget> tokens")."""
+    return int(page.locator("#context-count strong").inner_text())
+
+
+def test_context_page_searches_picks_fits_a_budget_and_copies(live, open_page, browser_user):
+    from search import tokens
+    from search.models import Bookmark, SavedSearch
+
+    session, target = make_context_sessions(browser_user)
+    page, watch = open_page(permissions=["clipboard-read", "clipboard-write"])
+    log_in(page, live, browser_user)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Context").click()
+    page.wait_for_url(f"{live}/context/")
+    expect(page.get_by_role("link", name="Context")).to_have_attribute("aria-current", "page")
+    expect(page.locator("#context-output")).to_contain_text("Nothing picked yet")
+    expect(page.locator("#context-q")).to_be_focused()  # autofocus: type straight away
+    mark_no_reload(page)
+
+    # Typing searches by itself once the typing pauses (debounced): one request, not one per key.
+    searches = []
+    page.on("request", lambda r: searches.append(r.url) if "/context/?" in r.url and "q=" in r.url else None)
+    page.locator("#context-q").press_sequentially("ECONNREFUSED", delay=30)
+    hits = page.locator("#context-results .search-hit")
+    expect(hits).to_have_count(1)
+    hit = hits.first
+    expect(hit.locator(".hit-title")).to_have_text("Database outage")
+    expect(hit.locator(".hit-title")).to_have_attribute("href", f"/sessions/{session.pk}/?at={target.pk}#m-{target.pk}")
+    expect(hit.locator("mark")).to_have_text("ECONNREFUSED")
+    expect(page).to_have_url(re.compile(r"/context/\?q=ECONNREFUSED&mode=fulltext$"))
+    assert len(searches) <= 2, searches
+    assert_not_reloaded(page)
+    settled(page)
+
+    # Add the whole session, then the matched message: each button swaps itself and the
+    # context panel reloads (context-changed).
+    output = page.locator("#context-output")
+    hit.get_by_role("button", name="+ Session").click()
+    expect(hit.get_by_role("button", name="✓ Session in context")).to_have_attribute("aria-pressed", "true")
+    expect(output.locator(".pick-head a")).to_have_text("Database outage")
+    settled(page)
+    hit.get_by_role("button", name="+ Message").click()
+    expect(hit.get_by_role("button", name="✓ Message in context")).to_be_visible()
+    expect(output.locator(".picked-messages li")).to_contain_text("ECONNREFUSED after the deploy")
+    text_box = page.locator("#context-text")
+    expect(text_box).to_have_value(re.compile(r"ECONNREFUSED after the deploy"))
+    expect(page.locator("#context-count")).to_contain_text("of 8000 tokens · 1 of 1 session")
+    text = text_box.input_value()
+    assert text.startswith("Relevant coding sessions:") and "--- Session: Database outage ---" in text
+    assert context_tokens(page) == tokens.count(text)  # the count is of the exact text shown
+    expect(output.get_by_text("Trimmed to fit")).to_have_count(0)
+    assert_not_reloaded(page)
+    settled(page)
+
+    # A small budget trims it, keeping the picked message; the meter follows.
+    budget = page.locator("#id_budget")
+    budget.fill("150")
+    # htmx validates the form first and silently drops the request if the browser finds it invalid
+    assert budget.evaluate("el => el.validity.valid"), budget.evaluate("el => el.validationMessage")
+    expect(output.get_by_text("Trimmed to fit")).to_be_visible()
+    expect(page.locator("#context-count")).to_contain_text("of 150 tokens")
+    assert context_tokens(page) <= 150
+    assert context_tokens(page) == tokens.count(text_box.input_value())
+    expect(text_box).to_have_value(re.compile(r"ECONNREFUSED after the deploy"))
+    assert "Restarting the database container" not in text_box.input_value()
+    expect(page.locator("#context-meter")).to_have_attribute("max", "150")
+    settled(page)
+
+    # XML-tagged.
+    page.get_by_label("XML-tagged").check()
+    expect(text_box).to_have_value(re.compile(r"^<context>\n<session id=\"\d+\" title=\"Database outage\""))
+    assert text_box.input_value().rstrip().endswith("</context>")
+    assert context_tokens(page) <= 150
+    expect(budget).to_have_value("150")
+    assert_not_reloaded(page)
+    settled(page)
+    shot(page, "context")
+
+    # Ctrl+K jumps back to the search box from anywhere on the page.
+    text_box.click()
+    expect(page.locator("#context-q")).not_to_be_focused()
+    page.keyboard.press("Control+k")
+    expect(page.locator("#context-q")).to_be_focused()
+
+    # Copy puts the exact text on the clipboard; Download gives the same text as a file.
+    output.get_by_role("button", name="Copy").click()
+    expect(output.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == text_box.input_value()
+    with page.expect_download() as download_info:
+        output.get_by_role("link", name="Download").click()
+    download = download_info.value
+    assert re.fullmatch(r"context-\d{4}-\d{2}-\d{2}\.xml", download.suggested_filename)
+    assert Path(download.path()).read_text().replace("\r\n", "\n") == text_box.input_value()
+    assert_not_reloaded(page)
+
+    # Save the search; bookmark the session: both lists update in place.
+    page.get_by_role("button", name="☆ Save this search").click()
+    saved = page.locator("#saved-searches")
+    expect(saved.get_by_role("link", name="ECONNREFUSED")).to_have_attribute(
+        "href", "/context/?q=ECONNREFUSED&mode=fulltext"
+    )
+    settled(page)
+    hit.get_by_role("button", name="☆ Bookmark", exact=True).click()
+    expect(hit.get_by_role("button", name="★ Bookmarked", exact=True)).to_be_visible()
+    marks = page.locator("#bookmarks")
+    expect(marks.get_by_role("link", name="Database outage")).to_be_visible()
+    expect(marks.get_by_role("button", name="✓ Session in context")).to_be_visible()
+    assert_not_reloaded(page)
+    assert SavedSearch.objects.filter(user=browser_user, query="ECONNREFUSED").count() == 1
+    assert Bookmark.objects.filter(user=browser_user, session=session, message=None).exists()
+    settled(page)
+
+    # The picks, the budget and the format survive a reload.
+    page.reload()
+    expect(hit.get_by_role("button", name="✓ Session in context")).to_be_visible()
+    expect(hit.get_by_role("button", name="✓ Message in context")).to_be_visible()
+    expect(output.locator(".pick-head a")).to_have_text("Database outage")
+    expect(output.locator(".picked-messages li")).to_contain_text("ECONNREFUSED after the deploy")
+    expect(budget).to_have_value("150")
+    expect(page.get_by_label("XML-tagged")).to_be_checked()
+    expect(text_box).to_have_value(re.compile(r"^<context>"))
+    expect(saved.get_by_role("link", name="ECONNREFUSED")).to_be_visible()
+    expect(page.locator("#context-results .save-search")).to_have_text("★ Saved search")
+    expect(marks.get_by_role("link", name="Database outage")).to_be_visible()
+    mark_no_reload(page)
+
+    # Clear asks first (the browser's confirm), then empties the context in place.
+    page.once("dialog", lambda dialog: dialog.accept())
+    output.get_by_role("button", name="Clear").click()
+    expect(output).to_contain_text("Nothing picked yet")
+    expect(text_box).to_have_count(0)
+    assert_not_reloaded(page)
+    page.reload()
+    expect(output).to_contain_text("Nothing picked yet")
+    expect(hit.get_by_role("button", name="+ Session")).to_be_visible()
+    watch.check()
+
+
+def test_context_page_fits_a_phone_screen(live, open_page, browser_user):
+    make_context_sessions(browser_user)
+    page, watch = open_page(viewport=PHONE, is_mobile=True, has_touch=True)
+    log_in(page, live, browser_user, "/context/?q=ECONNREFUSED")
+    hit = page.locator("#context-results .search-hit").first
+    expect(hit.locator("mark")).to_have_text("ECONNREFUSED")
+    mark_no_reload(page)
+    hit.get_by_role("button", name="+ Session").click()
+    expect(page.locator("#context-output .pick-head a")).to_have_text("Database outage")
+    settled(page)
+    hit.get_by_role("button", name="+ Message").click()
+    expect(page.locator("#context-output .picked-messages li")).to_have_count(1)
+    settled(page)
+    hit.get_by_role("button", name="☆ Bookmark message").click()
+    expect(page.locator("#bookmarks .link-list li")).to_have_count(1)
+    settled(page)
+    page.get_by_role("button", name="☆ Save this search").click()
+    expect(page.locator("#saved-searches .link-list li")).to_have_count(1)
+    assert_not_reloaded(page)
+    settled(page)
+    shot(page, "context-phone")
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "context-phone-top", full_page=False)
+    assert horizontal_overflow(page) == []
+    watch.check()

@@ -254,3 +254,28 @@ def test_the_viewer_adds_to_the_context_and_bookmarks(logged_in, user, convo):
     assert page.count("✓ Message in context") == 1 and page.count("+ Message") == 2
     assert page.count("★ Bookmarked message") == 1
     assert "It races the session save." in output(logged_in)
+
+
+def test_removing_from_the_panel_resets_the_add_buttons_elsewhere_on_the_page(logged_in, user, convo):
+    session, messages = convo
+    pick(logged_in, session)
+    pick(logged_in, session, messages[1])
+    body = pick(logged_in, session, action="remove").content.decode()
+    # the panel, plus out-of-band "+ Session" / "+ Message" buttons for every copy on the page
+    assert f'hx-swap-oob="outerHTML:.pick-{session.pk}-s"' in body
+    assert f'hx-swap-oob="outerHTML:.pick-{session.pk}-{messages[1].pk}"' in body
+    pick(logged_in, session, messages[2])
+    body = logged_in.post("/context/pick/", {"action": "clear"}, **HX).content.decode()
+    assert body.count("hx-swap-oob") == 1 and f".pick-{session.pk}-{messages[2].pk}" in body
+
+
+def test_saving_a_search_turns_its_button_into_saved(logged_in):
+    body = logged_in.post("/context/saved/", {"q": "flaky", "mode": "hybrid"}, **HX).content.decode()
+    assert 'id="saved-searches"' in body
+    assert 'id="save-search" hx-swap-oob="true"' in body and "★ Saved search" in body
+
+
+def test_no_template_comment_leaks_into_the_page(logged_in, convo):
+    pick(logged_in, convo[0])
+    for path in ("/context/", f"/sessions/{convo[0].pk}/"):
+        assert "{#" not in logged_in.get(path).content.decode()

@@ -12,6 +12,7 @@ from datetime import date
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import content_disposition_header, urlencode
@@ -157,7 +158,9 @@ def context_pick(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest(" ".join(e for errors in form.errors.values() for e in errors))
     action, session_id, message_id = (form.cleaned_data[k] for k in ("action", "session", "message"))
     selection = Selection(request, workspace)
+    released = []  # (session, message or None) whose buttons elsewhere on the page must read "add" again
     if action == "clear":
+        released = [pair for pick in selection.picks for pair in _pairs(pick)]
         selection.clear()
     else:
         session = get_object_or_404(Session, workspace=workspace, pk=session_id)
@@ -168,6 +171,9 @@ def context_pick(request: HttpRequest) -> HttpResponse:
             if problem:
                 return HttpResponseBadRequest(problem)
         else:
+            pick = next((p for p in selection.picks if p.session_id == session.pk), None)
+            if pick is not None:
+                released = [(session.pk, message_id)] if message_id else _pairs(pick)
             selection.remove(session.pk, message_id)
     selection.save()
     if not is_fragment_request(request):
@@ -181,7 +187,18 @@ def context_pick(request: HttpRequest) -> HttpResponse:
         )
         response["HX-Trigger"] = "context-changed"  # the context panel reloads itself
         return response
-    return TemplateResponse(request, f"{TEMPLATE}#output", _panel(request, workspace, selection))
+    html = render_to_string(f"{TEMPLATE}#output", _panel(request, workspace, selection), request)
+    for session_pk, message_pk in released:
+        html += render_to_string(
+            "search/_pick_button.html",
+            {"pick_session": session_pk, "pick_message": message_pk, "picked": False, "oob": True},
+            request,
+        )
+    return HttpResponse(html)
+
+
+def _pairs(pick) -> list[tuple[int, int | None]]:
+    return ([(pick.session_id, None)] if pick.whole else []) + [(pick.session_id, m) for m in pick.message_ids]
 
 
 @login_required
@@ -217,8 +234,8 @@ def context_download(request: HttpRequest) -> HttpResponse:
 # --- saved searches and bookmarks --------------------------------------------------------------------
 
 
-def _saved_fragment(request, workspace, **extra) -> TemplateResponse:
-    return TemplateResponse(request, f"{TEMPLATE}#saved", {"saved": _saved(request, workspace), **extra})
+def _saved_fragment(request, workspace) -> TemplateResponse:
+    return TemplateResponse(request, f"{TEMPLATE}#saved", {"saved": _saved(request, workspace)})
 
 
 @login_required
@@ -234,7 +251,10 @@ def saved_search_create(request: HttpRequest) -> HttpResponse:
     )
     if not is_fragment_request(request):
         return redirect(f"{reverse('search:context')}?{urlencode({'q': data['q'], 'mode': data['mode']})}")
-    return _saved_fragment(request, workspace)
+    html = render_to_string(f"{TEMPLATE}#saved", {"saved": _saved(request, workspace)}, request)
+    # and the "Save this search" button above the results turns into "Saved"
+    saved_button = {"is_saved": True, "oob": True, "query": data["q"], "mode": data["mode"]}
+    return HttpResponse(html + render_to_string(f"{TEMPLATE}#save-search", saved_button, request))
 
 
 @login_required
