@@ -3,7 +3,7 @@
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.http import Http404, HttpRequest
 from django.utils import timezone
@@ -89,11 +89,11 @@ def api_key_for_raw(raw_key: str) -> ApiKey | None:
 
     The key works only while its user is active and still a member of the key's workspace.
     """
-    membership = Membership.objects.filter(user=OuterRef("user_id"), workspace=OuterRef("workspace_id"))
+    # A join, not an EXISTS subquery (cheaper to build and to plan on every API request):
+    # memberships are unique per (user, workspace), so it never repeats the key.
     return (
         ApiKey.objects.select_related("user", "workspace")
-        .filter(key_hash=hash_api_key(raw_key), user__is_active=True)
-        .filter(Exists(membership))
+        .filter(key_hash=hash_api_key(raw_key), user__is_active=True, user__memberships__workspace=F("workspace"))
         .first()
     )
 

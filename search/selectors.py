@@ -12,11 +12,15 @@ see sessions_app.services.SEARCH_TEXT_SQL) and session titles:
 * a session's score is its best message's `ts_rank_cd` plus twice its title's, and the result
   says which message matched, with a highlighted snippet.
 
-Semantic search ranks sessions by embedding similarity (search.embeddings). Hybrid fuses the
-two rankings with reciprocal rank fusion (`fuse`). Without an embeddings provider, semantic and
-hybrid fall back to full-text and say so in `SearchResult.notice`.
+Semantic search ranks sessions by embedding similarity (search.embeddings), and says which
+message matched too: the one whose chunk is nearest to the query, with the start of that chunk
+as a plain snippet (there are no words to highlight). Hybrid fuses the two rankings with
+reciprocal rank fusion (`fuse`); a session found by both shows its full-text message. Without an
+embeddings provider, semantic and hybrid fall back to full-text and say so in
+`SearchResult.notice`.
 """
 
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -196,9 +200,16 @@ def fulltext_search(workspace, query: str, *, limit: int = 20, offset: int = 0, 
     return _hits(query, ranking, FULLTEXT)
 
 
-def _hits(query: str, ranking, matched_by: str) -> list[SessionHit]:
-    sessions = Session.objects.select_related("owner").in_bulk([session_id for session_id, _, _ in ranking])
-    excerpts = snippets(query, [message_id for _, message_id, _ in ranking if message_id])
+SNIPPET_CHARS = 240  # of a semantic hit's plain snippet
+
+
+def _hits(query: str, ranking, matched_by: str, chunks: dict[int, int] | None = None) -> list[SessionHit]:
+    """SessionHits for [(session id, message id or None, score)]. A message in `chunks` (message
+    id -> chunk index) matched by meaning and gets the start of that chunk as its snippet; other
+    messages matched words and get them highlighted; a hit without a message, its title."""
+    chunks = chunks or {}
+    sessions = _sessions({s: (m, chunks[m]) for s, m, _ in ranking if m in chunks}, [s for s, _, _ in ranking])
+    excerpts = snippets(query, [message_id for _, message_id, _ in ranking if message_id and message_id not in chunks])
     titled = title_snippets(
         query, {s: sessions[s].title for s, message_id, _ in ranking if not message_id and s in sessions}
     )
@@ -207,9 +218,65 @@ def _hits(query: str, ranking, matched_by: str) -> list[SessionHit]:
         session = sessions.get(session_id)
         if session is None:  # deleted meanwhile
             continue
-        snippet = excerpts.get(message_id, "") if message_id else titled.get(session_id, "")
+        if message_id in chunks:
+            snippet = plain_snippet(session.chunk_text or "", chunks[message_id])
+        else:
+            snippet = excerpts.get(message_id, "") if message_id else titled.get(session_id, "")
         hits.append(SessionHit(session, score, message_id, snippet, (matched_by,)))
     return hits
+
+
+def _sessions(matched: dict[int, tuple[int, int]], session_ids: list[int]) -> dict[int, Session]:
+    """The sessions by id, in one statement. Those in `matched` (session id -> (message id, chunk
+    index), the messages matched by meaning) also carry `chunk_text`: the start of that message's
+    text, long enough to hold the start of the chunk (see `chunk_at`). The embedded text starts
+    with the text content, or with the text parts when there is none, as search_text does (which
+    then holds the tool calls, as the chunks do). No ORDER BY (the ranking gives the order) and no
+    title tsvector (nothing reads it)."""
+    from .embeddings.text import prefix_chars
+
+    size = settings.OPENSYNC_EMBEDDINGS_CHUNK_CHARS
+    message_ids = [matched[s][0] if s in matched else None for s in session_ids]
+    lengths = [
+        prefix_chars(matched[s][1], size=size, extra=2 * SNIPPET_CHARS) if s in matched else 0 for s in session_ids
+    ]
+    rows = Session.objects.raw(_SESSIONS_SQL.format(columns=_session_columns()), [session_ids, message_ids, lengths])
+    return {session.pk: session for session in rows}
+
+
+# substr, not left: it reads only the start of a long (compressed, out-of-line) text
+_SESSIONS_SQL = f"""
+SELECT {{columns}},
+       CASE WHEN btrim(substr(m.text_content, 1, t.length), E' \\t\\r\\n') <> ''
+            THEN substr(m.text_content, 1, t.length) ELSE substr(m.search_text, 1, t.length) END AS chunk_text
+FROM unnest(%s::bigint[], %s::bigint[], %s::int[]) AS t(session_id, message_id, length)
+JOIN {Session._meta.db_table} s ON s.id = t.session_id
+LEFT JOIN {Message._meta.db_table} m ON m.id = t.message_id AND m.session_id = s.id
+"""
+
+
+@functools.cache
+def _session_columns() -> str:
+    return ", ".join(f's."{field.column}"' for field in Session._meta.concrete_fields if field.name != "title_vector")
+
+
+def plain_snippet(text: str, chunk_index: int) -> str:
+    """The start of chunk `chunk_index` of `text`, escaped, about SNIPPET_CHARS long."""
+    from .embeddings.text import chunk_at
+
+    chunk = chunk_at(
+        text,
+        chunk_index,
+        size=settings.OPENSYNC_EMBEDDINGS_CHUNK_CHARS,
+        overlap=settings.OPENSYNC_EMBEDDINGS_CHUNK_OVERLAP,
+    )
+    words = " ".join(chunk[: 2 * SNIPPET_CHARS].split())
+    if len(words) > SNIPPET_CHARS:
+        cut = words.rfind(" ", SNIPPET_CHARS // 2, SNIPPET_CHARS)
+        words = words[: cut if cut > 0 else SNIPPET_CHARS] + " …"
+    elif len(chunk) >= 2 * SNIPPET_CHARS:
+        words += " …"
+    return str(escape(("… " if chunk_index else "") + words))
 
 
 # --- semantic and hybrid --------------------------------------------------------------------------
@@ -233,7 +300,8 @@ def semantic_available() -> bool:
     return _embeddings() is not None
 
 
-def semantic_ranking(workspace, query: str, *, depth: int, filters=None) -> list[tuple[int, None, float]]:
+def semantic_ranking(workspace, query: str, *, limit: int, offset: int = 0, filters=None):
+    """[SessionMatch(session_id, score, message_id, chunk_index)] best first, for one page."""
     embeddings = _embeddings()
     if embeddings is None:
         return []
@@ -241,8 +309,7 @@ def semantic_ranking(workspace, query: str, *, depth: int, filters=None) -> list
     if filters and filters != SessionFilters():
         # filtered inside the vector scans, so a filtered page is as full as an unfiltered one
         within = filter_sessions(Session.objects.filter(workspace=workspace), filters).values("pk")
-    ranked = embeddings.semantic_session_ids(workspace.pk, query, depth, within=within)
-    return [(session_id, None, float(score)) for session_id, score in ranked]
+    return embeddings.semantic_session_matches(workspace.pk, query, limit, offset=offset, within=within)
 
 
 def fuse(rankings: dict[str, list[int]], *, k: int, weights: dict[str, float]) -> list[tuple[int, float]]:
@@ -279,26 +346,36 @@ def search_sessions(
 
 
 def _semantic_or_hybrid(workspace, query: str, *, mode: str, limit: int, offset: int, filters) -> SearchResult:
-    depth = offset + limit
     if mode == SEMANTIC:
-        ranking = semantic_ranking(workspace, query, depth=depth, filters=filters)[offset:]
-        return SearchResult(_hits(query, ranking, SEMANTIC), SEMANTIC, requested_mode=mode)
+        meaning = semantic_ranking(workspace, query, limit=limit, offset=offset, filters=filters)
+        ranking = [(m.session_id, m.message_id, m.score) for m in meaning]
+        chunks = {m.message_id: m.chunk_index for m in meaning if m.message_id is not None}
+        return SearchResult(_hits(query, ranking, SEMANTIC, chunks), SEMANTIC, requested_mode=mode)
 
     # hybrid: fuse the two top lists, each fetched deeper than the page
-    depth = max(depth * 2, 50)
+    depth = max((offset + limit) * 2, 50)
     text = fulltext_ranking(workspace, query, limit=depth, filters=filters)
-    meaning = semantic_ranking(workspace, query, depth=depth, filters=filters)
+    meaning = semantic_ranking(workspace, query, limit=depth, filters=filters)
     fused = fuse(
-        {FULLTEXT: [s for s, _, _ in text], SEMANTIC: [s for s, _, _ in meaning]},
+        {FULLTEXT: [s for s, _, _ in text], SEMANTIC: [m.session_id for m in meaning]},
         k=settings.OPENSYNC_HYBRID_RRF_K,
         weights={
             FULLTEXT: settings.OPENSYNC_HYBRID_FULLTEXT_WEIGHT,
             SEMANTIC: settings.OPENSYNC_HYBRID_SEMANTIC_WEIGHT,
         },
     )[offset : offset + limit]
-    best_message = {s: m for s, m, _ in text}
-    in_text, in_meaning = set(best_message), {s for s, _, _ in meaning}
-    hits = _hits(query, [(s, best_message.get(s), score) for s, score in fused], HYBRID)
+    # The message shown: the full-text one (its words highlighted), else the nearest by meaning.
+    best_message = {s: m for s, m, _ in text if m is not None}
+    nearest = {m.session_id: m for m in meaning if m.message_id is not None}
+    in_text, in_meaning = {s for s, _, _ in text}, {m.session_id for m in meaning}
+    ranking, chunks = [], {}
+    for s, score in fused:
+        message_id = best_message.get(s)
+        if message_id is None and s in nearest:
+            message_id = nearest[s].message_id
+            chunks[message_id] = nearest[s].chunk_index
+        ranking.append((s, message_id, score))
+    hits = _hits(query, ranking, HYBRID, chunks)
     for hit in hits:
         hit.matched_by = tuple(
             name for name, ids in ((FULLTEXT, in_text), (SEMANTIC, in_meaning)) if hit.session.pk in ids

@@ -13,8 +13,11 @@ import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 from django.db import connection, transaction
+from django.db.models import Value
+from pgvector import Vector
 from pgvector.django import CosineDistance
 
 from sessions_app.models import Session
@@ -27,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 QUERY_CHARS = 8_000  # longer queries are cut (upstream does the same)
 MAX_CANDIDATES = 1_000  # hnsw.ef_search's upper bound
+MIN_CANDIDATES = 50  # chunks fetched at least, however few sessions are wanted
+CHUNKS_PER_SESSION = 5  # a session usually matches with several chunks: fetch more chunks than sessions
 
 
 def semantic_search_available() -> bool:
@@ -34,10 +39,35 @@ def semantic_search_available() -> bool:
     return get_provider() is not None
 
 
-def semantic_session_ids(workspace_id: int, query_text: str, limit: int, *, within=None) -> list[tuple[int, float]]:
-    """[(session id, score)] of the workspace's sessions nearest to the query, best first.
+class SessionMatch(NamedTuple):
+    """A session near the query, and where in it: the message (and its chunk) whose vector is
+    nearest to the query, or None when the session has no chunk vectors (its session vector
+    matched)."""
 
-    A session scores by its best-matching chunk or its session vector, whichever is nearer.
+    session_id: int
+    score: float
+    message_id: int | None
+    chunk_index: int | None
+
+
+def semantic_session_ids(workspace_id: int, query_text: str, limit: int, *, within=None) -> list[tuple[int, float]]:
+    """[(session id, score)] of the workspace's sessions nearest to the query, best first (see
+    `semantic_session_matches`, which also says which message matched)."""
+    return [
+        (match.session_id, match.score)
+        for match in semantic_session_matches(workspace_id, query_text, limit, within=within)
+    ]
+
+
+def semantic_session_matches(
+    workspace_id: int, query_text: str, limit: int, *, offset: int = 0, within=None
+) -> list[SessionMatch]:
+    """The workspace's sessions nearest to the query, best first, `limit` of them from `offset`.
+
+    A session scores by its best-matching chunk or its session vector, whichever is nearer, and
+    names the message of its nearest chunk. That chunk is usually among the chunks the vector
+    scan returns; for a session found by its session vector alone it is looked up among that
+    session's chunks, in the same statement, so a page costs the same few queries whatever it holds.
     `within` (a queryset of session ids) restricts the search to those sessions, inside the
     vector scans, so a filtered page is as full as an unfiltered one.
     Returns [] with no provider configured or an empty query; raises EmbeddingError when the
@@ -48,30 +78,78 @@ def semantic_session_ids(workspace_id: int, query_text: str, limit: int, *, with
     if provider is None or not query_text or limit <= 0:
         return []
     vector = _query_vector(provider, query_text)
-    # A session usually matches with several chunks: fetch more chunks than sessions wanted.
-    candidates = min(max(limit * 5, 50), MAX_CANDIDATES)
-    chunk_rows = MessageChunkEmbedding.objects.filter(workspace_id=workspace_id)
-    session_rows = SessionEmbedding.objects.filter(workspace_id=workspace_id)
+    depth = min(offset + limit, MAX_CANDIDATES)
+    candidates = min(max(depth * CHUNKS_PER_SESSION, MIN_CANDIDATES), MAX_CANDIDATES)
+    within_sql, within_params = "", []
     if within is not None:
-        chunk_rows = chunk_rows.filter(session_id__in=within)
-        session_rows = session_rows.filter(session_id__in=within)
-    with _vector_search(candidates):
-        chunks = list(
-            chunk_rows.annotate(distance=CosineDistance("embedding", vector))
-            .order_by("distance")
-            .values_list("session_id", "distance")[:candidates]
+        sql, params = within.query.sql_with_params()
+        within_sql, within_params = f"AND e.session_id IN ({sql})", list(params)
+    with _vector_search(candidates), connection.cursor() as cursor:
+        cursor.execute(
+            _SESSION_MATCHES_SQL.format(within=within_sql),
+            [
+                vector,
+                *[workspace_id, *within_params, candidates],
+                *[workspace_id, *within_params, depth],
+                workspace_id,
+                max(0, depth - offset),
+                offset,
+                workspace_id,
+            ],
         )
-        sessions = list(
-            session_rows.annotate(distance=CosineDistance("embedding", vector))
-            .order_by("distance")
-            .values_list("session_id", "distance")[: min(limit, MAX_CANDIDATES)]
-        )
-    best: dict[int, float] = {}
-    for session_id, distance in (*chunks, *sessions):
-        best[session_id] = min(distance, best.get(session_id, distance))
-    in_workspace = set(Session.objects.filter(workspace_id=workspace_id, pk__in=best).values_list("pk", flat=True))
-    ranked = sorted((distance, session_id) for session_id, distance in best.items() if session_id in in_workspace)
-    return [(session_id, _score(distance)) for distance, session_id in ranked[:limit]]
+        rows = cursor.fetchall()
+    return [
+        SessionMatch(session_id, _score(distance), message_id, chunk_index)
+        for session_id, distance, message_id, chunk_index in rows
+    ]
+
+
+# The query vector is sent once (`q`); `(SELECT v FROM q)` is an init-plan parameter, which the
+# HNSW index scans order by as they would by a literal. The sessions found are joined to
+# sessions_app_session on the workspace once more, so no row of another workspace comes back
+# even if an embedding row's workspace copy were wrong. `+ 0` keeps the per-session fallback
+# off the HNSW index: the few chunks of one session are read through the session index.
+_SESSION_MATCHES_SQL = f"""
+WITH q AS (SELECT %s::vector AS v),
+chunks AS MATERIALIZED (
+    SELECT e.session_id, e.message_id, e.chunk_index, e.embedding <=> (SELECT v FROM q) AS distance
+    FROM {MessageChunkEmbedding._meta.db_table} e
+    WHERE e.workspace_id = %s {{within}}
+    ORDER BY distance LIMIT %s
+),
+whole AS MATERIALIZED (
+    SELECT e.session_id, e.embedding <=> (SELECT v FROM q) AS distance
+    FROM {SessionEmbedding._meta.db_table} e
+    WHERE e.workspace_id = %s {{within}}
+    ORDER BY distance LIMIT %s
+),
+best_chunk AS (
+    SELECT DISTINCT ON (session_id) session_id, message_id, chunk_index, distance
+    FROM chunks ORDER BY session_id, distance, message_id, chunk_index
+),
+ranked AS MATERIALIZED (
+    SELECT coalesce(c.session_id, w.session_id) AS session_id, least(c.distance, w.distance) AS distance,
+           c.message_id, c.chunk_index
+    FROM best_chunk c FULL OUTER JOIN whole w ON w.session_id = c.session_id
+),
+page AS (
+    SELECT r.* FROM ranked r
+    WHERE r.session_id IN (
+        SELECT s.id FROM {Session._meta.db_table} s
+        WHERE s.id = ANY(ARRAY(SELECT session_id FROM ranked)) AND s.workspace_id = %s
+    )
+    ORDER BY r.distance, r.session_id
+    LIMIT %s OFFSET %s
+)
+SELECT p.session_id, p.distance, coalesce(p.message_id, n.message_id), coalesce(p.chunk_index, n.chunk_index)
+FROM page p LEFT JOIN LATERAL (
+    SELECT e.message_id, e.chunk_index FROM {MessageChunkEmbedding._meta.db_table} e
+    WHERE p.message_id IS NULL AND e.session_id = p.session_id AND e.workspace_id = %s
+    ORDER BY (e.embedding <=> (SELECT v FROM q)) + 0, e.message_id, e.chunk_index
+    LIMIT 1
+) n ON true
+ORDER BY p.distance, p.session_id
+"""
 
 
 def semantic_message_hits(workspace_id: int, query_text: str, limit: int) -> list[tuple[int, int, float]]:
@@ -86,7 +164,7 @@ def semantic_message_hits(workspace_id: int, query_text: str, limit: int) -> lis
     with _vector_search(candidates):
         chunks = list(
             MessageChunkEmbedding.objects.filter(workspace_id=workspace_id)
-            .annotate(distance=CosineDistance("embedding", vector))
+            .annotate(distance=CosineDistance("embedding", Value(vector)))
             .order_by("distance")
             .values_list("message_id", "session_id", "distance")[:candidates]
         )
@@ -111,12 +189,16 @@ def _score(distance: float) -> float:
 
 
 @functools.lru_cache(maxsize=256)
-def _query_vector(provider: EmbeddingProvider, text: str) -> list[float]:
-    # Cached per process: the next page of results, or hybrid search right after semantic,
-    # asks for the same query again. (Failures are not cached: they raise.)
+def _query_vector(provider: EmbeddingProvider, text: str) -> str:
+    """The query's vector as pgvector text ('[0.1,...]'), what the SQL takes.
+
+    Cached per process (the provider instance holds the model and dimensions): the next page of
+    results, hybrid search right after semantic, or the same search run again by someone else
+    asks for the same vector, and neither the provider's round trip nor the formatting is paid
+    twice. Failures are not cached: they raise."""
     check_dimensions(provider)
     [vector] = provider.embed([text])
-    return vector
+    return Vector(vector).to_text()
 
 
 @contextmanager
@@ -126,9 +208,10 @@ def _vector_search(candidates: int) -> Iterator[None]:
     keep walking the graph until enough rows pass the workspace filter. SET LOCAL: this
     transaction only."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(40, candidates))])
+        sql = "SELECT set_config('hnsw.ef_search', %s, true)"
         if _has_iterative_scan():
-            cursor.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
+            sql += ", set_config('hnsw.iterative_scan', 'strict_order', true)"
+        cursor.execute(sql, [str(max(40, candidates))])  # one round trip
         yield
 
 

@@ -77,6 +77,21 @@ def chunk_text(text: str, *, size: int, overlap: int, max_chunks: int) -> list[s
     return chunks
 
 
+def chunk_at(text: str, index: int, *, size: int, overlap: int) -> str:
+    """Chunk `index` of `text` as `chunk_text` cuts it (the last chunk if there are fewer).
+
+    `text` may be only the start of the whole text, as long as it holds `prefix_chars(index, ...)`
+    characters (or is the whole text): chunk k starts before k * size, and where it starts
+    depends only on the text before that."""
+    chunks = chunk_text(text, size=size, overlap=overlap, max_chunks=index + 1)
+    return chunks[min(index, len(chunks) - 1)] if chunks else ""
+
+
+def prefix_chars(index: int, *, size: int, extra: int) -> int:
+    """How much of a text `chunk_at(..., index)` needs to return that chunk's first `extra` characters."""
+    return index * size + extra
+
+
 def text_hash(text: str, *, model: str, dimensions: int) -> str:
     """sha256 of what determines a vector: the model, its dimensions and the text."""
     return hashlib.sha256(f"{model}\n{dimensions}\n{text}".encode()).hexdigest()

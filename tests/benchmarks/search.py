@@ -17,21 +17,29 @@ migrated in a child process with OPENSYNC_EMBEDDINGS_DIMENSIONS=--dims (small ve
   during the COPY (rows are consistent by construction). No parts rows: search never reads them.
 * at each size, in-process with Django's test client (production settings, DEBUG off, an API
   key of `read` scope, the fake OpenAI-compatible server on 127.0.0.1 as provider), a fixed set
-  of queries per mode through `GET /api/search?type=...&limit=`, interleaved with the bare SQL
-  of the same kind run by psycopg on its own connection: full-text = the exact SQL and params
-  `fulltext_ranking` executes (recorded with an execute_wrapper); semantic = the exact vector
-  queries `semantic_session_ids` executes (set_config + chunk and session ANN, one
-  transaction); hybrid = both of those at hybrid's depth, summed. The query embedding is cached
-  per process (search.embeddings.queries._query_vector), so after the warm-up the API does not
-  call the provider either.
+  of queries per mode through `GET /api/search?type=...&limit=`, interleaved with two kinds of
+  bare SQL, replayed by psycopg on its own connection with the exact statements and params
+  `search_sessions` executes for that request (recorded with an execute_wrapper), in the same
+  transactions:
+  - "SQL" (the ranking): full-text = the ranking statement (and its SET LOCAL); semantic = the
+    vector statements (set_config and the nearest-neighbour scans); hybrid = both. What the
+    database must do to rank, whatever the app around it.
+  - "page SQL": every statement the search runs for the page: the ranking, and then the session
+    rows, the snippets (full-text highlights, the matched chunk's text) and highlighted titles.
+    API/page is what the endpoint costs over the database work it cannot skip (auth, HTTP,
+    ORM, serialization).
+  The query embedding is cached per process (search.embeddings.queries._query_vector), so after
+  the warm-up the API does not call the provider either.
 
-Prints p50/p95 per mode and kind, ratio API/bare p50, the growth p50(largest)/p50(smallest),
-the slowest query per mode, and (unless --no-explain) EXPLAIN (ANALYZE, BUFFERS) of the slowest
-bare query per mode at the largest size. Last line: one JSON object, the headline `ratio` being
-the worst API/bare p50 ratio at the largest size.
+Prints p50/p95 per mode and kind, ratios API/SQL and API/page SQL p50, the growth
+p50(largest)/p50(smallest), the slowest query per mode, and (unless --no-explain) EXPLAIN
+(ANALYZE, BUFFERS) of the slowest ranking statement per mode at the largest size. Last line: one
+JSON object; the headline `ratio` is the worst API/SQL (ranking) p50 ratio at the largest size,
+`page_ratio` the worst API/page SQL one.
 """
 
 import argparse
+import contextlib
 import gc
 import hashlib
 import json
@@ -359,14 +367,22 @@ def grow(conninfo: dict, corpus: Corpus, state: dict, target: int, workspace_id:
 
 
 class Recorder:
-    """execute_wrapper: records (sql, params) of every query, and the time spent in the database."""
+    """execute_wrapper: records (sql, params, transaction) of every query, and the time spent in
+    the database. `transaction` numbers the statements' transactions: the statements of one
+    outermost atomic block share one; a statement outside any is its own (autocommit), None."""
 
     def __init__(self):
-        self.queries: list[tuple[str, object]] = []
+        self.queries: list[tuple[str, object, int | None]] = []
         self.seconds = 0.0
+        self._block, self._blocks = None, 0
 
     def __call__(self, execute, sql, params, many, context):
-        self.queries.append((sql, params))
+        blocks = context["connection"].atomic_blocks
+        outer = blocks[0] if blocks else None
+        if outer is not None and outer is not self._block:
+            self._blocks += 1
+        self._block = outer  # held, so a later block can't reuse its id
+        self.queries.append((sql, params, self._blocks if outer is not None else None))
         started = time.perf_counter()
         try:
             return execute(sql, params, many, context)
@@ -374,7 +390,7 @@ class Recorder:
             self.seconds += time.perf_counter() - started
 
 
-def record(func, *args, **kwargs) -> list[tuple[str, object]]:
+def record(func, *args, **kwargs) -> list[tuple[str, object, int | None]]:
     from django.db import connection
 
     recorder = Recorder()
@@ -383,38 +399,46 @@ def record(func, *args, **kwargs) -> list[tuple[str, object]]:
     return recorder.queries
 
 
-def bare_plan(mode: str, workspace, query: str, limit: int) -> list[list[tuple[str, object]]]:
-    """The bare SQL of `mode` for `query`: a list of transactions, each a list of (sql, params)."""
-    from search.embeddings import queries as vector_queries
-    from search.selectors import fulltext_ranking
+def _transactions(queries) -> list[tuple[bool, list[tuple[str, object]]]]:
+    """[(atomic, [(sql, params)])]: consecutive statements of one transaction grouped."""
+    out: list[tuple[bool, list]] = []
+    last = object()
+    for sql, params, block in queries:
+        if block is None or block != last:
+            out.append((block is not None, []))
+        out[-1][1].append((sql, params))
+        last = block
+    return out
 
-    def text(depth):
-        return record(fulltext_ranking, workspace, query, limit=depth)
 
-    def meaning(depth):
-        vector_queries.semantic_session_ids(workspace.pk, query, depth)  # warm the embedding cache first
-        recorded = record(vector_queries.semantic_session_ids, workspace.pk, query, depth)
-        plan = [(sql, params) for sql, params in recorded if "set_config" in sql or "<=>" in sql]
-        assert sum("<=>" in sql for sql, _ in plan) == 2, recorded
-        return plan
+def _ranks(sql: str) -> bool:
+    """Whether a statement is part of ranking (see the module docstring)."""
+    return any(mark in sql for mark in ("ts_rank_cd", "work_mem", "<=>", "set_config"))
 
-    if mode == "fulltext":
-        return [text(limit)]
-    if mode == "semantic":
-        return [meaning(limit)]
-    depth = max(limit * 2, 50)  # search.selectors._semantic_or_hybrid
-    return [text(depth), meaning(depth)]
+
+def bare_plans(mode: str, workspace, query: str, limit: int) -> dict[str, list]:
+    """{"rank": plan, "page": plan} for `mode` and `query`: every statement search_sessions
+    executes for the request, and the ranking ones among them. A plan is a list of
+    transactions, each (atomic, [(sql, params)])."""
+    from search.selectors import search_sessions
+
+    search_sessions(workspace, query, mode=mode, limit=limit)  # warm the embedding cache first
+    recorded = record(search_sessions, workspace, query, mode=mode, limit=limit)
+    ranking = [(sql, params, block) for sql, params, block in recorded if _ranks(sql)]
+    if mode != "fulltext":
+        assert any("<=>" in sql for sql, _, _ in ranking), recorded
+    return {"rank": _transactions(ranking), "page": _transactions(recorded)}
 
 
 def run_bare(conn, plan) -> float:
+    """Replay a plan on an autocommit connection, its atomic groups in one transaction each."""
     started = time.perf_counter()
-    for transaction in plan:
-        with conn.cursor() as cur:
-            for sql, params in transaction:
+    for atomic, statements in plan:
+        with conn.transaction() if atomic else contextlib.nullcontext(), conn.cursor() as cur:
+            for sql, params in statements:
                 cur.execute(sql, params)
                 if cur.description:
                     cur.fetchall()
-        conn.commit()
     return (time.perf_counter() - started) * 1000
 
 
@@ -432,6 +456,9 @@ def p95(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
+SIDES = ("api", "rank", "page")
+
+
 def measure(client, key, conn, workspace, args) -> dict:
     plans, urls = {}, {}
     for mode in MODES:
@@ -441,29 +468,30 @@ def measure(client, key, conn, workspace, args) -> dict:
             body = response.json()
             if response.status_code != 200 or body.get("type", mode) != mode:
                 raise SystemExit(f"{mode} {q!r}: {response.status_code} {str(body)[:300]}")
-            plans[mode, q] = bare_plan(mode, workspace, q, args.limit)
-    samples = {(mode, q): ([], []) for mode, q in plans}
+            plans[mode, q] = bare_plans(mode, workspace, q, args.limit)
+    samples = {(mode, q): {side: [] for side in SIDES} for mode, q in plans}
     for r in range(args.warmup + args.repeat):
         gc.collect()
         for k, (mode, q) in enumerate(plans):
-            order = ("api", "bare") if (r + k) % 2 == 0 else ("bare", "api")
-            for side in order:
-                ms = run_api(client, urls[mode, q], key) if side == "api" else run_bare(conn, plans[mode, q])
+            shift = (r + k) % len(SIDES)  # each side goes first, second and last in turn
+            for side in SIDES[shift:] + SIDES[:shift]:
+                ms = run_api(client, urls[mode, q], key) if side == "api" else run_bare(conn, plans[mode, q][side])
                 if r >= args.warmup:
-                    samples[mode, q][0 if side == "api" else 1].append(ms)
+                    samples[mode, q][side].append(ms)
     out = {}
     for mode in MODES:
-        api = [x for q in QUERIES[mode] for x in samples[mode, q][0]]
-        bare = [x for q in QUERIES[mode] for x in samples[mode, q][1]]
-        slowest = max(QUERIES[mode], key=lambda q: statistics.median(samples[mode, q][1]))
+        api, bare, page = ([x for q in QUERIES[mode] for x in samples[mode, q][side]] for side in SIDES)
+        slowest = max(QUERIES[mode], key=lambda q: statistics.median(samples[mode, q]["rank"]))
         out[mode] = {
             "api_p50": statistics.median(api), "api_p95": p95(api),
             "bare_p50": statistics.median(bare), "bare_p95": p95(bare),
+            "page_p50": statistics.median(page), "page_p95": p95(page),
             "ratio": statistics.median(api) / statistics.median(bare),
+            "page_ratio": statistics.median(api) / statistics.median(page),
             "slowest_query": slowest,
-            "slowest_api_p50": statistics.median(samples[mode, slowest][0]),
-            "slowest_bare_p50": statistics.median(samples[mode, slowest][1]),
-            "slowest_plan": plans[mode, slowest],
+            "slowest_api_p50": statistics.median(samples[mode, slowest]["api"]),
+            "slowest_bare_p50": statistics.median(samples[mode, slowest]["rank"]),
+            "slowest_plan": plans[mode, slowest]["rank"],
         }  # fmt: skip
     return out
 
@@ -471,16 +499,15 @@ def measure(client, key, conn, workspace, args) -> dict:
 def explain(conn, plan) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) of the slowest statement of a bare plan (its set_configs applied)."""
     lines = []
-    for transaction in plan:
-        with conn.cursor() as cur:
-            for sql, params in transaction:
+    for _, statements in plan:
+        with conn.transaction(), conn.cursor() as cur:
+            for sql, params in statements:
                 if "set_config" in sql or sql.lstrip().upper().startswith("SET "):
                     cur.execute(sql, params)
                     continue
                 started = time.perf_counter()
                 rows = cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params).fetchall()
                 lines.append((time.perf_counter() - started, "\n".join(row[0] for row in rows)))
-        conn.rollback()
     return re.sub(r"'\[[^']{60,}\]'::vector", "'[…query vector…]'::vector", max(lines)[1])
 
 
@@ -551,7 +578,8 @@ def run(args, conninfo: dict) -> dict:
     _, key = api_key_create(user=user, workspace=workspace, name="bench", scope=ApiKeyScope.READ)
     connection.close()
     client = Client()
-    bare = psycopg.connect(**conninfo, cursor_factory=psycopg.ClientCursor)  # Django binds client-side too
+    # Django binds client-side too, and runs in autocommit outside its atomic blocks
+    bare = psycopg.connect(**conninfo, cursor_factory=psycopg.ClientCursor, autocommit=True)
 
     corpus, state = Corpus(args.dims), {"sessions": 0, "messages": 0}
     results, loads = {}, {}
@@ -574,27 +602,28 @@ def run(args, conninfo: dict) -> dict:
     fake.stop()
 
     print(f"\n{'messages':>9} {'mode':9} {'API p50':>8} {'API p95':>8} {'SQL p50':>8} {'SQL p95':>8} {'API/SQL':>7}"
-          "  slowest query (API/SQL p50 ms)")  # fmt: skip
+          f" {'page p50':>8} {'API/page':>8}  slowest query (API/SQL p50 ms)")  # fmt: skip
     for size in args.sizes:
         for mode in MODES:
             r = results[size][mode]
             print(f"{size:9d} {mode:9} {r['api_p50']:8.1f} {r['api_p95']:8.1f} {r['bare_p50']:8.1f} "
-                  f"{r['bare_p95']:8.1f} {r['ratio']:7.2f}  {r['slowest_query']!r} "
-                  f"({r['slowest_api_p50']:.1f}/{r['slowest_bare_p50']:.1f})")  # fmt: skip
+                  f"{r['bare_p95']:8.1f} {r['ratio']:7.2f} {r['page_p50']:8.1f} {r['page_ratio']:8.2f}  "
+                  f"{r['slowest_query']!r} ({r['slowest_api_p50']:.1f}/{r['slowest_bare_p50']:.1f})")  # fmt: skip
     if len(args.sizes) > 1:
         for mode in MODES:
             a, b = results[largest][mode], results[smallest][mode]
             print(f"growth {smallest}->{largest} {mode:9}: API x{a['api_p50'] / b['api_p50']:.2f}, "
                   f"SQL x{a['bare_p50'] / b['bare_p50']:.2f}")  # fmt: skip
     print(f"(ms; {args.repeat} rounds x {len(QUERIES['fulltext'])} queries per mode, limit {args.limit}, "
-          f"{args.dims}-d vectors; SQL = the bare queries by psycopg; hybrid SQL = full-text + semantic)")  # fmt: skip
+          f"{args.dims}-d vectors; SQL = the ranking statements by psycopg (hybrid: full-text + semantic); "
+          "page = every statement of the search, ranking, session rows and snippets)")  # fmt: skip
 
     figures = {"sizes": args.sizes, "repeat": args.repeat, "limit": args.limit, "dims": args.dims,
                "sessions": state["sessions"], "load_s": {str(s): round(t, 1) for s, t in loads.items()}}  # fmt: skip
     for size in args.sizes:
         for mode in MODES:
             r = results[size][mode]
-            for name in ("api_p50", "api_p95", "bare_p50", "bare_p95", "ratio"):
+            for name in ("api_p50", "api_p95", "bare_p50", "bare_p95", "ratio", "page_p50", "page_p95", "page_ratio"):
                 figures[f"{mode}_{name}_{size}"] = round(r[name], 3)
             figures[f"{mode}_slowest_{size}"] = r["slowest_query"]
     if len(args.sizes) > 1:
@@ -603,6 +632,7 @@ def run(args, conninfo: dict) -> dict:
             figures[f"{mode}_growth_api"] = round(a["api_p50"] / b["api_p50"], 3)
             figures[f"{mode}_growth_bare"] = round(a["bare_p50"] / b["bare_p50"], 3)
     figures["ratio"] = round(max(results[largest][m]["ratio"] for m in MODES), 3)
+    figures["page_ratio"] = round(max(results[largest][m]["page_ratio"] for m in MODES), 3)
     return figures
 
 
