@@ -82,13 +82,16 @@ def _stop(children: dict[str, subprocess.Popen]) -> None:
             pass
 
 
-def _shutdown(children, valkey, postgres) -> None:
+def _shutdown(children, valkey, postgres, data_dir) -> None:
     """Each step runs even if an earlier one failed: a half-done shutdown leaves orphans."""
+    from opensync.settings import embedded
+
     steps = [("children", lambda: _stop(children))]
     if valkey is not None:
         steps.append(("Valkey", valkey.stop))
     if postgres is not None:
-        steps.append(("PostgreSQL", postgres.cleanup))  # stops it unless another process holds it
+        # stops it unless another live process (a `manage.py shell`, say) still holds it
+        steps.append(("PostgreSQL", lambda: embedded.release_postgres(data_dir, postgres)))
     for name, step in steps:
         try:
             step()
@@ -175,7 +178,7 @@ def main() -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _shutdown(children, valkey, postgres)
+        _shutdown(children, valkey, postgres, data_dir)
 
 
 if __name__ == "__main__":

@@ -163,3 +163,17 @@ def test_ctrl_c_after_the_terminal_is_gone_still_stops_everything(tmp_path):
     assert interrupt(proc) == 0
     time.sleep(0.5)
     assert leftovers(data, port) == []
+
+
+def test_a_dead_or_zombie_holder_does_not_keep_postgres_running():
+    """`make run` prunes holders that died without unregistering before it releases PostgreSQL."""
+    from opensync.settings.embedded import _alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _alive(os.getpid())
+    assert not _alive(child.pid)  # exited, not yet reaped: still answers kill(pid, 0)
+    child.wait()
+    assert not _alive(child.pid)

