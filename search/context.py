@@ -5,7 +5,8 @@ Markdown or XML-tagged text (or a list of chat messages) that fits a token budge
 A picked session contributes its first message (the task), the messages that matched or were
 picked one by one, and its last `last` messages, oldest first; each stretch left out between
 them is marked. A message's content is its text parts joined by newlines, else its text (the
-rule of upstream's /api/context); messages with neither (tool plumbing) are skipped.
+rule of upstream's /api/context) without `<thinking>` blocks; messages with neither (tool
+plumbing) are skipped.
 
 Fitting the budget: sessions are taken in the order given (pick order on the page, rank order
 in the API). Within a session, messages go in by priority: picked or matched ones, then the
@@ -27,6 +28,7 @@ from django.db.models.functions import RowNumber
 
 from sessions_app.api.exports import message_content
 from sessions_app.models import Message, Session
+from sessions_app.rendering import strip_thinking
 
 from . import tokens
 
@@ -143,7 +145,7 @@ def load_blocks(workspace, picks: Sequence[Pick], *, last: int = DEFAULT_LAST) -
     totals: dict[int, int] = {}
     for message in messages:
         totals[message.session_id] = message.in_session
-        content = message_content(message).strip()
+        content = strip_thinking(message_content(message)).strip()
         if not content:
             continue
         if len(content) > MAX_MESSAGE_CHARS:

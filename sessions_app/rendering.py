@@ -46,6 +46,11 @@ _formatter = HtmlFormatter(nowrap=True, classprefix="tok-")
 _thinking_tag = re.compile(r"<thinking>(.*?)</thinking>\s*", re.DOTALL)
 
 
+def strip_thinking(text: str) -> str:
+    """`text` without the `<thinking>…</thinking>` blocks some agents put inside their answers."""
+    return _thinking_tag.sub("", text)
+
+
 def _highlight_code(code: str, lang: str, _attrs) -> str:
     """markdown-it's highlight hook: a whole highlighted block for a known language, or "" to let
     markdown-it write the escaped `<pre><code>` itself."""

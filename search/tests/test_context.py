@@ -239,3 +239,17 @@ def test_api_sees_only_the_keys_workspace(indexed, client, other_user):
     body = client.get("/api/context?q=ECONNREFUSED", HTTP_AUTHORIZATION=f"Bearer {raw}").json()
     assert body["sessionCount"] == 0 and body["text"] == 'Relevant coding sessions for: "ECONNREFUSED"\n\n'
     assert Client().get("/api/context?q=x").status_code == 401
+
+
+def test_thinking_inside_an_answer_is_left_out(user, personal_workspace):
+    session = SessionFactory(owner=user)
+    MessageFactory(
+        session=session,
+        role="assistant",
+        text_content="<thinking>\nread config.ts\n</thinking>\n\nReading it.",
+        created_at=T0,
+    )
+    MessageFactory(session=session, role="assistant", text_content="<thinking>only</thinking>", created_at=T0)
+    built = context.build(context.load_blocks(personal_workspace, [context.Pick(session.pk)]), budget=5_000)
+    assert "[ASSISTANT]\nReading it.\n\n" in built.text and "thinking" not in built.text
+    assert len(built.blocks[0].candidates) == 1

@@ -440,7 +440,7 @@ class ContextApi(ReadApi):
         "messages before the newest; stretches left out are marked. `format=text` is upstream's "
         '(`Relevant coding sessions for: "<q>"` …), `messages` upstream\'s chat messages with metadata, '
         "`markdown` and `xml` tagged blocks. A message's content is its text parts joined by newlines, else its "
-        "text; messages without text (tool plumbing) are skipped.",
+        "text, without `<thinking>` blocks; messages without text (tool plumbing) are skipped.",
         parameters=[serializers.ContextQuerySerializer],
         responses={200: serializers.ContextSerializer, 400: BAD_REQUEST, 401: UNAUTHORIZED},
     )
