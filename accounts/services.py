@@ -10,7 +10,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.utils import timezone
 from django.utils.text import slugify
@@ -287,11 +287,19 @@ def _sessions_to_delete(job: DeletionJob):
 
 
 def _related_to_user_querysets(user: User):
-    """Rows of the search and evals apps that point at the user (saved searches, bookmarks, ...)."""
+    """Rows of the search and evals apps that belong to the user (saved searches, bookmarks, ...).
+
+    Rows that only name the user (on_delete=SET_NULL, such as who made a review change on a
+    team's session) stay: they are the team's record, and lose the name with the account."""
     for label in ("search", "evals"):
         for model in apps.get_app_config(label).get_models():
             for field in model._meta.concrete_fields:
-                if field.is_relation and field.many_to_one and field.related_model is User:
+                if (
+                    field.is_relation
+                    and field.many_to_one
+                    and field.related_model is User
+                    and field.remote_field.on_delete is models.CASCADE
+                ):
                     yield model._default_manager.filter(**{field.name: user})
 
 

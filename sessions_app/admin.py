@@ -36,7 +36,7 @@ class SessionAdmin(admin.ModelAdmin):
     list_filter = (SourceFilter, "is_public", "eval_ready")
     search_fields = ("=external_id", "title", "project_name", "owner__email")
     list_select_related = ("workspace", "owner")
-    raw_id_fields = ("workspace", "owner")
+    raw_id_fields = ("workspace", "owner", "reviewed_by")
     readonly_fields = ("total_tokens", "messages_link")
     show_full_result_count = False
     actions = ("make_private",)

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
@@ -101,6 +102,22 @@ class Session(models.Model):
     )
     eval_ready = models.BooleanField(db_default=False)  # db_default: the sync upsert is raw SQL
     eval_status = models.CharField(max_length=16, choices=EvalStatus.choices, null=True, blank=True)
+    # The review (evals.services.session_review, which also records each change in
+    # evals.ReviewEvent). Tags are names from the workspace's vocabulary (evals.EvalTag).
+    eval_tags = ArrayField(
+        models.CharField(max_length=50),
+        blank=True,
+        default=list,
+        db_default=Value([], output_field=ArrayField(models.CharField(max_length=50))),
+    )
+    eval_notes = models.TextField(blank=True, db_default="")
+    expected_output = models.TextField(null=True, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The main programming language of the session's code blocks (evals.language), when known.
+    detected_language = models.CharField(max_length=32, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, help_text="From the client on first sync.")
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -124,6 +141,8 @@ class Session(models.Model):
             # "my sessions" in a workspace, newest first
             models.Index(F("workspace"), F("owner"), F("updated_at").desc(), name="session_ws_owner_updated_idx"),
             GinIndex(fields=["title_vector"], name="session_title_vector_idx"),
+            # the tag filter of the evals page and exports (eval_tags && ARRAY[...])
+            GinIndex(fields=["eval_tags"], name="session_eval_tags_idx"),
             # the project filter (the most selective one) on the default sort
             models.Index(
                 F("workspace"), F("project_name"), F("updated_at").desc(), F("id").desc(), name="session_ws_project_idx"

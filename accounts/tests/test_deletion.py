@@ -434,6 +434,9 @@ USER_LINKS_KEPT = {
     "accounts.Invitation.invited_by",
     "accounts.Invitation.accepted_by",
     "accounts.DeletionJob.user",
+    # who reviewed a team's session: the review stays the team's, without the name
+    "sessions_app.Session.reviewed_by",
+    "evals.ReviewEvent.actor",
 }
 
 

@@ -1,0 +1,114 @@
+"""Writes of the review: one entry point, `session_review`, used by every review control.
+
+Callers check the permission first (sessions_app.selectors.get_session_for_user with
+action=REVIEW: the owner, a reviewer or an admin of the workspace).
+"""
+
+import re
+
+from django.db import transaction
+from django.utils import timezone
+
+from sessions_app.models import EvalStatus, Message, Session
+
+from .language import detect_language
+from .models import EvalTag, ReviewEvent
+
+REVIEW_FIELDS = ("eval_ready", "eval_status", "eval_tags", "eval_notes", "expected_output")
+MAX_TAGS = 20
+MAX_TAG_CHARS = 50
+MAX_NOTES_CHARS = 20_000
+MAX_EXPECTED_CHARS = 200_000
+LANGUAGE_SAMPLE = 2_000  # messages read to detect a session's language
+
+
+class ReviewError(ValueError):
+    """A change that can't be stored; the message is for the person who made it."""
+
+
+def normalise_tags(tags) -> list[str]:
+    """Lower case, inner whitespace collapsed, duplicates dropped (first order kept)."""
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    out: list[str] = []
+    for tag in tags or []:
+        tag = re.sub(r"\s+", " ", str(tag)).strip().lower()
+        if not tag:
+            continue
+        if len(tag) > MAX_TAG_CHARS:
+            raise ReviewError(f"A tag can have at most {MAX_TAG_CHARS} characters: “{tag[:60]}…”.")
+        if tag not in out:
+            out.append(tag)
+    if len(out) > MAX_TAGS:
+        raise ReviewError(f"A session can have at most {MAX_TAGS} tags.")
+    return out
+
+
+def _clean(field: str, value):
+    if field == "eval_ready":
+        if not isinstance(value, bool):
+            raise ReviewError("Eval-ready must be true or false.")
+        return value
+    if field == "eval_status":
+        value = value or None
+        if value is not None and value not in EvalStatus.values:
+            raise ReviewError(f"Unknown status “{value}”; use one of {', '.join(EvalStatus.values)}.")
+        return value
+    if field == "eval_tags":
+        return normalise_tags(value)
+    if field == "eval_notes":
+        value = (value or "").replace("\r\n", "\n")
+        if len(value) > MAX_NOTES_CHARS:
+            raise ReviewError(f"Notes can have at most {MAX_NOTES_CHARS:,} characters.")
+        return value
+    if field == "expected_output":
+        value = (value or "").replace("\r\n", "\n")
+        if len(value) > MAX_EXPECTED_CHARS:
+            raise ReviewError(f"The expected output can have at most {MAX_EXPECTED_CHARS:,} characters.")
+        return value if value.strip() else None
+    raise ReviewError(f"“{field}” is not a review field.")
+
+
+def session_language(session_id: int) -> str | None:
+    texts = (
+        Message.objects.filter(session_id=session_id)
+        .order_by("created_at", "order")
+        .values_list("search_text", flat=True)[:LANGUAGE_SAMPLE]
+    )
+    return detect_language(texts.iterator(chunk_size=500))
+
+
+@transaction.atomic
+def session_review(*, session: Session, actor, **changes) -> list[ReviewEvent]:
+    """Apply review changes to `session` and record each real change (who, old, new, when).
+
+    Idempotent: values equal to the stored ones change nothing and record nothing, so a retried
+    request is harmless. The row is locked, so two reviewers' changes never overwrite each other
+    with stale values. Marking a session eval-ready detects its language if it isn't known.
+    """
+    clean = {field: _clean(field, value) for field, value in changes.items()}
+    locked = Session.objects.select_for_update().get(pk=session.pk)
+    events = []
+    for field, value in clean.items():
+        old = getattr(locked, field)
+        if old == value:
+            continue
+        setattr(locked, field, value)
+        events.append(ReviewEvent(session_id=locked.pk, actor=actor, field=field, old=old, new=value))
+    if not events:
+        return []
+    locked.reviewed_at, locked.reviewed_by = timezone.now(), actor
+    fields = [event.field for event in events] + ["reviewed_at", "reviewed_by"]
+    if clean.get("eval_ready") and locked.detected_language is None:
+        locked.detected_language = session_language(locked.pk)
+        fields.append("detected_language")
+    locked.save(update_fields=fields)
+    ReviewEvent.objects.bulk_create(events)
+    if "eval_tags" in clean:
+        EvalTag.objects.bulk_create(
+            [EvalTag(workspace_id=locked.workspace_id, name=name) for name in clean["eval_tags"]],
+            ignore_conflicts=True,
+        )
+    for name in fields:  # the caller's object shows the new state
+        setattr(session, name, getattr(locked, name))
+    return events
