@@ -79,15 +79,22 @@ def session_language(session_id: int) -> str | None:
 
 
 @transaction.atomic
-def session_review(*, session: Session, actor, **changes) -> list[ReviewEvent]:
+def session_review(*, session: Session, actor, add_tags=(), remove_tags=(), **changes) -> list[ReviewEvent]:
     """Apply review changes to `session` and record each real change (who, old, new, when).
+
+    `add_tags` / `remove_tags` edit the stored tags (under the lock, so two reviewers adding tags
+    at once both keep theirs); `eval_tags=` replaces them.
 
     Idempotent: values equal to the stored ones change nothing and record nothing, so a retried
     request is harmless. The row is locked, so two reviewers' changes never overwrite each other
     with stale values. Marking a session eval-ready detects its language if it isn't known.
     """
     clean = {field: _clean(field, value) for field, value in changes.items()}
+    add, remove = normalise_tags(add_tags), set(normalise_tags(remove_tags))
     locked = Session.objects.select_for_update().get(pk=session.pk)
+    if add or remove:
+        base = clean.get("eval_tags", locked.eval_tags)
+        clean["eval_tags"] = normalise_tags([tag for tag in [*base, *add] if tag not in remove])
     events = []
     for field, value in clean.items():
         old = getattr(locked, field)
@@ -112,3 +119,20 @@ def session_review(*, session: Session, actor, **changes) -> list[ReviewEvent]:
     for name in fields:  # the caller's object shows the new state
         setattr(session, name, getattr(locked, name))
     return events
+
+
+@transaction.atomic
+def sessions_mark_eval_ready(*, session_ids: list[int], actor) -> int:
+    """The session list's bulk action: mark many sessions eval-ready at once, recording the change
+    for those not already eval-ready. Returns how many changed."""
+    changed = list(
+        Session.objects.select_for_update()
+        .filter(pk__in=session_ids, eval_ready=False)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    Session.objects.filter(pk__in=changed).update(eval_ready=True, reviewed_at=timezone.now(), reviewed_by=actor)
+    ReviewEvent.objects.bulk_create(
+        [ReviewEvent(session_id=pk, actor=actor, field="eval_ready", old=False, new=True) for pk in changed]
+    )
+    return len(changed)

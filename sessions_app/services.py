@@ -335,7 +335,3 @@ def sessions_delete(*, session_ids: list[int]) -> dict[str, int]:
         _, per_model = Session.objects.filter(pk__in=session_ids).delete()
     counts["sessions"] = per_model.get(Session._meta.label, 0)
     return counts
-
-
-def sessions_mark_eval_ready(*, session_ids: list[int], ready: bool = True) -> int:
-    return Session.objects.filter(pk__in=session_ids).update(eval_ready=ready)

@@ -130,3 +130,13 @@ def test_a_reviewers_account_going_keeps_the_teams_review_without_the_name(user,
     session.refresh_from_db()
     assert session.eval_status == "golden" and session.reviewed_by is None
     assert ReviewEvent.objects.get(session=session).actor is None
+
+
+def test_bulk_eval_ready_records_only_real_changes(user):
+    from evals.services import sessions_mark_eval_ready
+
+    fresh, already = SessionFactory(owner=user), SessionFactory(owner=user, eval_ready=True)
+    assert sessions_mark_eval_ready(session_ids=[fresh.pk, already.pk], actor=user) == 1
+    assert list(ReviewEvent.objects.values_list("session_id", "field", "new")) == [(fresh.pk, "eval_ready", True)]
+    assert Session.objects.get(pk=fresh.pk).reviewed_by == user
+    assert Session.objects.get(pk=already.pk).reviewed_at is None

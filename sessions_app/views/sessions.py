@@ -120,7 +120,9 @@ def session_bulk(request: HttpRequest) -> HttpResponse:
         return render(request, "sessions_app/bulk_delete_confirm.html", context, partial="dialog")
 
     if action == "eval_ready":
-        services.sessions_mark_eval_ready(session_ids=ids)
+        from evals.services import sessions_mark_eval_ready  # recorded in the review history
+
+        sessions_mark_eval_ready(session_ids=ids, actor=request.user)
         for session in allowed:
             session.eval_ready = True
         text = f"Marked {_count(len(ids))} eval-ready."
@@ -220,8 +222,13 @@ def viewer_context(request: HttpRequest, session: Session, *, fragment: bool = F
 @login_required
 @require_GET
 def session_detail(request: HttpRequest, session_id: int) -> TemplateResponse:
+    from evals.views import review_context  # the review panel
+
     session = selectors.get_session_for_user(request.user, session_id)
-    return render(request, "sessions_app/session_detail.html", viewer_context(request, session))
+    context = viewer_context(request, session)
+    if not is_fragment_request(request):
+        context |= review_context(request, session)
+    return render(request, "sessions_app/session_detail.html", context)
 
 
 @login_required

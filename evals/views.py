@@ -1,0 +1,79 @@
+"""The review controls of the session viewer: eval-ready, status, tags, notes and expected
+output. Each posts only its own field to one endpoint and gets the review panel back (HTMX), or
+a redirect to the viewer (no JavaScript)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from sessions_app.models import EvalStatus
+from sessions_app.selectors import REVIEW, allowed, get_session_for_user
+from sessions_app.views.sessions import is_fragment_request
+
+from .models import EvalTag, ReviewEvent
+from .services import ReviewError, session_review
+
+HISTORY = 10
+FIELDS = ("eval_status", "eval_notes", "expected_output")
+
+
+def review_context(request: HttpRequest, session, *, error: str | None = None, saved: str | None = None) -> dict:
+    """What the viewer's review panel needs (two queries, and only for those who may review)."""
+    can_review = allowed(request.user, session, REVIEW)
+    if not can_review:
+        return {"can_review": False}
+    return {
+        "can_review": True,
+        "statuses": EvalStatus.choices,
+        "tag_vocabulary": list(
+            EvalTag.objects.filter(workspace_id=session.workspace_id).values_list("name", flat=True)[:500]
+        ),
+        "history": list(ReviewEvent.objects.filter(session=session).select_related("actor")[:HISTORY]),
+        "review_error": error,
+        "review_saved": saved,
+    }
+
+
+def _changes(post) -> dict:
+    changes: dict = {}
+    if "eval_ready" in post:
+        changes["eval_ready"] = post["eval_ready"] in ("1", "true", "on")
+    for field in FIELDS:
+        if field in post:
+            changes[field] = post[field]
+    if post.get("add_tag", "").strip():
+        changes["add_tags"] = post["add_tag"].split(",")
+    if post.get("remove_tag"):
+        changes["remove_tags"] = [post["remove_tag"]]
+    return changes
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def review(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = get_session_for_user(request.user, session_id, action=REVIEW)
+    viewer = reverse("sessions:detail", args=[session.pk])
+    if request.method == "GET":
+        if not is_fragment_request(request):
+            return redirect(f"{viewer}#review-panel")
+        return TemplateResponse(
+            request, "evals/_review_panel.html", {"session": session, **review_context(request, session)}
+        )
+    error = saved = None
+    try:
+        events = session_review(session=session, actor=request.user, **_changes(request.POST))
+        saved = "Saved." if events else "No change."
+    except ReviewError as exc:
+        error = str(exc)
+    if not is_fragment_request(request):
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, f"Review {saved.lower()}")
+        return redirect(f"{viewer}#review-panel")
+    context = {"session": session, **review_context(request, session, error=error, saved=saved)}
+    return TemplateResponse(request, "evals/_review_panel.html", context)
