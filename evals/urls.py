@@ -6,4 +6,5 @@ app_name = "evals"
 
 urlpatterns = [
     path("sessions/<int:session_id>/review/", views.review, name="review"),
+    path("evals/queue/", views.queue, name="queue"),
 ]

@@ -21,9 +21,12 @@ HISTORY = 10
 FIELDS = ("eval_status", "eval_notes", "expected_output")
 
 
-def review_context(request: HttpRequest, session, *, error: str | None = None, saved: str | None = None) -> dict:
-    """What the viewer's review panel needs (two queries, and only for those who may review)."""
-    can_review = allowed(request.user, session, REVIEW)
+def review_context(
+    request: HttpRequest, session, *, error: str | None = None, saved: str | None = None, force: bool = False
+) -> dict:
+    """What the viewer's review panel needs (two queries, and only for those who may review;
+    `force` when the caller already knows they may)."""
+    can_review = force or allowed(request.user, session, REVIEW)
     if not can_review:
         return {"can_review": False}
     return {
@@ -77,3 +80,38 @@ def review(request: HttpRequest, session_id: int) -> HttpResponse:
         return redirect(f"{viewer}#review-panel")
     context = {"session": session, **review_context(request, session, error=error, saved=saved)}
     return TemplateResponse(request, "evals/_review_panel.html", context)
+
+
+@login_required
+@require_http_methods(["GET"])
+def queue(request: HttpRequest) -> HttpResponse:
+    """Step through the sessions matching the list's filters, one at a time, with keyboard
+    shortcuts (static/js/app.js, data-review-queue)."""
+    from accounts.selectors import current_workspace, role_in
+    from sessions_app.forms import SessionFilterForm
+    from sessions_app.views.sessions import viewer_context
+
+    from .selectors import queue_position
+
+    workspace = current_workspace(request)
+    form = SessionFilterForm.for_request(request, workspace)
+    raw = request.GET.get("pos", "")
+    session, position, total = queue_position(
+        request.user, workspace, form.filters(), int(raw) - 1 if raw.isdigit() else 0
+    )
+    params = request.GET.copy()
+
+    def at(index: int) -> str:
+        params["pos"] = index + 1
+        return f"{reverse('evals:queue')}?{params.urlencode()}"
+
+    context = {"workspace": workspace, "form": form, "total": total, "position": position, "section": "evals"}
+    if session is not None:
+        session.viewer_role = role_in(request.user, workspace)  # what else the page may offer
+        # the queue holds only sessions the user may review (reviewable_sessions)
+        context |= viewer_context(request, session) | review_context(request, session, force=True)
+        context |= {
+            "previous_url": at(position - 1) if position > 0 else None,
+            "next_url": at(position + 1) if position + 1 < total else None,
+        }
+    return TemplateResponse(request, "evals/queue.html", context)

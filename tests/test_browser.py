@@ -826,3 +826,55 @@ def test_context_page_fits_a_phone_screen(live, open_page, browser_user):
     shot(page, "context-phone-top", full_page=False)
     assert horizontal_overflow(page) == []
     watch.check()
+
+
+def test_review_queue_labels_three_sessions_with_the_keyboard(live, open_page, browser_user):
+    now = timezone.now()
+    sessions = [
+        SessionFactory(owner=browser_user, title=f"Queue session {i}", updated_at=now - timedelta(minutes=i))
+        for i in range(3)
+    ]
+    for session in sessions:
+        MessageFactory(session=session, role="user", text_content=f"Please fix {session.title}")
+    page, watch = open_page()
+    log_in(page, live, browser_user, "/sessions/")
+    page.get_by_role("link", name="Review one by one →").click()
+    page.wait_for_url(re.compile(r"/evals/queue/"))
+    statuses = ["1", "2", "4"]
+    for index, session in enumerate(sessions):
+        expect(page.locator(".queue-progress")).to_have_text(f"{index + 1} of 3")
+        expect(page.locator(".queue-title")).to_contain_text(session.title)
+        settled(page)
+        mark_no_reload(page)
+        page.keyboard.press("e")
+        expect(page.locator("#review-panel [data-review=eval-ready]")).to_have_text("✓ Eval-ready")
+        settled(page)
+        page.keyboard.press(statuses[index])
+        expect(page.locator("#review-status")).to_have_text("Saved.")
+        settled(page)
+        page.keyboard.press("t")
+        expect(page.locator("#review-add-tag")).to_be_focused()
+        page.keyboard.type("keyboard")
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("button", name="Remove the tag keyboard")).to_be_visible()
+        settled(page)
+        expect(page.locator("#review-add-tag")).to_be_focused()  # htmx keeps the focus: add another
+        page.keyboard.press("Escape")
+        page.keyboard.press("n")
+        expect(page.locator("#review-eval-notes")).to_be_focused()
+        page.keyboard.type("j and k stay in the field")
+        page.keyboard.press("Escape")
+        assert_not_reloaded(page)  # every action above saved in place
+        if index == 0:
+            shot(page, "review-queue")
+        if index < 2:
+            page.keyboard.press("j")
+            page.wait_for_url(re.compile(rf"pos={index + 2}"))
+    expect(page.get_by_text("End of the queue")).to_be_visible()
+    page.keyboard.press("k")
+    page.wait_for_url(re.compile(r"pos=2"))
+    stored = {s.pk: s for s in Session.objects.filter(pk__in=[s.pk for s in sessions])}
+    assert [stored[s.pk].eval_status for s in sessions] == ["golden", "correct", "needs_review"]
+    assert all(stored[s.pk].eval_ready and stored[s.pk].eval_tags == ["keyboard"] for s in sessions)
+    assert all(stored[s.pk].eval_notes == "" for s in sessions)  # typed but never saved
+    watch.check()

@@ -103,6 +103,28 @@
     if (box) { e.preventDefault(); box.focus(); box.select(); }
   });
 
+  // The review queue (data-review-queue): one key per review action. Keys typed into a field
+  // stay there; Escape leaves the field.
+  document.addEventListener("keydown", function (e) {
+    var queue = document.querySelector("[data-review-queue]");
+    if (!queue || e.ctrlKey || e.metaKey || e.altKey) return;
+    var field = e.target.closest && e.target.closest("input, textarea, select, [contenteditable]");
+    if (field) { if (e.key === "Escape") field.blur(); return; }
+    var panel = document.getElementById("review-panel");
+    var click = function (selector) { var el = document.querySelector(selector); if (el) { e.preventDefault(); el.click(); } };
+    var statuses = { "0": "", "1": "golden", "2": "correct", "3": "incorrect", "4": "needs_review" };
+    if (e.key === "j" || e.key === "ArrowRight") click("[data-queue=next]");
+    else if (e.key === "k" || e.key === "ArrowLeft") click("[data-queue=previous]");
+    else if (e.key === "e") click("#review-panel [data-review=eval-ready]");
+    else if (e.key in statuses) {
+      var select = document.getElementById("review-eval-status");
+      if (select) { e.preventDefault(); select.value = statuses[e.key]; select.dispatchEvent(new Event("change", { bubbles: true })); }
+    } else if (e.key === "n" || e.key === "t") {
+      var target = document.getElementById(e.key === "n" ? "review-eval-notes" : "review-add-tag");
+      if (target) { e.preventDefault(); if (panel) panel.open = true; target.focus(); }
+    }
+  });
+
   // Escape in an inline edit form (rename) cancels it, like its Cancel link.
   document.addEventListener("keydown", function (e) {
     if (e.key !== "Escape") return;
