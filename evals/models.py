@@ -39,3 +39,30 @@ class ReviewEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field} of session {self.session_id}"
+
+
+class Verdict(models.TextChoices):
+    GOOD = "good", "Good"
+    BAD = "bad", "Bad"
+
+
+class MessageLabel(models.Model):
+    """A reviewer's label on one assistant turn: good or bad, and optionally the answer it should
+    have given (exports use it in place of the turn's own answer)."""
+
+    # session too: deleting a session (sessions_delete removes messages with raw SQL first) takes
+    # its labels with it through the session's cascade
+    session = models.ForeignKey(
+        "sessions_app.Session", on_delete=models.CASCADE, related_name="message_labels", db_index=False
+    )
+    message = models.OneToOneField("sessions_app.Message", on_delete=models.CASCADE, related_name="review_label")
+    verdict = models.CharField(max_length=8, choices=Verdict.choices, null=True, blank=True)
+    corrected_answer = models.TextField(null=True, blank=True)
+    labeled_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["session"], name="message_label_session_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.verdict or 'unlabelled'} message {self.message_id}"

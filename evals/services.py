@@ -12,7 +12,7 @@ from django.utils import timezone
 from sessions_app.models import EvalStatus, Message, Session
 
 from .language import detect_language
-from .models import EvalTag, ReviewEvent
+from .models import EvalTag, MessageLabel, ReviewEvent, Verdict
 
 REVIEW_FIELDS = ("eval_ready", "eval_status", "eval_tags", "eval_notes", "expected_output")
 MAX_TAGS = 20
@@ -136,3 +136,48 @@ def sessions_mark_eval_ready(*, session_ids: list[int], actor) -> int:
         [ReviewEvent(session_id=pk, actor=actor, field="eval_ready", old=False, new=True) for pk in changed]
     )
     return len(changed)
+
+
+@transaction.atomic
+def message_label(*, message: Message, actor, **changes) -> list[ReviewEvent]:
+    """Label an assistant turn (`verdict`: good, bad or "" for none) and/or set its corrected
+    answer ("" removes it). Idempotent; each real change is recorded in the session's history."""
+    if message.role != "assistant":
+        raise ReviewError("Only assistant turns can be labelled.")
+    clean = {}
+    for field, value in changes.items():
+        if field == "verdict":
+            value = value or None
+            if value is not None and value not in Verdict.values:
+                raise ReviewError(f"Unknown label “{value}”; use good or bad.")
+        elif field == "corrected_answer":
+            value = (value or "").replace("\r\n", "\n")
+            if len(value) > MAX_EXPECTED_CHARS:
+                raise ReviewError(f"A corrected answer can have at most {MAX_EXPECTED_CHARS:,} characters.")
+            value = value if value.strip() else None
+        else:
+            raise ReviewError(f"“{field}” is not a label field.")
+        clean[field] = value
+    Session.objects.select_for_update().filter(pk=message.session_id).first()  # one reviewer at a time
+    label = MessageLabel.objects.filter(message=message).first() or MessageLabel(
+        session_id=message.session_id, message=message
+    )
+    events = []
+    for field, value in clean.items():
+        old = getattr(label, field)
+        if old != value:
+            setattr(label, field, value)
+            events.append(
+                ReviewEvent(
+                    session_id=message.session_id,
+                    actor=actor,
+                    field=f"message_{field}",
+                    old={"message": message.pk, "value": old},
+                    new={"message": message.pk, "value": value},
+                )
+            )
+    if events:
+        label.labeled_by = actor
+        label.save()
+        ReviewEvent.objects.bulk_create(events)
+    return events

@@ -7,4 +7,5 @@ app_name = "evals"
 urlpatterns = [
     path("sessions/<int:session_id>/review/", views.review, name="review"),
     path("evals/queue/", views.queue, name="queue"),
+    path("sessions/<int:session_id>/messages/<int:message_id>/label/", views.label, name="label"),
 ]

@@ -115,3 +115,31 @@ def queue(request: HttpRequest) -> HttpResponse:
             "next_url": at(position + 1) if position + 1 < total else None,
         }
     return TemplateResponse(request, "evals/queue.html", context)
+
+
+@login_required
+@require_http_methods(["POST"])
+def label(request: HttpRequest, session_id: int, message_id: int) -> HttpResponse:
+    """Good / bad on an assistant turn, and its corrected answer."""
+    from django.shortcuts import get_object_or_404
+
+    from sessions_app.models import Message
+
+    from .selectors import attach_labels
+    from .services import message_label
+
+    session = get_session_for_user(request.user, session_id, action=REVIEW)
+    message = get_object_or_404(Message, session=session, pk=message_id)
+    changes = {field: request.POST[field] for field in ("verdict", "corrected_answer") if field in request.POST}
+    error = saved = None
+    try:
+        saved = "Saved." if message_label(message=message, actor=request.user, **changes) else "No change."
+    except ReviewError as exc:
+        error = str(exc)
+    if not is_fragment_request(request):
+        if error:
+            messages.error(request, error)
+        return redirect(f"{reverse('sessions:detail', args=[session.pk])}?at={message.pk}#m-{message.pk}")
+    attach_labels([message])
+    context = {"session": session, "m": message, "label_error": error, "label_saved": saved}
+    return TemplateResponse(request, "evals/_message_label.html", context)

@@ -437,6 +437,7 @@ USER_LINKS_KEPT = {
     # who reviewed a team's session: the review stays the team's, without the name
     "sessions_app.Session.reviewed_by",
     "evals.ReviewEvent.actor",
+    "evals.MessageLabel.labeled_by",
 }
 
 

@@ -211,7 +211,13 @@ def viewer_context(request: HttpRequest, session: Session, *, fragment: bool = F
     from search.selection import viewer_marks  # the context page's picks and bookmarks
 
     window = message_window(request, session, fragment=fragment)
+    can_review = selectors.allowed(request.user, session, REVIEW)
+    if can_review:
+        from evals.selectors import attach_labels  # reviewers' labels on assistant turns
+
+        attach_labels([m for m, _, _ in window["items"] if m.role == "assistant"])
     return {
+        "can_label": can_review,
         **share_context(request, session),
         "messages_url": reverse("sessions:messages", args=[session.pk]),
         **window,
