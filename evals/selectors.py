@@ -1,8 +1,10 @@
 """Reads of the evals app."""
 
+from django.db.models import Count
+
 from accounts.models import Role
 from accounts.selectors import role_in
-from sessions_app.models import Session
+from sessions_app.models import EvalStatus, Session, Source
 from sessions_app.selectors import SessionFilters, filter_sessions
 
 from .models import MessageLabel
@@ -36,3 +38,29 @@ def attach_labels(messages) -> None:
         label = labels.get(message.pk)
         message.verdict = label.verdict if label else None
         message.corrected_answer = label.corrected_answer if label else None
+
+
+def eval_sessions(workspace, filters: SessionFilters, *, tags=(), reviewer: int | None = None):
+    """The workspace's eval-ready sessions matching the Evals page's filters, newest first."""
+    sessions = filter_sessions(Session.objects.filter(workspace=workspace, eval_ready=True), filters)
+    if tags:
+        sessions = sessions.filter(eval_tags__overlap=list(tags))
+    if reviewer:
+        sessions = sessions.filter(reviewed_by_id=reviewer)
+    return sessions.order_by("-updated_at", "-id")
+
+
+def eval_counts(sessions) -> dict:
+    """How many of `sessions` per status and per agent (two GROUP BYs)."""
+
+    by_status = dict(
+        sessions.order_by().values_list("eval_status").annotate(n=Count("id")).values_list("eval_status", "n")
+    )
+    by_source = dict(sessions.order_by().values_list("source").annotate(n=Count("id")).values_list("source", "n"))
+    labels = dict(Source.choices)
+    return {
+        "total": sum(by_status.values()),
+        "status": [(value, label, by_status.get(value, 0)) for value, label in EvalStatus.choices]
+        + [("unset", "No status", by_status.get(None, 0))],
+        "source": sorted(((s, labels.get(s, s), n) for s, n in by_source.items()), key=lambda row: -row[2]),
+    }

@@ -4,18 +4,23 @@ a redirect to the viewer (no JavaScript)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from sessions_app.models import EvalStatus
-from sessions_app.selectors import REVIEW, allowed, get_session_for_user
-from sessions_app.views.sessions import is_fragment_request
+from accounts.selectors import current_workspace, role_in
+from sessions_app.forms import SessionFilterForm
+from sessions_app.models import EvalStatus, Message, Session
+from sessions_app.selectors import REVIEW, allowed, can, get_session_for_user
+from sessions_app.views.sessions import BULK_LIMIT, is_fragment_request, viewer_context
 
+from .forms import BulkReviewForm, EvalFilterForm
 from .models import EvalTag, ReviewEvent
-from .services import ReviewError, session_review
+from .selectors import attach_labels, eval_counts, eval_sessions, queue_position
+from .services import ReviewError, message_label, session_review
 
 HISTORY = 10
 FIELDS = ("eval_status", "eval_notes", "expected_output")
@@ -87,12 +92,6 @@ def review(request: HttpRequest, session_id: int) -> HttpResponse:
 def queue(request: HttpRequest) -> HttpResponse:
     """Step through the sessions matching the list's filters, one at a time, with keyboard
     shortcuts (static/js/app.js, data-review-queue)."""
-    from accounts.selectors import current_workspace, role_in
-    from sessions_app.forms import SessionFilterForm
-    from sessions_app.views.sessions import viewer_context
-
-    from .selectors import queue_position
-
     workspace = current_workspace(request)
     form = SessionFilterForm.for_request(request, workspace)
     raw = request.GET.get("pos", "")
@@ -121,13 +120,6 @@ def queue(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["POST"])
 def label(request: HttpRequest, session_id: int, message_id: int) -> HttpResponse:
     """Good / bad on an assistant turn, and its corrected answer."""
-    from django.shortcuts import get_object_or_404
-
-    from sessions_app.models import Message
-
-    from .selectors import attach_labels
-    from .services import message_label
-
     session = get_session_for_user(request.user, session_id, action=REVIEW)
     message = get_object_or_404(Message, session=session, pk=message_id)
     changes = {field: request.POST[field] for field in ("verdict", "corrected_answer") if field in request.POST}
@@ -143,3 +135,66 @@ def label(request: HttpRequest, session_id: int, message_id: int) -> HttpRespons
     attach_labels([message])
     context = {"session": session, "m": message, "label_error": error, "label_saved": saved}
     return TemplateResponse(request, "evals/_message_label.html", context)
+
+
+PAGE_SIZE = 50
+
+
+@login_required
+@require_http_methods(["GET"])
+def evals_page(request: HttpRequest) -> HttpResponse:
+    """The workspace's eval-ready sessions: filters, counts per status and agent, pages, bulk changes."""
+    workspace = current_workspace(request)
+    form = EvalFilterForm.for_request(request, workspace)
+    sessions = eval_sessions(workspace, form.filters(), tags=form.tag_list(), reviewer=form.reviewer_id())
+    page = Paginator(sessions.select_related("owner", "reviewed_by"), PAGE_SIZE).get_page(request.GET.get("page"))
+    params = request.GET.copy()
+    params.pop("page", None)
+    context = {
+        "workspace": workspace,
+        "form": form,
+        "page": page,
+        "counts": eval_counts(sessions),
+        "query": params.urlencode(),
+        "bulk_form": BulkReviewForm(),
+        "section": "evals",
+    }
+    return TemplateResponse(request, "evals/evals.html", context)
+
+
+@login_required
+@require_http_methods(["POST"])
+def evals_bulk(request: HttpRequest) -> HttpResponse:
+    """Bulk status or tag changes on ticked rows; each session's review permission is checked."""
+    workspace = current_workspace(request)
+    back = request.POST.get("next") or reverse("evals:evals")
+    if not back.startswith("/evals/"):
+        back = reverse("evals:evals")
+    form = BulkReviewForm(request.POST)
+    ids = [int(raw) for raw in request.POST.getlist("ids")[:BULK_LIMIT] if raw.isdigit()]
+    if not form.is_valid() or not ids:
+        problem = " ".join(e for errors in form.errors.values() for e in errors) or "Tick at least one session."
+        messages.error(request, problem)
+        return redirect(back)
+    role = role_in(request.user, workspace)
+    sessions = list(Session.objects.filter(workspace=workspace, pk__in=ids).select_related("owner"))
+    allowed_sessions = [s for s in sessions if can(request.user, s, role, REVIEW)]
+    action, changed = form.cleaned_data["action"], 0
+    changes = {
+        "status": {"eval_status": form.cleaned_data["status"]},
+        "add_tag": {"add_tags": [form.cleaned_data["tag"]]},
+        "remove_tag": {"remove_tags": [form.cleaned_data["tag"]]},
+        "not_ready": {"eval_ready": False},
+    }[action]
+    try:
+        for session in allowed_sessions:
+            changed += bool(session_review(session=session, actor=request.user, **changes))
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+        return redirect(back)
+    text = f"Updated {changed} of {len(allowed_sessions)} session{'s' if len(allowed_sessions) != 1 else ''}."
+    skipped = len(ids) - len(allowed_sessions)
+    if skipped:
+        text += f" Skipped {skipped} you can't review."
+    messages.success(request, text)
+    return redirect(back)

@@ -878,3 +878,28 @@ def test_review_queue_labels_three_sessions_with_the_keyboard(live, open_page, b
     assert all(stored[s.pk].eval_ready and stored[s.pk].eval_tags == ["keyboard"] for s in sessions)
     assert all(stored[s.pk].eval_notes == "" for s in sessions)  # typed but never saved
     watch.check()
+
+
+def test_evals_page_bulk_sets_a_status_and_fits_a_phone(live, open_page, browser_user):
+    from evals.services import session_review
+
+    sessions = make_sessions(browser_user, 3)
+    for session in sessions:
+        session_review(session=session, actor=browser_user, eval_ready=True, eval_tags=["auth"])
+    page, watch = open_page()
+    log_in(page, live, browser_user, "/evals/")
+    expect(page.locator("input[name=ids]")).to_have_count(3)
+    page.locator("input[name=ids]").first.check()
+    page.select_option("#bulk-action", "status")
+    page.select_option("select[name=status]", "golden")
+    page.get_by_role("button", name="Apply").last.click()
+    expect(page.get_by_text("Updated 1 of 1 session.")).to_be_visible()
+    expect(page.locator(".count-list").first).to_contain_text("Golden 1")
+    shot(page, "evals")
+    watch.check()
+
+    phone, phone_watch = open_page(viewport=PHONE, is_mobile=True, has_touch=True)
+    log_in(phone, live, browser_user, "/evals/")
+    shot(phone, "evals-phone")
+    assert horizontal_overflow(phone) == []
+    phone_watch.check()
