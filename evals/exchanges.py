@@ -1,0 +1,245 @@
+"""A coding session as eval material: system prompts and "exchanges" (eval-formats.md §1).
+
+An exchange is one user message and every assistant or tool message up to the next user
+message; exchanges with no assistant answer are dropped. Its answer is the last non-empty
+assistant text, unless a reviewer gave a corrected answer for one of its assistant turns (the
+last such correction wins). The reviewer's expected output for the session belongs to the last
+exchange only. Tool calls are paired with their results (by call id where the plugin sent one,
+else in order) as DeepEval's `{name, input_parameters, output}`.
+
+`conversation()` reads one session from the database; everything else works on plain data, so
+the formats (evals.formats) are tested without a database.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sessions_app.rendering import (
+    TEXT_TYPES,
+    TOOL_CALL_TYPES,
+    TOOL_RESULT_TYPES,
+    part_text,
+    strip_thinking,
+    tool_call,
+    tool_output,
+)
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+@dataclass
+class ToolCall:
+    name: str
+    input_parameters: dict
+    output: str | None = None
+    call_id: str | None = None
+
+    def as_deepeval(self) -> dict:
+        return {"name": self.name, "input_parameters": self.input_parameters, "output": self.output or ""}
+
+    def as_text(self) -> str:
+        """The call and its result folded into text, for formats with no tool slot (§3.2)."""
+        args = json.dumps(self.input_parameters, ensure_ascii=False, sort_keys=True)
+        text = f"[TOOL_CALL: {self.name}] {args}"
+        if self.output:
+            text += f"\n[TOOL_RESULT: {self.name}]\n{self.output}"
+        return text
+
+
+@dataclass
+class Turn:
+    """One message, reduced to what evals use."""
+
+    role: str
+    text: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    corrected: str | None = None  # a reviewer's corrected answer (assistant turns)
+
+
+@dataclass
+class Exchange:
+    number: int  # 1-based, in the session
+    user: str
+    assistant: list[Turn]
+    history: list[Turn]  # every turn before this exchange's user message (system prompts excluded)
+    answer: str
+    expected: str | None = None
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return [call for turn in self.assistant for call in turn.tool_calls]
+
+
+@dataclass
+class Conversation:
+    meta: dict  # session_id, title, source, model, project, tags, eval_status, created_at, language
+    notes: str
+    expected: str | None
+    system: list[str]
+    turns: list[Turn]  # without system prompts
+    exchanges: list[Exchange]
+
+
+# --- cleaning: anonymized paths and redacted secrets, applied to every string ---------------------
+
+_HOME = [
+    (re.compile(r"/Users/[^/\s\"']+"), "/Users/user"),
+    (re.compile(r"/home/[^/\s\"']+"), "/home/user"),
+    (re.compile(r"([A-Za-z]:\\+Users\\+)[^\\\s\"']+"), r"\1user"),
+]
+_SECRETS = [
+    re.compile(r"\b(sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,})"),  # OpenAI / Anthropic keys
+    re.compile(r"\b(osk_[A-Za-z0-9_-]{16,})"),  # OpenSync keys
+    re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,})"),  # GitHub tokens
+    re.compile(r"\b(xox[baprs]-[A-Za-z0-9-]{10,})"),  # Slack tokens
+    re.compile(r"\b(AKIA[0-9A-Z]{16})\b"),  # AWS access key ids
+    re.compile(r"\b(eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"),  # JWTs
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"(?i)\b((?:api[_-]?key|secret|password|passwd|token|auth[_-]?token)\s*[=:]\s*[\"']?)([^\s\"']{6,})"),
+]
+REDACTED = "[REDACTED]"
+
+
+def anonymize(text: str) -> str:
+    for pattern, replacement in _HOME:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact(text: str) -> str:
+    for pattern in _SECRETS:
+        if pattern.groups == 2:
+            text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+        else:
+            text = pattern.sub(REDACTED, text)
+    return text
+
+
+def clean_value(value: Any, *, anonymize_paths: bool, redact_secrets: bool) -> Any:
+    """`value` with every string in it (dict keys and values, list items) cleaned."""
+    if isinstance(value, str):
+        if anonymize_paths:
+            value = anonymize(value)
+        if redact_secrets:
+            value = redact(value)
+        return value
+    if isinstance(value, dict):
+        return {
+            clean_value(k, anonymize_paths=anonymize_paths, redact_secrets=redact_secrets): clean_value(
+                v, anonymize_paths=anonymize_paths, redact_secrets=redact_secrets
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [clean_value(v, anonymize_paths=anonymize_paths, redact_secrets=redact_secrets) for v in value]
+    return value
+
+
+# --- building -------------------------------------------------------------------------------------
+
+
+def _call_id(content: Any) -> str | None:
+    if isinstance(content, dict):
+        for key in ("id", "callID", "callId", "toolCallId", "tool_call_id", "tool_use_id", "toolUseId"):
+            if content.get(key):
+                return str(content[key])
+    return None
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, dict) and "text" in v for v in value):
+        return "\n".join(str(v["text"]) for v in value)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def turns_from_messages(messages) -> list[Turn]:
+    """Turns from Message rows (with parts and, for assistants, `corrected_answer` set by
+    evals.selectors.attach_labels when labels are wanted)."""
+    turns: list[Turn] = []
+    pending: dict[str | None, list[ToolCall]] = {}  # unanswered calls by id (None: no id)
+    for message in messages:
+        if message.role not in ROLES:
+            continue  # "unknown": no eval format has a place for it
+        role = message.role
+        texts, calls, results = [], [], []
+        for part in message.parts.all():
+            if part.type in TEXT_TYPES:
+                texts.append(part_text(part.content))
+            elif part.type in TOOL_CALL_TYPES:
+                name, args = tool_call(part.content)
+                call = ToolCall(name, args if isinstance(args, dict) else {"input": args}, None, _call_id(part.content))
+                calls.append(call)
+                # some plugins send the result inside the call part (opencode's tool state)
+                output = (
+                    part.content.get("result", part.content.get("output")) if isinstance(part.content, dict) else None
+                )
+                if output is not None:
+                    call.output = _text(output)
+                else:
+                    pending.setdefault(call.call_id, []).append(call)
+            elif part.type in TOOL_RESULT_TYPES:
+                results.append((_call_id(part.content), _text(tool_output(part.content))))
+        text = "\n".join(t for t in texts if t.strip()) or (message.text_content or "")
+        if role == "tool" and not results and text.strip():
+            results.append((None, text))
+            text = ""
+        for call_id, output in results:
+            queue = pending.get(call_id) or next((q for q in pending.values() if q), None)
+            if queue:
+                queue.pop(0).output = output
+        text = strip_thinking(text).strip()
+        if role == "tool":
+            continue  # results are attached to their calls
+        turns.append(Turn(role, text, calls, getattr(message, "corrected_answer", None)))
+    return turns
+
+
+def build(turns: list[Turn], *, meta: dict, notes: str = "", expected: str | None = None) -> Conversation:
+    system = [turn.text for turn in turns if turn.role == "system" and turn.text]
+    rest = [turn for turn in turns if turn.role != "system"]
+    exchanges: list[Exchange] = []
+    index = 0
+    while index < len(rest):
+        if rest[index].role != "user":
+            index += 1
+            continue
+        user, end = rest[index], index + 1
+        while end < len(rest) and rest[end].role != "user":
+            end += 1
+        assistant = [turn for turn in rest[index + 1 : end] if turn.role == "assistant"]
+        answer = next((turn.text for turn in reversed(assistant) if turn.text), "")
+        corrected = next((turn.corrected for turn in reversed(assistant) if turn.corrected), None)
+        if assistant and (answer or corrected or any(turn.tool_calls for turn in assistant)):
+            exchanges.append(Exchange(len(exchanges) + 1, user.text, assistant, rest[:index], corrected or answer))
+        index = end
+    if exchanges and expected:
+        exchanges[-1].expected = expected
+    return Conversation(meta, notes, expected, system, rest, exchanges)
+
+
+def conversation(session, *, with_labels: bool = True) -> Conversation:
+    """One session from the database (its messages in display order, with parts and labels)."""
+    from .selectors import attach_labels
+
+    messages = list(session.messages.order_by("created_at", "order").prefetch_related("parts"))
+    if with_labels:
+        attach_labels([m for m in messages if m.role == "assistant"])
+    meta = {
+        "session_id": session.external_id,
+        "title": session.title or "",
+        "source": session.source,
+        "model": session.model or "",
+        "project": session.project_name or "",
+        "tags": list(session.eval_tags),
+        "eval_status": session.eval_status or "",
+        "created_at": session.created_at.isoformat().replace("+00:00", "Z"),
+    }
+    if session.detected_language:
+        meta["language"] = session.detected_language
+    return build(turns_from_messages(messages), meta=meta, notes=session.eval_notes, expected=session.expected_output)

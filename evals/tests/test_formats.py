@@ -1,0 +1,174 @@
+"""Eval records, checked with the structural rules of eval-formats.md §9 on a session with a
+system prompt, tool calls and results, an empty assistant turn, a non-assistant tail, non-ASCII
+text, secrets and home paths."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from evals import formats
+from evals.exchanges import anonymize, conversation, redact
+from evals.formats import FULL, Options
+from evals.services import message_label, session_review
+from sessions_app.tests.factories import MessageFactory, PartFactory, SessionFactory
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
+SECRET = "sk-proj-abcdefghijklmnopqrstuvwx"
+
+
+@pytest.fixture
+def session(user):
+    session = SessionFactory(owner=user, title="Fix TypeError in parse_config", external_id="ses_8f3a2c1d9e7b4a60")
+    at = iter(T0 + timedelta(seconds=i) for i in range(100))
+
+    def message(role, text="", parts=()):
+        m = MessageFactory(session=session, role=role, text_content=text, created_at=next(at))
+        for order, (kind, content) in enumerate(parts):
+            PartFactory(message=m, type=kind, content=content, order=order)
+        return m
+
+    message("system", "You are a coding agent in /home/alice/src/acme-api.")
+    message("user", f"Fix the TypeError in parse_config — naïve café ☕. My key is {SECRET}")
+    message(
+        "assistant",
+        parts=[
+            ("text", "I'll look at parse_config first."),
+            ("tool-call", {"id": "call_1", "name": "read_file", "args": {"path": "/home/alice/src/config.py"}}),
+        ],
+    )
+    message("tool", parts=[("tool-result", {"tool_call_id": "call_1", "output": "def parse_config(path): ..."})])
+    message("assistant", "")  # an empty assistant message
+    final = message("assistant", "Done: parse_config now returns '' for missing values.")
+    message("user", "Thanks. Now add a regression test.")
+    message("assistant", "Added tests/test_config.py::test_empty_value.")
+    message("user", "And one more thing?")  # no answer: dropped
+    session_review(
+        session=session,
+        actor=user,
+        eval_ready=True,
+        eval_status="golden",
+        eval_tags=["bug-fix"],
+        eval_notes="Minimal fix.",
+        expected_output="A regression test for the empty value.",
+    )
+    session.final = final
+    return session
+
+
+def dump(records) -> str:
+    return json.dumps(records, ensure_ascii=False)
+
+
+def test_exchanges_answers_and_tool_pairing(session):
+    conv = conversation(session)
+    assert conv.system == ["You are a coding agent in /home/alice/src/acme-api."]
+    assert [e.user[:10] for e in conv.exchanges] == ["Fix the Ty", "Thanks. No"]
+    first = conv.exchanges[0]
+    assert first.answer == "Done: parse_config now returns '' for missing values."  # the last, not the first
+    assert [(c.name, c.input_parameters, c.output) for c in first.tool_calls] == [
+        ("read_file", {"path": "/home/alice/src/config.py"}, "def parse_config(path): ...")
+    ]
+    assert first.expected is None and conv.exchanges[1].expected == "A regression test for the empty value."
+
+
+def test_deepeval_goldens_follow_the_rules(session):
+    rows = formats.deepeval_goldens(conversation(session), Options(include_system=True))
+    assert isinstance(rows, list) and len(rows) == 2
+    for row in rows:
+        assert isinstance(row["input"], str) and row["input"]
+        assert isinstance(row["tools_called"], list) and isinstance(row["additional_metadata"], dict)
+        assert isinstance(row["context"], list) and "scenario" not in row
+    assert rows[0]["tools_called"][0]["name"] == "read_file" and rows[1]["tools_called"] == []
+    assert rows[0]["expected_output"] is None and rows[1]["expected_output"].startswith("A regression test")
+    assert rows[0]["context"] == ["system: You are a coding agent in /home/alice/src/acme-api."]
+    assert rows[1]["context"][-1].startswith("assistant: Done: parse_config")
+    assert rows[0]["additional_metadata"]["turn"] == 1 and rows[0]["additional_metadata"]["tags"] == ["bug-fix"]
+    assert rows[0]["comments"] == "Minimal fix." and len({row["name"] for row in rows}) == 2
+    assert "metadata" not in rows[0]  # deepeval's key is additional_metadata
+    assert formats.deepeval_goldens(conversation(session), Options(turn_mode="final_only"))[0]["name"].endswith("#2")
+
+
+def test_deepeval_conversational_alternates_user_and_assistant(session):
+    rows = formats.deepeval_conversational(conversation(session), Options(turn_mode=FULL))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["scenario"] == "Fix TypeError in parse_config"
+    assert [t["role"] for t in row["turns"]] == ["user", "assistant", "user", "assistant"]
+    assert row["turns"][1]["tools_called"][0]["output"] == "def parse_config(path): ..."
+    assert row["expected_outcome"].startswith("A regression test") and row["context"] == []
+    session.title = None
+    assert formats.deepeval_conversational(conversation(session), Options())[0]["scenario"].startswith("Fix the")
+
+
+def test_openai_samples_end_with_the_user_message(session):
+    rows = formats.openai_samples(conversation(session), Options(include_system=True))
+    for row in rows:
+        roles = [m["role"] for m in row["input"]]
+        assert roles[-1] == "user" and set(roles) <= {"system", "user", "assistant"}
+        assert isinstance(row["ideal"], str) and row["ideal"]
+    assert rows[0]["input"][0]["role"] == "system"
+    assert rows[1]["ideal"] == "A regression test for the empty value."  # the expected output wins
+    history = rows[1]["input"][2]["content"]
+    assert "[TOOL_CALL: read_file]" in history and "[TOOL_RESULT: read_file]" in history
+    lines = "\n".join(json.dumps(row, ensure_ascii=False) for row in rows)
+    assert "\n\n" not in lines
+
+
+def test_chat_messages_end_with_the_assistant(session):
+    (row,) = formats.chat_messages(conversation(session), Options())
+    roles = [m["role"] for m in row["messages"]]
+    assert roles == ["user", "assistant", "user", "assistant"]
+    assert row["messages"][1]["content"].endswith("Done: parse_config now returns '' for missing values.")
+
+
+def test_a_corrected_answer_replaces_the_turns_answer(session, user):
+    message_label(message=session.final, actor=user, corrected_answer="Return '' and add a test.")
+    rows = formats.deepeval_goldens(conversation(session), Options())
+    assert rows[0]["actual_output"] == "Return '' and add a test."
+
+
+@pytest.mark.parametrize("name", sorted(formats.FORMATS))
+def test_every_string_is_cleaned_and_non_ascii_survives(session, name):
+    options = Options(
+        turn_mode=FULL if "conversational" in name else "per_turn", include_system=True, anonymize_paths=True
+    )
+    text = dump(formats.FORMATS[name](conversation(session), options))
+    assert SECRET not in text and "[REDACTED]" in text
+    assert "/home/alice" not in text and "naïve café ☕" in text
+    raw = dump(formats.FORMATS[name](conversation(session), Options(redact_secrets=False, include_system=True)))
+    assert SECRET in raw
+
+
+def test_a_session_without_an_answer_gives_no_records(user):
+    session = SessionFactory(owner=user)
+    MessageFactory(session=session, role="user", text_content="hello?")
+    for build in formats.FORMATS.values():
+        assert build(conversation(session), Options()) == []
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("/Users/jane/x and /home/bob/y", "/Users/user/x and /home/user/y"),
+        ("C:\\Users\\Jane\\code", "C:\\Users\\user\\code"),
+    ],
+)
+def test_anonymize(text, expected):
+    assert anonymize(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "key sk-ant-abcdefghijklmnopqrstuvwxyz",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123",
+        "AKIAABCDEFGHIJKLMNOP",
+        "password=hunter2hunter2",
+        "API_KEY: 'abcdef123456'",
+        "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----",
+    ],
+)
+def test_redact(text):
+    assert "[REDACTED]" in redact(text)
