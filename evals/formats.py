@@ -41,13 +41,20 @@ def _folded(turn: Turn, options: Options) -> str:
     return "\n\n".join(pieces)
 
 
-def _history_lines(conversation: Conversation, exchange: Exchange, options: Options) -> list[str]:
-    lines = [f"system: {text}" for text in conversation.system] if options.include_system else []
-    for turn in exchange.history:
-        text = _folded(turn, options) if turn.role == "assistant" else turn.text
-        if text:
-            lines.append(f"{turn.role}: {text}")
-    return lines
+def _chat_history(conversation: Conversation, turns: list[Turn], options: Options) -> list[dict]:
+    """Chat messages: the system prompts (when included), then `turns` with tool activity folded
+    into the assistant text; empty messages left out."""
+    messages = [{"role": "system", "content": text} for text in conversation.system] if options.include_system else []
+    for turn in turns:
+        content = _folded(turn, options) if turn.role == "assistant" else turn.text
+        if content:
+            messages.append({"role": turn.role, "content": content})
+    return messages
+
+
+def _as_lines(messages: list[dict]) -> list[str]:
+    """Messages as DeepEval `context` strings: "role: text"."""
+    return [f"{message['role']}: {message['content']}" for message in messages]
 
 
 def _metadata(conversation: Conversation, **extra) -> dict:
@@ -67,7 +74,7 @@ def deepeval_goldens(conversation: Conversation, options: Options) -> list[dict]
                 "input": exchange.user,
                 "actual_output": exchange.answer,
                 "expected_output": exchange.expected,
-                "context": _history_lines(conversation, exchange, options),
+                "context": _as_lines(_chat_history(conversation, exchange.history, options)),
                 "retrieval_context": None,
                 "tools_called": [call.as_deepeval() for call in exchange.tool_calls] if options.include_tools else [],
                 "comments": conversation.notes or None,
@@ -98,7 +105,7 @@ def deepeval_conversational(conversation: Conversation, options: Options) -> lis
         "scenario": scenario,
         "expected_outcome": conversation.expected,
         "turns": turns,
-        "context": [f"system: {text}" for text in conversation.system] if options.include_system else [],
+        "context": _as_lines(_chat_history(conversation, [], options)),
         "name": conversation.meta["session_id"],
         "comments": conversation.notes or None,
         "additional_metadata": _metadata(conversation),
@@ -107,15 +114,6 @@ def deepeval_conversational(conversation: Conversation, options: Options) -> lis
 
 
 # --- OpenAI Evals (registry) and chat JSONL ------------------------------------------------------------
-
-
-def _chat_history(conversation: Conversation, turns: list[Turn], options: Options) -> list[dict]:
-    messages = [{"role": "system", "content": text} for text in conversation.system] if options.include_system else []
-    for turn in turns:
-        content = _folded(turn, options) if turn.role == "assistant" else turn.text
-        if content:
-            messages.append({"role": turn.role, "content": content})
-    return messages
 
 
 def openai_samples(conversation: Conversation, options: Options) -> list[dict]:
@@ -135,7 +133,7 @@ def openai_samples(conversation: Conversation, options: Options) -> list[dict]:
 def chat_messages(conversation: Conversation, options: Options) -> list[dict]:
     """One fine-tuning style record per session: `{"messages": [...]}` ending with an assistant
     message (its corrected answer where a reviewer gave one)."""
-    messages = [{"role": "system", "content": text} for text in conversation.system] if options.include_system else []
+    messages = _chat_history(conversation, [], options)
     for exchange in conversation.exchanges:
         messages.append({"role": "user", "content": exchange.user})
         pieces = [_folded(turn, options) for turn in exchange.assistant[:-1]]

@@ -42,7 +42,7 @@ class EvalFilterForm(SessionFilterForm):
 
     def tag_list(self) -> list[str]:
         self.is_valid()
-        return self.cleaned_data.get("tags") or [] if "tags" not in self.errors else []
+        return [] if "tags" in self.errors else self.cleaned_data.get("tags") or []
 
     def reviewer_id(self) -> int | None:
         self.is_valid()

@@ -44,6 +44,14 @@ def normalise_tags(tags) -> list[str]:
     return out
 
 
+def _long_text(value, *, what: str, limit: int) -> str:
+    """Free text from a form: Windows line ends made Unix ones, at most `limit` characters."""
+    value = (value or "").replace("\r\n", "\n")
+    if len(value) > limit:
+        raise ReviewError(f"{what} can have at most {limit:,} characters.")
+    return value
+
+
 def _clean(field: str, value):
     if field == "eval_ready":
         if not isinstance(value, bool):
@@ -57,14 +65,9 @@ def _clean(field: str, value):
     if field == "eval_tags":
         return normalise_tags(value)
     if field == "eval_notes":
-        value = (value or "").replace("\r\n", "\n")
-        if len(value) > MAX_NOTES_CHARS:
-            raise ReviewError(f"Notes can have at most {MAX_NOTES_CHARS:,} characters.")
-        return value
+        return _long_text(value, what="Notes", limit=MAX_NOTES_CHARS)
     if field == "expected_output":
-        value = (value or "").replace("\r\n", "\n")
-        if len(value) > MAX_EXPECTED_CHARS:
-            raise ReviewError(f"The expected output can have at most {MAX_EXPECTED_CHARS:,} characters.")
+        value = _long_text(value, what="The expected output", limit=MAX_EXPECTED_CHARS)
         return value if value.strip() else None
     raise ReviewError(f"“{field}” is not a review field.")
 
@@ -151,9 +154,7 @@ def message_label(*, message: Message, actor, **changes) -> list[ReviewEvent]:
             if value is not None and value not in Verdict.values:
                 raise ReviewError(f"Unknown label “{value}”; use good or bad.")
         elif field == "corrected_answer":
-            value = (value or "").replace("\r\n", "\n")
-            if len(value) > MAX_EXPECTED_CHARS:
-                raise ReviewError(f"A corrected answer can have at most {MAX_EXPECTED_CHARS:,} characters.")
+            value = _long_text(value, what="A corrected answer", limit=MAX_EXPECTED_CHARS)
             value = value if value.strip() else None
         else:
             raise ReviewError(f"“{field}” is not a label field.")

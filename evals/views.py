@@ -15,7 +15,7 @@ from accounts.selectors import current_workspace, role_in
 from sessions_app.forms import SessionFilterForm
 from sessions_app.models import EvalStatus, Message, Session
 from sessions_app.selectors import REVIEW, allowed, can, get_session_for_user
-from sessions_app.views.sessions import BULK_LIMIT, is_fragment_request, viewer_context
+from sessions_app.views.sessions import bulk_ids, is_fragment_request, safe_next, viewer_context
 
 from .forms import BulkReviewForm, EvalFilterForm
 from .models import EvalTag, ReviewEvent
@@ -167,11 +167,9 @@ def evals_page(request: HttpRequest) -> HttpResponse:
 def evals_bulk(request: HttpRequest) -> HttpResponse:
     """Bulk status or tag changes on ticked rows; each session's review permission is checked."""
     workspace = current_workspace(request)
-    back = request.POST.get("next") or reverse("evals:evals")
-    if not back.startswith("/evals/"):
-        back = reverse("evals:evals")
+    back = safe_next(request, reverse("evals:evals"))
     form = BulkReviewForm(request.POST)
-    ids = [int(raw) for raw in request.POST.getlist("ids")[:BULK_LIMIT] if raw.isdigit()]
+    ids = bulk_ids(request)
     if not form.is_valid() or not ids:
         problem = " ".join(e for errors in form.errors.values() for e in errors) or "Tick at least one session."
         messages.error(request, problem)

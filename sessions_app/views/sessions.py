@@ -83,7 +83,7 @@ def session_list(request: HttpRequest) -> TemplateResponse:
     return render(request, "sessions_app/session_list.html", context, partial="rows" if cursor else "results")
 
 
-def _bulk_ids(request: HttpRequest) -> list[int]:
+def bulk_ids(request: HttpRequest) -> list[int]:
     ids = []
     for raw in request.POST.getlist("ids")[:BULK_LIMIT]:
         if raw.isdigit():
@@ -103,7 +103,7 @@ def session_bulk(request: HttpRequest) -> HttpResponse:
         return HttpResponse("Unknown bulk action.", status=400)
     back = safe_next(request, reverse("sessions:list"))
     sessions = list(
-        Session.objects.filter(pk__in=_bulk_ids(request), workspace__memberships__user=request.user)
+        Session.objects.filter(pk__in=bulk_ids(request), workspace__memberships__user=request.user)
         .select_related("owner")
         .order_by("-updated_at")
     )
