@@ -168,6 +168,8 @@ def evals_bulk(request: HttpRequest) -> HttpResponse:
     """Bulk status or tag changes on ticked rows; each session's review permission is checked."""
     workspace = current_workspace(request)
     back = safe_next(request, reverse("evals:evals"))
+    if not back.startswith("/evals/"):  # back to the Evals page (or the queue), nowhere else
+        back = reverse("evals:evals")
     form = BulkReviewForm(request.POST)
     ids = bulk_ids(request)
     if not form.is_valid() or not ids:
