@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class EvalsConfig(AppConfig):
     name = "evals"
     verbose_name = "Evals"
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401

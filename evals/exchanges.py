@@ -56,6 +56,7 @@ class Turn:
     text: str
     tool_calls: list[ToolCall] = field(default_factory=list)
     corrected: str | None = None  # a reviewer's corrected answer (assistant turns)
+    at: str = ""  # ISO time of the message
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Exchange:
     history: list[Turn]  # every turn before this exchange's user message (system prompts excluded)
     answer: str
     expected: str | None = None
+    at: str = ""  # ISO time of the user message
 
     @property
     def tool_calls(self) -> list[ToolCall]:
@@ -80,6 +82,7 @@ class Conversation:
     system: list[str]
     turns: list[Turn]  # without system prompts
     exchanges: list[Exchange]
+    tokens: int = 0
 
 
 # --- cleaning: anonymized paths and redacted secrets, applied to every string ---------------------
@@ -196,11 +199,14 @@ def turns_from_messages(messages) -> list[Turn]:
         text = strip_thinking(text).strip()
         if role == "tool":
             continue  # results are attached to their calls
-        turns.append(Turn(role, text, calls, getattr(message, "corrected_answer", None)))
+        at = message.created_at.isoformat().replace("+00:00", "Z") if message.created_at else ""
+        turns.append(Turn(role, text, calls, getattr(message, "corrected_answer", None), at))
     return turns
 
 
-def build(turns: list[Turn], *, meta: dict, notes: str = "", expected: str | None = None) -> Conversation:
+def build(
+    turns: list[Turn], *, meta: dict, notes: str = "", expected: str | None = None, tokens: int = 0
+) -> Conversation:
     system = [turn.text for turn in turns if turn.role == "system" and turn.text]
     rest = [turn for turn in turns if turn.role != "system"]
     exchanges: list[Exchange] = []
@@ -216,20 +222,42 @@ def build(turns: list[Turn], *, meta: dict, notes: str = "", expected: str | Non
         answer = next((turn.text for turn in reversed(assistant) if turn.text), "")
         corrected = next((turn.corrected for turn in reversed(assistant) if turn.corrected), None)
         if assistant and (answer or corrected or any(turn.tool_calls for turn in assistant)):
-            exchanges.append(Exchange(len(exchanges) + 1, user.text, assistant, rest[:index], corrected or answer))
+            exchanges.append(
+                Exchange(len(exchanges) + 1, user.text, assistant, rest[:index], corrected or answer, at=user.at)
+            )
         index = end
     if exchanges and expected:
         exchanges[-1].expected = expected
-    return Conversation(meta, notes, expected, system, rest, exchanges)
+    return Conversation(meta, notes, expected, system, rest, exchanges, tokens)
 
 
-def conversation(session, *, with_labels: bool = True) -> Conversation:
-    """One session from the database (its messages in display order, with parts and labels)."""
+def conversations(sessions) -> list[Conversation]:
+    """Sessions from the database as conversations, in the order given: their messages in
+    display order with parts and labels, in three queries whatever the number of sessions."""
+    from sessions_app.models import Message
+
     from .selectors import attach_labels
 
-    messages = list(session.messages.order_by("created_at", "order").prefetch_related("parts"))
-    if with_labels:
-        attach_labels([m for m in messages if m.role == "assistant"])
+    sessions = list(sessions)
+    by_session: dict[int, list] = {session.pk: [] for session in sessions}
+    messages = list(
+        Message.objects.filter(session_id__in=list(by_session))
+        .only("id", "session_id", "role", "text_content", "created_at", "order")
+        .order_by("session_id", "created_at", "order")
+        .prefetch_related("parts")
+    )
+    attach_labels([m for m in messages if m.role == "assistant"])
+    for message in messages:
+        by_session[message.session_id].append(message)
+    return [_conversation(session, by_session[session.pk]) for session in sessions]
+
+
+def conversation(session) -> Conversation:
+    """One session from the database."""
+    return conversations([session])[0]
+
+
+def _conversation(session, messages) -> Conversation:
     meta = {
         "session_id": session.external_id,
         "title": session.title or "",
@@ -242,4 +270,10 @@ def conversation(session, *, with_labels: bool = True) -> Conversation:
     }
     if session.detected_language:
         meta["language"] = session.detected_language
-    return build(turns_from_messages(messages), meta=meta, notes=session.eval_notes, expected=session.expected_output)
+    return build(
+        turns_from_messages(messages),
+        meta=meta,
+        notes=session.eval_notes,
+        expected=session.expected_output,
+        tokens=(session.prompt_tokens or 0) + (session.completion_tokens or 0),
+    )

@@ -1,36 +1,74 @@
 """Eval records from conversations (evals.exchanges), exactly as the real tools load them
 (eval-formats.md): DeepEval goldens (single-turn) and conversational goldens (multi-turn),
-OpenAI Evals registry samples, and chat JSONL.
+OpenAI Evals registry samples and API items, Promptfoo test cases, chat JSONL and one text
+file per session (filesystem).
 
 Every function takes one Conversation and Options and returns that session's records; the
 export job writes them out. Cleaning (anonymized paths, redacted secrets) is applied to every
 string of every record, keys included.
 """
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .exchanges import Conversation, Exchange, Turn, clean_value
 
-PER_TURN, FINAL_ONLY, FULL = "per_turn", "final_only", "full"
+PER_TURN, FINAL_ONLY, FULL, MULTI_TURN = "per_turn", "final_only", "full", "multi_turn"
+TURN_MODES = {
+    PER_TURN: "One record per exchange",
+    FINAL_ONLY: "The last exchange only",
+    FULL: "One record per session (all prompts, all answers)",
+    MULTI_TURN: "One multi-turn conversation per session",
+}
+FENCE = re.compile(r"```[\s\S]*?```")
 
 
 @dataclass(frozen=True)
 class Options:
-    turn_mode: str = PER_TURN  # per_turn | final_only | full (one multi-turn record per session)
+    turn_mode: str = PER_TURN
     include_tools: bool = True
     include_system: bool = False
     anonymize_paths: bool = False
     redact_secrets: bool = True
+    min_length: int = 0  # exchanges whose prompt or answer is shorter are left out
+    code_blocks_only: bool = False  # only exchanges whose prompt or answer has a fenced code block
+    replay: bool = True  # Promptfoo: the recorded answer as `providerOutput`
 
 
 def _clean(record, options: Options):
     return clean_value(record, anonymize_paths=options.anonymize_paths, redact_secrets=options.redact_secrets)
 
 
+def kept_exchanges(conversation: Conversation, options: Options) -> list[Exchange]:
+    """The exchanges that pass the minimum length and code-blocks-only options."""
+    exchanges = conversation.exchanges
+    if options.min_length:
+        exchanges = [e for e in exchanges if min(len(e.user), len(e.answer)) >= options.min_length]
+    if options.code_blocks_only:
+        exchanges = [e for e in exchanges if FENCE.search(e.user) or FENCE.search(e.answer)]
+    return exchanges
+
+
 def _exchanges(conversation: Conversation, options: Options) -> list[Exchange]:
+    """The exchanges a single-turn format writes, by turn mode. `full` merges the session into
+    one exchange: every prompt, and every exchange's answer, in order."""
+    exchanges = kept_exchanges(conversation, options)
+    if not exchanges or options.turn_mode in (PER_TURN, MULTI_TURN):
+        return exchanges
     if options.turn_mode == FINAL_ONLY:
-        return conversation.exchanges[-1:]
-    return conversation.exchanges
+        return exchanges[-1:]
+    return [
+        Exchange(
+            number=1,
+            user="\n\n".join(e.user for e in exchanges if e.user),
+            assistant=[turn for e in exchanges for turn in e.assistant],
+            history=[],
+            answer="\n\n".join(e.answer for e in exchanges if e.answer),
+            expected=conversation.expected,
+            at=exchanges[0].at,
+        )
+    ]
 
 
 def _folded(turn: Turn, options: Options) -> str:
@@ -64,6 +102,13 @@ def _metadata(conversation: Conversation, **extra) -> dict:
 # --- DeepEval ---------------------------------------------------------------------------------------
 
 
+def deepeval(conversation: Conversation, options: Options) -> list[dict]:
+    """Goldens, or conversational goldens in multi-turn mode (one file never mixes the two)."""
+    if options.turn_mode == MULTI_TURN:
+        return deepeval_conversational(conversation, options)
+    return deepeval_goldens(conversation, options)
+
+
 def deepeval_goldens(conversation: Conversation, options: Options) -> list[dict]:
     """Single-turn Goldens (§2.2): `tools_called` always a list, `context` the prior conversation."""
     records = []
@@ -87,10 +132,11 @@ def deepeval_goldens(conversation: Conversation, options: Options) -> list[dict]
 def deepeval_conversational(conversation: Conversation, options: Options) -> list[dict]:
     """One ConversationalGolden (§2.2) per session: strict user/assistant turns (an exchange's
     assistant messages merged, tool calls as `tools_called`), a non-empty `scenario`."""
-    if not conversation.exchanges:
+    exchanges = kept_exchanges(conversation, options)
+    if not exchanges:
         return []
     turns = []
-    for exchange in conversation.exchanges:
+    for exchange in exchanges:
         turns.append({"role": "user", "content": exchange.user})
         assistant = {
             "role": "assistant",
@@ -99,7 +145,7 @@ def deepeval_conversational(conversation: Conversation, options: Options) -> lis
         if options.include_tools and exchange.tool_calls:
             assistant["tools_called"] = [call.as_deepeval() for call in exchange.tool_calls]
         turns.append(assistant)
-    first_prompt = conversation.exchanges[0].user
+    first_prompt = exchanges[0].user
     scenario = conversation.meta.get("title") or first_prompt[:200] or conversation.meta["session_id"]
     record = {
         "scenario": scenario,
@@ -134,7 +180,7 @@ def chat_messages(conversation: Conversation, options: Options) -> list[dict]:
     """One fine-tuning style record per session: `{"messages": [...]}` ending with an assistant
     message (its corrected answer where a reviewer gave one)."""
     messages = _chat_history(conversation, [], options)
-    for exchange in conversation.exchanges:
+    for exchange in kept_exchanges(conversation, options):
         messages.append({"role": "user", "content": exchange.user})
         pieces = [_folded(turn, options) for turn in exchange.assistant[:-1]]
         if options.include_tools:
@@ -146,9 +192,195 @@ def chat_messages(conversation: Conversation, options: Options) -> list[dict]:
     return [_clean({"messages": messages}, options)]
 
 
-FORMATS = {
-    "deepeval": deepeval_goldens,
-    "deepeval-conversational": deepeval_conversational,
-    "openai": openai_samples,
-    "chat": chat_messages,
+def openai_api_items(conversation: Conversation, options: Options) -> list[dict]:
+    """OpenAI Evals API rows (§4): `{"item": {...}, "sample": {...}}`; `item` matches ITEM_SCHEMA
+    (strings, never null) and `sample.output_text` carries the recorded answer for grading."""
+    records = []
+    meta = conversation.meta
+    for exchange in _exchanges(conversation, options):
+        ideal = exchange.expected or exchange.answer
+        if not ideal:
+            continue
+        item = {
+            "input": exchange.user,
+            "history": _chat_history(conversation, exchange.history, options),
+            "ideal": ideal,
+            "session_id": meta["session_id"],
+            "turn": exchange.number,
+            "model": meta["model"],
+            "source": meta["source"],
+            "eval_status": meta["eval_status"],
+            "tags": meta["tags"],
+        }
+        record = {"item": item}
+        if exchange.answer:
+            record["sample"] = {"output_text": exchange.answer, "model": meta["model"]}
+        records.append(record)
+    return [_clean(record, options) for record in records]
+
+
+ITEM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "input": {"type": "string"},
+        "history": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "role": {"type": "string", "enum": ["system", "user", "assistant"]},
+                    "content": {"type": "string"},
+                },
+                "required": ["role", "content"],
+            },
+        },
+        "ideal": {"type": "string"},
+        "session_id": {"type": "string"},
+        "turn": {"type": "integer"},
+        "model": {"type": "string"},
+        "source": {"type": "string"},
+        "eval_status": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["input", "ideal", "session_id"],
 }
+
+
+# --- Promptfoo ---------------------------------------------------------------------------------------
+
+
+def task_type(prompt: str) -> str:
+    """Upstream's keyword heuristic on the user's prompt."""
+    text = prompt.lower()
+    for words, kind in (
+        (("fix", "bug", "error"), "bug_fix"),
+        (("write", "create", "implement"), "code_generation"),
+        (("explain", "what"), "explanation"),
+        (("refactor", "improve"), "refactoring"),
+    ):
+        if any(word in text for word in words):
+            return kind
+    return "general"
+
+
+RUBRIC_EXPECTED = "The response should match this reference answer in substance: {{expected_output}}"
+RUBRIC_GENERIC = "The response should be helpful, correct and complete for the user's request."
+
+
+def promptfoo_tests(conversation: Conversation, options: Options) -> list[dict]:
+    """Promptfoo test cases (§5.2): vars input/history/recorded_output/task_type, expected_output
+    and language only when known (a null var fails promptfoo's validation), an llm-rubric
+    assertion, and the recorded answer as `providerOutput` when replaying."""
+    records = []
+    meta = conversation.meta
+    label = meta["title"] or meta["session_id"]
+    for exchange in _exchanges(conversation, options):
+        history = _chat_history(conversation, exchange.history, options)
+        variables = {
+            "input": exchange.user,
+            "history": "\n\n".join(_as_lines(history)),
+            "recorded_output": exchange.answer,
+            "task_type": task_type(exchange.user),
+        }
+        if exchange.expected:
+            variables["expected_output"] = exchange.expected
+        if meta.get("language"):
+            variables["language"] = meta["language"]
+        record = {"description": f"{label[:120]} (turn {exchange.number})", "vars": variables}
+        if exchange.expected:
+            record["assert"] = [{"type": "llm-rubric", "value": RUBRIC_EXPECTED}]
+        elif meta["eval_status"] in ("golden", "correct"):
+            record["assert"] = [{"type": "llm-rubric", "value": RUBRIC_GENERIC}]
+        if options.replay and exchange.answer:
+            record["providerOutput"] = exchange.answer
+        record["metadata"] = {k: v for k, v in _metadata(conversation, turn=exchange.number).items() if v is not None}
+        records.append(record)
+    return [_clean(record, options) for record in records]
+
+
+# --- filesystem ----------------------------------------------------------------------------------------
+
+RULE = "=" * 80
+
+
+def session_file(conversation: Conversation, options: Options) -> list[dict]:
+    """One text file per session (§7): upstream's header and `[time] ROLE:` blocks, with the tool
+    calls and results under the assistant message that made them. Named by the full id."""
+    exchanges = kept_exchanges(conversation, options)
+    if not exchanges:
+        return []
+    meta = conversation.meta
+    lines = [
+        RULE,
+        f"SESSION: {meta['session_id']}",
+        f"SOURCE: {meta['source']}",
+        f"MODEL: {meta['model'] or 'unknown'}",
+        f"DATE: {meta['created_at']}",
+        f"TOKENS: {conversation.tokens}",
+    ]
+    if meta["eval_status"]:
+        lines.append(f"STATUS: {meta['eval_status']}")
+    if meta["tags"]:
+        lines.append(f"TAGS: {', '.join(meta['tags'])}")
+    if meta["project"]:
+        lines.append(f"PROJECT: {meta['project']}")
+    lines += [RULE, ""]
+
+    def block(at: str, role: str, text: str) -> None:
+        lines.extend([f"[{at}] {role.upper()}:", text or "(empty)", ""])
+
+    if options.include_system:
+        for text in conversation.system:
+            block(meta["created_at"], "system", text)
+    for exchange in exchanges:
+        block(exchange.at, "user", exchange.user)
+        recorded = ""
+        for turn in exchange.assistant:
+            recorded = turn.text or recorded
+            text = _folded(turn, options)
+            if text:
+                block(turn.at, "assistant", text)
+        if exchange.answer != recorded:
+            block(exchange.assistant[-1].at, "corrected answer", exchange.answer)
+    lines += [RULE, "END SESSION", RULE, ""]
+    path = f"sessions/session-{_safe_name(meta['session_id'])}.txt"
+    return [_clean({"path": path, "text": "\n".join(lines)}, options)]
+
+
+def _safe_name(external_id: str) -> str:
+    """The full id, with only the characters that are safe in a file name on every system."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", external_id)[:200] or "session"
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    label: str
+    records: Callable[[Conversation, Options], list[dict]]
+    extension: str  # json (array) | jsonl | yaml | zip
+    content_type: str
+    turn_modes: tuple[str, ...] = (PER_TURN, FINAL_ONLY, FULL)  # () = whole sessions, no turn mode
+    uses_expected: bool = True
+
+    def filename(self, options: Options, date: str) -> str:
+        name = self.name
+        if name == "deepeval" and options.turn_mode == MULTI_TURN:
+            name = "deepeval-conversational"
+        return f"opensync-{name}-{date}.{self.extension}"
+
+
+JSON, NDJSON, YAML, ZIP = "application/json", "application/x-ndjson", "application/yaml", "application/zip"
+FORMATS = {
+    f.name: f
+    for f in [
+        Format("deepeval", "DeepEval goldens (JSON)", deepeval, "json", JSON, (*TURN_MODES,)),
+        Format("openai", "OpenAI Evals registry (JSONL, input + ideal)", openai_samples, "jsonl", NDJSON),
+        Format("openai-evals-api", "OpenAI Evals API (JSONL, item rows)", openai_api_items, "jsonl", NDJSON),
+        Format("promptfoo", "Promptfoo test cases (JSONL)", promptfoo_tests, "jsonl", NDJSON),
+        Format("promptfoo-yaml", "Promptfoo test cases (YAML)", promptfoo_tests, "yaml", YAML),
+        Format("chat", "Chat messages (JSONL, fine-tuning style)", chat_messages, "jsonl", NDJSON, (), False),
+        Format("filesystem", "Text files per session (zip)", session_file, "zip", ZIP, (), False),
+    ]
+}
+# Another name for DeepEval in multi-turn mode.
+ALIASES = {"deepeval-conversational": ("deepeval", MULTI_TURN)}

@@ -1,5 +1,7 @@
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.utils import timezone
 
 
 class EvalTag(models.Model):
@@ -66,3 +68,69 @@ class MessageLabel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.verdict or 'unlabelled'} message {self.message_id}"
+
+
+class ExportStatus(models.TextChoices):
+    PENDING = "pending", "Queued"
+    RUNNING = "running", "Building"
+    DONE = "done", "Ready"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_EXPORT_STATUSES = (ExportStatus.PENDING, ExportStatus.RUNNING)
+
+
+def export_upload_to(job: "ExportJob", filename: str) -> str:
+    return f"exports/{job.workspace_id}/{job.pk}/{filename}"
+
+
+class ExportJob(models.Model):
+    """An eval dataset export, built by a Celery task; once done it is a frozen dataset version:
+    the exact sessions that went in (`session_ids`) and a hash of the records (`content_hash`),
+    so a later export can be compared with it.
+
+    Anyone in the workspace may see and download it (workspace members see all its sessions).
+    """
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="export_jobs")
+    # Deleting my data (or account) deletes the exports I built (they copy sessions' content).
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="export_jobs")
+    via = models.CharField(max_length=8, default="web", help_text="web or api")
+    format = models.CharField(max_length=32)
+    options = models.JSONField(default=dict, help_text="evals.formats.Options as a dict.")
+    # {"kind": "filter", "filters": {...}} or {"kind": "selection", "ids": [...]}
+    scope = models.JSONField(default=dict)
+    scope_label = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=16, choices=ExportStatus.choices, default=ExportStatus.PENDING)
+    total = models.IntegerField(default=0, help_text="Sessions in scope when the build started.")
+    processed = models.IntegerField(default=0)
+    sessions = models.IntegerField(default=0, help_text="Sessions with at least one record.")
+    records = models.IntegerField(default=0)
+    skipped = models.IntegerField(default=0)
+    warnings = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    file = models.FileField(upload_to=export_upload_to, max_length=500, blank=True)
+    filename = models.CharField(max_length=200, blank=True)
+    size = models.BigIntegerField(default=0)
+    content_hash = models.CharField(max_length=64, blank=True)
+    session_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="exportjob_ws_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.format} export #{self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_EXPORT_STATUSES
+
+    @property
+    def percent(self) -> int:
+        if self.status == ExportStatus.DONE:
+            return 100
+        return min(99, int(100 * self.processed / self.total)) if self.total else 0

@@ -1,13 +1,17 @@
 """Reads of the evals app."""
 
+from dataclasses import asdict
+from datetime import date
+
 from django.db.models import Count
+from django.shortcuts import get_object_or_404
 
 from accounts.models import Role
 from accounts.selectors import role_in
 from sessions_app.models import EvalStatus, Session, Source
 from sessions_app.selectors import SessionFilters, filter_sessions
 
-from .models import MessageLabel
+from .models import ExportJob, ExportStatus, MessageLabel
 
 
 def reviewable_sessions(user, workspace, filters: SessionFilters):
@@ -64,3 +68,69 @@ def eval_counts(sessions) -> dict:
         + [("unset", "No status", by_status.get(None, 0))],
         "source": sorted(((s, labels.get(s, s), n) for s, n in by_source.items()), key=lambda row: -row[2]),
     }
+
+
+# --- exports ---------------------------------------------------------------------------------------
+
+SCOPE_FILTER, SCOPE_SELECTION = "filter", "selection"
+
+
+def filter_scope(filters: SessionFilters, *, tags=(), reviewer: int | None = None, min_tokens: int = 0) -> dict:
+    """An export scope (JSON) for the eval-ready sessions matching these filters."""
+    data = {k: v for k, v in asdict(filters).items() if v not in ("", None) and k not in ("sort", "direction")}
+    for key in ("date_from", "date_to"):
+        if key in data:
+            data[key] = data[key].isoformat()
+    if tags:
+        data["tags"] = list(tags)
+    if reviewer:
+        data["reviewer"] = reviewer
+    if min_tokens:
+        data["min_tokens"] = min_tokens
+    return {"kind": SCOPE_FILTER, "filters": data}
+
+
+def selection_scope(ids) -> dict:
+    return {"kind": SCOPE_SELECTION, "ids": sorted({int(pk) for pk in ids})}
+
+
+def scope_sessions(workspace, scope: dict):
+    """The workspace's sessions in an export scope, oldest first (a reproducible order). A
+    selection may hold any of the workspace's sessions; a filter only eval-ready ones."""
+    sessions = Session.objects.filter(workspace=workspace)
+    if scope.get("kind") == SCOPE_SELECTION:
+        return sessions.filter(pk__in=scope.get("ids") or []).order_by("created_at", "id")
+    data = dict(scope.get("filters") or {})
+    tags, reviewer, min_tokens = data.pop("tags", ()), data.pop("reviewer", None), data.pop("min_tokens", 0)
+    for key in ("date_from", "date_to"):
+        if data.get(key):
+            data[key] = date.fromisoformat(data[key])
+    sessions = eval_sessions(workspace, SessionFilters(**data), tags=tags, reviewer=reviewer)
+    if min_tokens:
+        sessions = sessions.filter(total_tokens__gte=min_tokens)
+    return sessions.order_by("created_at", "id")
+
+
+def exports_for_workspace(workspace):
+    return ExportJob.objects.filter(workspace=workspace).select_related("created_by")
+
+
+def get_export_for_user(user, export_id) -> ExportJob:
+    """An export of a workspace the user belongs to; 404 otherwise."""
+    return get_object_or_404(
+        ExportJob.objects.select_related("created_by", "workspace"),
+        pk=export_id,
+        workspace__memberships__user=user,
+    )
+
+
+def previous_export(job: ExportJob) -> ExportJob | None:
+    """The workspace's last finished export in the same format before `job` (to compare with)."""
+    return (
+        ExportJob.objects.filter(
+            workspace_id=job.workspace_id, format=job.format, status=ExportStatus.DONE, created_at__lt=job.created_at
+        )
+        .exclude(pk=job.pk)
+        .only("id", "session_ids", "content_hash", "created_at", "records")
+        .first()
+    )

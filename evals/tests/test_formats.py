@@ -9,7 +9,7 @@ import pytest
 
 from evals import formats
 from evals.exchanges import anonymize, conversation, redact
-from evals.formats import FULL, Options
+from evals.formats import MULTI_TURN, Options
 from evals.services import message_label, session_review
 from sessions_app.tests.factories import MessageFactory, PartFactory, SessionFactory
 
@@ -91,7 +91,7 @@ def test_deepeval_goldens_follow_the_rules(session):
 
 
 def test_deepeval_conversational_alternates_user_and_assistant(session):
-    rows = formats.deepeval_conversational(conversation(session), Options(turn_mode=FULL))
+    rows = formats.deepeval_conversational(conversation(session), Options(turn_mode=MULTI_TURN))
     assert len(rows) == 1
     row = rows[0]
     assert row["scenario"] == "Fix TypeError in parse_config"
@@ -131,21 +131,19 @@ def test_a_corrected_answer_replaces_the_turns_answer(session, user):
 
 @pytest.mark.parametrize("name", sorted(formats.FORMATS))
 def test_every_string_is_cleaned_and_non_ascii_survives(session, name):
-    options = Options(
-        turn_mode=FULL if "conversational" in name else "per_turn", include_system=True, anonymize_paths=True
-    )
-    text = dump(formats.FORMATS[name](conversation(session), options))
+    build = formats.FORMATS[name].records
+    text = dump(build(conversation(session), Options(include_system=True, anonymize_paths=True)))
     assert SECRET not in text and "[REDACTED]" in text
     assert "/home/alice" not in text and "naïve café ☕" in text
-    raw = dump(formats.FORMATS[name](conversation(session), Options(redact_secrets=False, include_system=True)))
+    raw = dump(build(conversation(session), Options(redact_secrets=False, include_system=True)))
     assert SECRET in raw
 
 
 def test_a_session_without_an_answer_gives_no_records(user):
     session = SessionFactory(owner=user)
     MessageFactory(session=session, role="user", text_content="hello?")
-    for build in formats.FORMATS.values():
-        assert build(conversation(session), Options()) == []
+    for fmt in formats.FORMATS.values():
+        assert fmt.records(conversation(session), Options()) == []
 
 
 @pytest.mark.parametrize(
