@@ -46,3 +46,9 @@ def logged_in(client, user):
     """The test client, logged in as `user`."""
     client.force_login(user)
     return client
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path_factory):
+    """Uploaded and generated files (eval exports) go to a temporary folder, never the data folder."""
+    settings.MEDIA_ROOT = tmp_path_factory.getbasetemp() / "media"

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import EvalTag, ReviewEvent
+from .models import EvalTag, ExportJob, ReviewEvent
 
 
 @admin.register(EvalTag)
@@ -19,6 +19,24 @@ class ReviewEventAdmin(admin.ModelAdmin):
     list_filter = ["field"]
     list_select_related = ["session", "actor"]
     raw_id_fields = ["session", "actor"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(admin.ModelAdmin):
+    """Exports are built by the task; staff can look at them and delete them (the file goes too)."""
+
+    list_display = ["id", "created_at", "workspace", "created_by", "format", "status", "sessions", "records", "size"]
+    list_filter = ["status", "format", "via"]
+    list_select_related = ["workspace", "created_by"]
+    raw_id_fields = ["workspace", "created_by"]
+    search_fields = ["created_by__email", "content_hash", "filename"]
+    readonly_fields = [f.name for f in ExportJob._meta.fields] + ["session_ids"]
 
     def has_add_permission(self, request):
         return False

@@ -261,7 +261,7 @@ def _conversation(session, messages) -> Conversation:
     meta = {
         "session_id": session.external_id,
         "title": session.title or "",
-        "source": session.source,
+        "source": str(session.source),
         "model": session.model or "",
         "project": session.project_name or "",
         "tags": list(session.eval_tags),

@@ -97,8 +97,8 @@ def check(conversation: Conversation, records: list[dict], fmt: Format, options:
     session_id = conversation.meta["session_id"]
     if not conversation.exchanges:
         report.warn("no_answer", session_id)
-    elif not records and not kept_exchanges(conversation, options):
-        report.warn("filtered_out", session_id)
+    elif not records:  # filtered out, or no answer to write (e.g. only tool calls, for an `ideal`)
+        report.warn("no_answer" if kept_exchanges(conversation, options) else "filtered_out", session_id)
     if any(not turn.text and not turn.tool_calls for turn in conversation.turns):
         report.warn("empty_turns", session_id)
     for record in records:
@@ -106,6 +106,13 @@ def check(conversation: Conversation, records: list[dict], fmt: Format, options:
             report.warn("oversized", session_id)
     if records and fmt.uses_expected and not conversation.expected:
         report.warn("missing_expected", session_id)
+
+
+def _test_cases(fmt: Format, conversation: Conversation, options: Options, records: list[dict]) -> int:
+    """The records, except for the zip: its one file per session counts as the session's exchanges."""
+    if fmt.name == "filesystem" and records:
+        return len(kept_exchanges(conversation, options))
+    return len(records)
 
 
 def _canonical(record: dict) -> str:
@@ -170,11 +177,14 @@ class _Zip(_Writer):
         super().__init__(out)
         self.zip = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED)
         self.files: list[str] = []
+        self.taken: set[str] = set()
 
     def write(self, record):
-        path = record["path"]
-        if path in self.files:  # two members' sessions with the same plugin id
-            path = path.removesuffix(".txt") + f"-{len(self.files)}.txt"
+        path, n = record["path"], 1
+        while path in self.taken:  # two members' sessions with the same plugin id
+            path = record["path"].removesuffix(".txt") + f"-{n}.txt"
+            n += 1
+        self.taken.add(path)
         self.files.append(path)
         self.zip.writestr(path, record["text"])
 
@@ -226,7 +236,7 @@ def write(
         check(conversation, records, fmt, options, report)
         if records:
             report.session_ids.append(pk)
-            report.records += len(records) if fmt.name != "filesystem" else len(kept_exchanges(conversation, options))
+            report.records += _test_cases(fmt, conversation, options, records)
         else:
             report.skipped += 1
         for record in records:
@@ -250,7 +260,7 @@ def preview(
         report.sessions += 1
         records = fmt.records(conversation, options)
         check(conversation, records, fmt, options, report)
-        report.records += len(records)
+        report.records += _test_cases(fmt, conversation, options, records)
         report.skipped += not records
         for record in records[: max(0, show - len(shown))]:
             shown.append(_show(fmt, record))

@@ -4,7 +4,9 @@ from accounts.selectors import enabled_sources
 from sessions_app.forms import SessionFilterForm
 from sessions_app.models import EvalStatus
 from sessions_app.selectors import filter_choices, workspace_members
+from sessions_app.views.sessions import BULK_LIMIT
 
+from .formats import FORMATS, PER_TURN, TURN_MODES, Options
 from .models import EvalTag
 from .services import ReviewError, normalise_tags
 
@@ -66,3 +68,64 @@ class BulkReviewForm(forms.Form):
         if data.get("action") in ("add_tag", "remove_tag") and not (data.get("tag") or "").strip():
             self.add_error("tag", "Which tag?")
         return data
+
+
+class ExportForm(forms.Form):
+    """The export modal: format, options and scope. `options()` gives evals.formats.Options."""
+
+    format = forms.ChoiceField(choices=[(f.name, f.label) for f in FORMATS.values()], initial="deepeval")
+    turn_mode = forms.ChoiceField(choices=list(TURN_MODES.items()), initial=PER_TURN, required=False)
+    include_tools = forms.BooleanField(required=False, initial=True, label="Include tool calls")
+    include_system = forms.BooleanField(required=False, label="Include system prompts")
+    anonymize_paths = forms.BooleanField(required=False, initial=True, label="Anonymize home paths")
+    redact_secrets = forms.BooleanField(required=False, initial=True, label="Redact secrets")
+    code_blocks_only = forms.BooleanField(required=False, label="Only exchanges with code blocks")
+    min_length = forms.IntegerField(
+        required=False, min_value=0, max_value=100_000, initial=0, label="Minimum message length",
+        help_text="Characters; shorter prompts or answers are left out.",
+    )  # fmt: skip
+    replay = forms.BooleanField(required=False, initial=True, label="Replay recorded answers (providerOutput)")
+    scope = forms.ChoiceField(
+        choices=[("filter", "Every eval-ready session matching the filters"), ("selection", "The ticked sessions")],
+        initial="filter",
+        widget=forms.RadioSelect,
+    )
+    ids = forms.CharField(required=False, widget=forms.MultipleHiddenInput)
+    filters = forms.CharField(required=False, widget=forms.HiddenInput, max_length=4000)
+
+    def clean_ids(self) -> list[int]:
+        raw = self.data.getlist("ids") if hasattr(self.data, "getlist") else []
+        return sorted({int(value) for value in raw[:BULK_LIMIT] if str(value).isdigit()})
+
+    def clean(self):
+        data = super().clean()
+        if data.get("format") in FORMATS:
+            fmt = FORMATS[data["format"]]
+            if not fmt.turn_modes:
+                data["turn_mode"] = PER_TURN  # whole sessions: no turn mode
+            elif data.get("turn_mode") not in fmt.turn_modes:
+                self.add_error("turn_mode", f"{fmt.label} has no such turn mode.")
+        if data.get("scope") == "selection" and not data.get("ids"):
+            self.add_error("scope", "Tick at least one session on the Evals page, or export the filtered sessions.")
+        return data
+
+    def options(self) -> Options:
+        data = self.cleaned_data
+        return Options(
+            turn_mode=data.get("turn_mode") or PER_TURN,
+            include_tools=data.get("include_tools", True),
+            include_system=data.get("include_system", False),
+            anonymize_paths=data.get("anonymize_paths", False),
+            redact_secrets=data.get("redact_secrets", True),
+            min_length=data.get("min_length") or 0,
+            code_blocks_only=data.get("code_blocks_only", False),
+            replay=data.get("replay", True),
+        )
+
+    def initial_options(self) -> Options:
+        """The options of an unbound form (its initial values)."""
+        return Options(**{
+            name: self.fields[name].initial or (0 if name == "min_length" else False)
+            for name in ("turn_mode", "include_tools", "include_system", "anonymize_paths", "redact_secrets",
+                         "min_length", "code_blocks_only", "replay")
+        })  # fmt: skip

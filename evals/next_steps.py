@@ -130,7 +130,7 @@ def steps(fmt: Format, options: Options, filename: str) -> list[Step]:
                 "Save this as test_opensync.py next to the file",
                 (DEEPEVAL_MULTI if multi else DEEPEVAL_SINGLE).format(filename=filename),
                 "The metric uses an LLM judge (OPENAI_API_KEY, or `deepeval set-…` for another model). "
-                "ExactMatchMetric() needs none.",
+                "ExactMatchMetric() needs none, but only scores goldens that have an expected output.",
             ),
             Step("Run it", "deepeval test run test_opensync.py", "It takes the test file, not the JSON."),
         ]
@@ -159,7 +159,8 @@ def steps(fmt: Format, options: Options, filename: str) -> list[Step]:
     if fmt.name in ("promptfoo", "promptfoo-yaml"):
         replay = (
             "Tests carry the recorded answer as providerOutput, so they grade what the agent said without "
-            "calling the provider; export without “Replay recorded answers” to test the providers instead. "
+            "calling the provider (Promptfoo still wants the provider's key set); export without “Replay "
+            "recorded answers” to test the providers instead. "
         )
         return [
             Step("Write a Promptfoo config next to the file", PROMPTFOO_CONFIG.format(filename=filename)),

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.api.errors import json_error
 from accounts.middleware import API_PATH
+from evals.api.urls import read_urlpatterns as eval_read_urlpatterns
 from sessions_app.api.urls import read_urlpatterns
 from sessions_app.views.overview import home
 
@@ -12,6 +13,7 @@ from sessions_app.views.overview import home
 # them). The schema and its docs page need no API key.
 api_urlpatterns = [
     *read_urlpatterns,
+    *eval_read_urlpatterns,
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -517,6 +517,7 @@ def test_schema_is_public_and_describes_both_apis(client, db, path):
     assert set(schema["paths"]) == {
         "/health", "/sync/session", "/sync/message", "/sync/batch", "/sync/sessions/list",
         "/api/sessions", "/api/sessions/get", "/api/search", "/api/context", "/api/export", "/api/stats",
+        "/api/export/evals", "/api/export/jobs/{job_id}", "/api/export/jobs/{job_id}/download",
     }  # fmt: skip
     assert schema["components"]["securitySchemes"]["apiKey"] == {
         "type": "http",

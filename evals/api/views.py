@@ -1,0 +1,309 @@
+"""The eval export API: upstream's `GET /api/export/evals` (a dataset file, built while you wait;
+upstream's only works with a browser's JWT, ours with an API key), and the same export as a
+background job (`POST`), with its status and download.
+
+Sessions are chosen exactly as the web UI's export chooses them (evals.selectors.filter_scope:
+the workspace's eval-ready sessions matching the filters), and the file is the same one
+(evals.services.export_build).
+"""
+
+import re
+import tempfile
+from dataclasses import replace
+
+from django.db.models import QuerySet
+from django.http import FileResponse
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from sessions_app.api.schema import BAD_REQUEST, UNAUTHORIZED, error
+from sessions_app.api.views import ReadApi, _first_error
+from sessions_app.models import Session
+from sessions_app.selectors import SessionFilters
+from sessions_app.wire import normalise_source
+
+from ..export import Report, resolve
+from ..formats import FORMATS, PER_TURN, Format, Options
+from ..models import ExportJob, ExportStatus
+from ..selectors import filter_scope, scope_sessions
+from ..services import ExportError, export_build, export_job_start
+from . import serializers
+
+EVALS = ["Evals"]
+NO_EVAL_READY = "No eval-ready sessions found"  # upstream's words
+NO_MATCH = "No sessions match the specified filters"  # upstream's words
+SPOOL_BYTES = 8 * 1024 * 1024  # an export bigger than this is built in a temporary file on disk
+EXPORT_HEADERS = ("X-Export-Sessions", "X-Export-TestCases", "X-Export-Skipped", "X-Export-Content-Hash")
+
+NO_SESSIONS = error(
+    f'`{{"error": "{NO_EVAL_READY}"}}` when the workspace has no eval-ready session, '
+    f'`{{"error": "{NO_MATCH}"}}` when none matches the filters.'
+)
+JOB_NOT_FOUND = error('`{"error": "Export not found"}`: no such export job in the key\'s workspace.')
+NOT_READY = error('`{"error": "The export is not ready (status: running)."}` until the job is done, or why it failed.')
+PARAMS_DESCRIPTION = (
+    "Parameters are upstream's (`format`, `tool`, `model`, `date_from`, `date_to`, `tags`, `min_tokens`, `status`, "
+    "`include_metadata`, `anonymize`, `turn_mode`) plus `project`, `include_system`, `redact`, `min_length`, "
+    "`code_blocks_only` and `replay`. The scope is the workspace's **eval-ready** sessions matching every filter "
+    "given, oldest first. A flag that defaults to true is true unless it is the literal `false`, as upstream."
+)
+
+
+# --- the request ----------------------------------------------------------------------------------
+
+
+def _validated(data: dict) -> dict:
+    """The validated parameters; blank values count as absent (as upstream's `if (param)`)."""
+    data = {key: value for key, value in data.items() if value != "" and value is not None}
+    query = serializers.EvalExportQuerySerializer(data=data)
+    if not query.is_valid():
+        raise exceptions.ValidationError(_first_error(query.errors))
+    return query.validated_data
+
+
+def _format_and_options(params: dict) -> tuple[Format, Options]:
+    options = Options(
+        turn_mode=params["turn_mode"],
+        include_tools=params["include_metadata"],
+        include_system=params["include_system"],
+        anonymize_paths=params["anonymize"],
+        redact_secrets=params["redact"],
+        min_length=params["min_length"],
+        code_blocks_only=params["code_blocks_only"],
+        replay=params["replay"],
+    )
+    try:
+        fmt, options = resolve(params["format"], options)
+    except ValueError as exc:
+        raise exceptions.ValidationError(str(exc)) from exc
+    if not fmt.turn_modes:
+        options = replace(options, turn_mode=PER_TURN)  # whole sessions: no turn mode, as the web UI stores it
+    return fmt, options
+
+
+def _scope(params: dict) -> tuple[dict, str]:
+    """(the export scope, a description of it) from the filters."""
+    filters = SessionFilters(
+        source=normalise_source(params.get("tool")) or "",
+        model=params.get("model", "").strip(),
+        project=params.get("project", "").strip(),
+        date_from=params.get("date_from"),
+        date_to=params.get("date_to"),
+        eval=params.get("status", ""),
+    )
+    scope = filter_scope(filters, tags=params["tags"], min_tokens=params["min_tokens"])
+    described = [
+        f"{key}: {', '.join(value) if isinstance(value, list) else value}" for key, value in scope["filters"].items()
+    ]
+    label = "Eval-ready sessions" + (f" ({'; '.join(described)})" if described else "")
+    return scope, label
+
+
+def _require_eval_ready(workspace_id: int) -> None:
+    if not Session.objects.filter(workspace_id=workspace_id, eval_ready=True).exists():
+        raise exceptions.NotFound(NO_EVAL_READY)
+
+
+def _export_headers(response, *, sessions: int, records: int, skipped: int, content_hash: str):
+    response["X-Export-Sessions"] = str(sessions)
+    response["X-Export-TestCases"] = str(records)
+    response["X-Export-Skipped"] = str(skipped)
+    response["X-Export-Content-Hash"] = content_hash
+    # Browsers' fetch() may read these cross-origin (the API answers with CORS headers).
+    response["Access-Control-Expose-Headers"] = ", ".join(("Content-Disposition", *EXPORT_HEADERS))
+    return response
+
+
+def _file_schema(description: str) -> dict:
+    return {
+        (200, fmt.content_type): OpenApiResponse(OpenApiTypes.BINARY, description=description)
+        for fmt in {f.content_type: f for f in FORMATS.values()}.values()
+    }
+
+
+def _job_url(request, name: str, job: ExportJob) -> str:
+    """An absolute URL of the job's status or download, under the prefix the request used."""
+    namespace = request.resolver_match.namespace if request.resolver_match else ""
+    return request.build_absolute_uri(reverse(f"{namespace}:{name}" if namespace else name, args=[job.pk]))
+
+
+# --- GET/POST /api/export/evals --------------------------------------------------------------------
+
+
+class EvalExportApi(ReadApi):
+    """The export of the key's workspace's eval-ready sessions: now (GET) or as a job (POST)."""
+
+    @extend_schema(
+        operation_id="exportEvals",
+        tags=EVALS,
+        summary="Export an eval dataset (the file)",
+        description="Builds the export while you wait and answers the file itself, not JSON: `deepeval` a JSON "
+        "array, `openai`/`openai-evals-api`/`promptfoo`/`chat` JSONL (`application/x-ndjson`), `promptfoo-yaml` "
+        "YAML, `filesystem` a zip (`manifest.json`, `README.txt`, `sessions/session-<externalId>.txt`). "
+        "`Content-Disposition: attachment` names it `opensync-<format>-<YYYY-MM-DD>.<ext>`. Headers: "
+        "`X-Export-Sessions` (sessions in scope, skipped ones included), `X-Export-TestCases` (records), "
+        "`X-Export-Skipped` and `X-Export-Content-Hash` (SHA-256 of the records). Any key may export. For large "
+        "exports use `POST`, which builds the file in the background. " + PARAMS_DESCRIPTION,
+        parameters=[serializers.EvalExportQuerySerializer],
+        responses={
+            **_file_schema("The export file; its type depends on `format`."),
+            400: BAD_REQUEST,
+            401: UNAUTHORIZED,
+            404: NO_SESSIONS,
+        },
+    )
+    def get(self, request):
+        params = _validated(request.query_params.dict())
+        fmt, options = _format_and_options(params)
+        workspace = request.auth.workspace
+        _require_eval_ready(workspace.pk)
+        scope, _ = _scope(params)
+        session_ids = list(scope_sessions(workspace, scope).values_list("pk", flat=True))
+        if not session_ids:
+            raise exceptions.NotFound(NO_MATCH)
+        out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (the FileResponse closes it)
+        try:
+            report: Report = export_build(workspace, fmt, options, session_ids, out)
+            out.seek(0)
+        except BaseException:
+            out.close()
+            raise
+        filename = fmt.filename(options, timezone.now().date().isoformat())
+        response = FileResponse(out, content_type=fmt.content_type, as_attachment=True, filename=filename)
+        return _export_headers(
+            response,
+            sessions=report.sessions,
+            records=report.records,
+            skipped=report.skipped,
+            content_hash=report.content_hash,
+        )
+
+    @extend_schema(
+        operation_id="exportEvalsStart",
+        tags=EVALS,
+        summary="Start an eval dataset export in the background",
+        description="The same parameters as `GET`, as query parameters and/or a JSON body (the body wins; in a "
+        "body, `tags` may be a list and flags JSON booleans). Answers `202` with the job and a `Location` header: "
+        "poll `statusUrl` until `status` is `done`, then fetch `downloadUrl`. The job only reads sessions, so a "
+        "`read` key may start one too. " + PARAMS_DESCRIPTION,
+        parameters=[serializers.EvalExportQuerySerializer],
+        request=serializers.EvalExportQuerySerializer,
+        responses={
+            202: serializers.ExportJobCreatedSerializer,
+            400: BAD_REQUEST,
+            401: UNAUTHORIZED,
+            404: NO_SESSIONS,
+        },
+    )
+    def post(self, request):
+        body = request.data
+        if not isinstance(body, dict):
+            raise exceptions.ValidationError("The body must be a JSON object")
+        params = _validated({**request.query_params.dict(), **body})
+        fmt, options = _format_and_options(params)
+        key = request.auth
+        _require_eval_ready(key.workspace_id)
+        scope, label = _scope(params)
+        try:
+            job = export_job_start(
+                user=key.user,
+                workspace=key.workspace,
+                format_name=fmt.name,
+                options=options,
+                scope=scope,
+                scope_label=label,
+                via="api",
+            )
+        except ExportError as exc:
+            if str(exc).startswith("No sessions"):
+                raise exceptions.NotFound(NO_MATCH) from exc
+            raise exceptions.ValidationError(str(exc)) from exc
+        status_url = _job_url(request, "api-export-job", job)
+        response = Response(
+            {
+                "id": str(job.pk),
+                "status": job.status,
+                "format": job.format,
+                "total": job.total,
+                "statusUrl": status_url,
+                "downloadUrl": None,
+            },
+            status=202,
+        )
+        response["Location"] = status_url
+        return response
+
+
+# --- the jobs ---------------------------------------------------------------------------------------
+
+
+class Conflict(exceptions.APIException):
+    status_code = 409
+    default_detail = "Conflict"
+    default_code = "conflict"
+
+
+_JOB_ID = re.compile(r"[0-9]{1,18}")
+
+
+def job_for_key(key, job_id: str) -> ExportJob:
+    """An export job of the key's workspace; another workspace's or a malformed id are the same 404."""
+    jobs: QuerySet[ExportJob] = ExportJob.objects.filter(workspace_id=key.workspace_id)
+    job = jobs.filter(pk=int(job_id)).first() if _JOB_ID.fullmatch(job_id) else None
+    if job is None:
+        raise exceptions.NotFound("Export not found")
+    return job
+
+
+class ExportJobApi(ReadApi):
+    @extend_schema(
+        operation_id="exportJob",
+        tags=EVALS,
+        summary="An export job's status",
+        description="Progress while it runs (`processed` of `total`, `percent`); once `done`, the dataset version "
+        "it built: counts, validation warnings, `contentHash`, the sessions that went in (`sessionIds`), the file "
+        "name and size and `downloadUrl`. A `failed` job says why in `error`. Exports started in the web UI are "
+        "here too.",
+        responses={200: serializers.ExportJobSerializer, 401: UNAUTHORIZED, 404: JOB_NOT_FOUND},
+    )
+    def get(self, request, job_id: str):
+        job = job_for_key(request.auth, job_id)
+        context = {"download_url": lambda j: _job_url(request, "api-export-job-download", j)}
+        return Response(serializers.ExportJobSerializer(job, context=context).data)
+
+
+class ExportJobDownloadApi(ReadApi):
+    @extend_schema(
+        operation_id="exportJobDownload",
+        tags=EVALS,
+        summary="Download a finished export",
+        description="The file, as `GET /api/export/evals` answers it (same headers). `409` until the job is done.",
+        responses={
+            **_file_schema("The export file; its type depends on the job's format."),
+            401: UNAUTHORIZED,
+            404: JOB_NOT_FOUND,
+            409: NOT_READY,
+        },
+    )
+    def get(self, request, job_id: str):
+        job = job_for_key(request.auth, job_id)
+        if job.status == ExportStatus.FAILED:
+            raise Conflict(f"The export failed: {job.error or 'unknown error'}")
+        if job.status != ExportStatus.DONE:
+            raise Conflict(f"The export is not ready (status: {job.status}).")
+        if not job.file:
+            raise exceptions.NotFound("The export's file is gone")
+        try:
+            handle = job.file.open("rb")
+        except FileNotFoundError as exc:
+            raise exceptions.NotFound("The export's file is gone") from exc
+        fmt = FORMATS.get(job.format)
+        content_type = fmt.content_type if fmt else "application/octet-stream"
+        response = FileResponse(handle, content_type=content_type, as_attachment=True, filename=job.filename)
+        return _export_headers(
+            response, sessions=job.processed, records=job.records, skipped=job.skipped, content_hash=job.content_hash
+        )
