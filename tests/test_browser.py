@@ -11,10 +11,13 @@ data/test-artifacts/screenshots, git-ignored) for a human to look at.
 Without chromium these tests skip, or fail when OPENSYNC_REQUIRE_BROWSER=1 (CI): see conftest.py.
 """
 
+import contextlib
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,9 +27,10 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import ApiKey, hash_api_key
-from sessions_app.models import Message, Session, Source
+from sessions_app.models import Message, Part, Session, Source
 from sessions_app.tests.factories import MessageFactory, PartFactory, SessionFactory
 
+from . import celery_worker
 from .live import BASE_DIR, CHROMIUM, database_url, start_gunicorn, stop
 
 try:
@@ -201,6 +205,57 @@ def horizontal_overflow(page) -> list[str]:
     )
 
 
+def collect_static(data_dir: Path, settings_dict: dict) -> None:
+    """Production settings serve collected, hashed static files (whitenoise) from the data folder."""
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=BASE_DIR,
+        check=True,
+        env={
+            **os.environ,
+            "OPENSYNC_DATA_DIR": str(data_dir),
+            "DJANGO_SETTINGS_MODULE": "opensync.settings",
+            "DATABASE_URL": database_url(settings_dict),
+            "SECRET_KEY": "x",
+        },
+    )
+
+
+@pytest.fixture
+def worker_live(transactional_db, tmp_path):
+    """A gunicorn whose Celery tasks really run: the embedded Valkey as its broker and a Celery
+    worker, all three on one data folder, so the worker writes export files into the MEDIA_ROOT
+    gunicorn serves downloads from. Separate from `live`, whose tasks go to a memory broker."""
+    data_dir = (tmp_path / "data").resolve()
+    data_dir.mkdir()
+    settings_dict = dict(connection.settings_dict)
+    collect_static(data_dir, settings_dict)
+    env = {"OPENSYNC_DATA_DIR": str(data_dir)}
+    with contextlib.ExitStack() as stack:
+        broker_url = stack.enter_context(contextlib.contextmanager(celery_worker.broker)(data_dir))
+        stack.enter_context(contextlib.contextmanager(celery_worker.worker)(broker_url, extra_env=env))
+        proc, port = start_gunicorn(settings_dict, workers=2, extra_env={**env, "CELERY_BROKER_URL": broker_url})
+        stack.callback(stop, proc)
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def open_worker_page(browser, worker_live):
+    """open_page's twin for `worker_live`."""
+    contexts = []
+
+    def open_(allowed_statuses=(), viewport=DESKTOP, **options):
+        context = browser.new_context(base_url=worker_live, viewport=viewport, **options)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        return page, Watch(page, allowed_statuses)
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
 # --- data ------------------------------------------------------------------------------------------
 
 
@@ -243,6 +298,69 @@ def make_rich_session(user, title="Fix the flaky login test") -> Session:
     )
     PartFactory(message=answer, type="tool-result", content={"output": "1 failed"}, order=3)
     return session
+
+
+def make_eval_sessions(user, n: int) -> tuple[list[Session], int]:
+    """n eval-ready sessions, oldest first, in bulk (a few queries whatever n): a prompt, an
+    assistant turn with a tool call, the tool's result, the answer; every third session has a
+    second exchange; every 100th is golden with an expected output. Returns the sessions and
+    how many exchanges they hold (one DeepEval golden each, per turn)."""
+    from accounts.models import Workspace
+
+    workspace = Workspace.objects.get(created_by=user, is_personal=True)
+    start = timezone.now() - timedelta(days=30)
+    sessions = Session.objects.bulk_create(
+        Session(
+            workspace=workspace,
+            owner=user,
+            external_id=f"export-{i:05d}",
+            title=f"Fix the flaky sync test {i}",
+            source=SOURCES[i % len(SOURCES)],
+            model="claude-sonnet-4-20250514",
+            project_name="demo-app",
+            prompt_tokens=1200 + i,
+            completion_tokens=300,
+            eval_ready=True,
+            eval_status="golden" if i % 100 == 0 else None,
+            expected_output=f"Retry with backoff in module_{i}." if i % 100 == 0 else None,
+            created_at=start + timedelta(minutes=i),
+            updated_at=start + timedelta(minutes=i),
+        )
+        for i in range(n)
+    )
+    specs = []  # (session, role, parts) in display order
+    for i, session in enumerate(sessions):
+        call = {"toolName": "Read", "args": {"file_path": f"src/app/module_{i}.py"}, "toolCallId": f"call-{i}"}
+        specs += [
+            (session, "user", [("text", {"text": f"Why does test_sync_{i} fail on CI?"})]),
+            (session, "assistant", [("text", {"text": "Let me read the module."}), ("tool-call", call)]),
+            (session, "tool", [("tool-result", {"toolCallId": f"call-{i}", "output": f"def sync_{i}():\n" * 20})]),
+            (session, "assistant", [("text", {"text": f"module_{i} retries at once; wait between attempts."})]),
+        ]
+        if i % 3 == 0:
+            specs += [
+                (session, "user", [("text", {"text": "Add the backoff, please."})]),
+                (session, "assistant", [("text", {"text": "Done: `retry_with_backoff` wraps the call."})]),
+            ]
+    first = {}  # each session's first message index: its messages a second apart
+    for k, (session, _, _) in enumerate(specs):
+        first.setdefault(session.pk, k)
+    messages = Message.objects.bulk_create(
+        Message(
+            session=session,
+            external_id=f"m{k:07d}",
+            role=role,
+            text_content=parts[0][1]["text"] if parts[0][0] == "text" else None,
+            created_at=session.created_at + timedelta(seconds=k - first[session.pk]),
+        )
+        for k, (session, role, parts) in enumerate(specs)
+    )
+    Part.objects.bulk_create(
+        Part(message=message, type=kind, content=content, order=order)
+        for message, (_, _, parts) in zip(messages, specs, strict=True)
+        for order, (kind, content) in enumerate(parts)
+    )
+    return sessions, n + len(range(0, n, 3))
 
 
 # --- the journeys ----------------------------------------------------------------------------------
@@ -903,3 +1021,168 @@ def test_evals_page_bulk_sets_a_status_and_fits_a_phone(live, open_page, browser
     shot(phone, "evals-phone")
     assert horizontal_overflow(phone) == []
     phone_watch.check()
+
+
+EXPORT_SESSIONS = 4000  # enough for the worker to take a few seconds, so the progress bar is seen moving
+
+
+def progress_value(page) -> int | None:
+    """The export progress bar's aria-valuenow, None while there is no bar."""
+    return page.evaluate(
+        "() => { const bar = document.querySelector('#export-job [role=progressbar]');"
+        " return bar ? Number(bar.getAttribute('aria-valuenow')) : null; }"
+    )
+
+
+def test_export_modal_builds_with_live_progress_and_downloads(worker_live, open_worker_page, browser_user, tmp_path):
+    from evals.models import ExportJob, ExportStatus
+
+    started = time.monotonic()
+    sessions, exchanges = make_eval_sessions(browser_user, EXPORT_SESSIONS)
+    seeded = time.monotonic()
+    page, watch = open_worker_page(permissions=["clipboard-read", "clipboard-write"])
+    log_in(page, worker_live, browser_user, "/evals/")
+    mark_no_reload(page)
+
+    # Tick the two newest sessions (the list is newest first), then open the modal with them.
+    ticked = sessions[-2:]
+    for session in ticked:
+        page.get_by_role("checkbox", name=f"Select {session.title}").check()
+    page.locator("#export-open").click()
+    dialog = page.locator("#modal dialog.export-dialog")
+    expect(dialog).to_be_visible()
+    assert dialog.evaluate("d => d.open && d.matches(':modal')")
+    expect(dialog).to_have_accessible_name("Export a dataset")
+    ticked_scope = dialog.get_by_label("The ticked sessions (2)")
+    expect(ticked_scope).to_be_enabled()
+    expect(ticked_scope).to_be_checked()
+    preview = dialog.locator("#export-preview")
+    expect(preview).to_contain_text("2 sessions: 2 ticked sessions.")
+    expect(preview).to_contain_text("give 3 records")  # the newest has a second exchange
+    expect(dialog.locator("#id_turn_mode")).to_be_visible()
+    expect(dialog.locator("#id_replay")).to_have_count(0)
+    dialog.evaluate("d => { d.__same = true; }")  # the dialog itself is never replaced
+    settled(page)
+
+    # Each change refreshes the preview in place, and the format's own options with it.
+    page.select_option("#id_format", "promptfoo")
+    expect(dialog.get_by_label("Replay recorded answers (providerOutput)")).to_be_checked()
+    expect(preview).to_contain_text(re.compile(r"File: opensync-promptfoo-<date>\.jsonl"))
+    expect(dialog.locator("#id_turn_mode")).to_be_visible()
+    settled(page)
+    page.select_option("#id_format", "chat")
+    expect(dialog.get_by_text("Whole sessions: one record per session.")).to_be_visible()
+    expect(dialog.locator("#id_turn_mode")).to_have_count(0)
+    expect(dialog.locator("#id_replay")).to_have_count(0)
+    expect(preview).to_contain_text("give 2 records")
+    expect(preview).to_contain_text("opensync-chat-<date>.jsonl")
+    settled(page)
+
+    # Every eval-ready session, as DeepEval goldens (one per exchange).
+    dialog.get_by_label("Every eval-ready session matching the Evals page's filters").check()
+    expect(preview).to_contain_text(f"{EXPORT_SESSIONS} sessions: Eval-ready sessions.")
+    settled(page)
+    page.select_option("#id_format", "deepeval")
+    expect(dialog.locator("#id_turn_mode")).to_have_value("per_turn")
+    expect(preview).to_contain_text("opensync-deepeval-<date>.json")
+    expect(preview.locator("pre.export-record").first).to_contain_text('"input": "Why does test_sync_0 fail on CI?"')
+    assert dialog.evaluate("d => d.__same === true")
+    assert_not_reloaded(page)
+    settled(page)
+    shot(page, "export-modal", full_page=False)  # the backdrop covers the viewport only
+
+    # Build: the job replaces the form and polls itself; the bar only ever moves forward.
+    dialog.get_by_role("button", name="Build export").click()
+    job_section = dialog.locator("#export-job")
+    expect(job_section).to_be_visible()
+    clicked = time.monotonic()
+    download = dialog.get_by_role("link", name=re.compile(r"^Download opensync-deepeval-"))
+    seen: list[int] = []
+    deadline = time.monotonic() + 120
+    while not download.is_visible():
+        assert time.monotonic() < deadline, f"no download link after 120 s; progress seen: {seen}"
+        value = progress_value(page)
+        if value is not None and (not seen or seen[-1] != value):
+            seen.append(value)
+            if 0 < value < 100 and not any(0 < v < 100 for v in seen[:-1]):
+                shot(page, "export-building", full_page=False)
+        page.wait_for_timeout(100)
+    built = time.monotonic()
+    seen.append(progress_value(page))
+    print(f"\nseeded {EXPORT_SESSIONS} sessions in {seeded - started:.1f} s; built in {built - clicked:.1f} s; {seen=}")
+    assert any(0 < value < 100 for value in seen), seen
+    assert seen == sorted(seen) and seen[-1] == 100, seen
+    expect(job_section).to_contain_text(f"Ready {EXPORT_SESSIONS} sessions, {exchanges} records")
+    expect(job_section).not_to_have_attribute("hx-trigger", re.compile(".*"))  # polling stopped
+    expect(dialog).to_have_accessible_name("DeepEval goldens (JSON)")  # named by the job's heading now
+    assert dialog.evaluate("d => d.__same === true")
+    assert_not_reloaded(page)
+
+    # What's next: the commands to run, each with a Copy button.
+    next_steps = dialog.locator(".whats-next")
+    expect(next_steps.get_by_role("heading", name="What's next")).to_be_visible()
+    run = next_steps.locator("li").filter(has_text="deepeval test run test_opensync.py")
+    expect(run.locator("pre")).to_have_text("deepeval test run test_opensync.py")
+    run.get_by_role("button", name="Copy").click()
+    expect(run.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == "deepeval test run test_opensync.py"
+    shot(page, "export-done-next", full_page=False)
+    dialog.evaluate("d => { d.scrollTop = 0; }")
+    shot(page, "export-done", full_page=False)
+
+    # The file: a JSON array with one golden per exchange.
+    job = ExportJob.objects.get()
+    assert job.status == ExportStatus.DONE and job.records == exchanges
+    with page.expect_download() as download_info:
+        download.click()
+    path = tmp_path / download_info.value.suggested_filename
+    download_info.value.save_as(path)
+    assert path.name == job.filename and re.fullmatch(r"opensync-deepeval-\d{4}-\d{2}-\d{2}\.json", path.name)
+    goldens = json.loads(path.read_text())
+    assert isinstance(goldens, list) and len(goldens) == exchanges
+    first, second = goldens[0], goldens[1]
+    assert first["name"] == "export-00000#1" and first["input"] == "Why does test_sync_0 fail on CI?"
+    assert first["actual_output"] == "module_0 retries at once; wait between attempts."
+    assert first["tools_called"][0]["name"] == "Read" and first["expected_output"] is None
+    assert (
+        second["input"] == "Add the backoff, please." and second["expected_output"] == "Retry with backoff in module_0."
+    )
+    last = EXPORT_SESSIONS - 1
+    assert goldens[-1]["name"] == f"export-{last:05d}#{2 if last % 3 == 0 else 1}"  # every third has two exchanges
+    assert_not_reloaded(page)
+    watch.check()
+
+    # Past exports lists it, ready.
+    page.goto("/evals/exports/")
+    row = page.locator(".exports-table tbody tr").filter(has_text=f"#{job.pk} deepeval")
+    expect(row).to_have_count(1)
+    expect(row.locator(".badge-ok")).to_have_text("Ready")
+    expect(row).to_contain_text(f"{EXPORT_SESSIONS} sessions · {exchanges} records")
+    expect(row.get_by_role("link", name="Download")).to_have_attribute("href", f"/evals/exports/{job.pk}/download/")
+    shot(page, "exports")
+    watch.check()
+
+
+def test_export_modal_fits_a_phone(live, open_page, browser_user):
+    make_eval_sessions(browser_user, 3)
+    page, watch = open_page(viewport=PHONE, is_mobile=True, has_touch=True)
+    log_in(page, live, browser_user, "/evals/")
+    page.locator("#eval-bulk input[name=ids]").first.check()
+    page.locator("#export-open").click()
+    dialog = page.locator("#modal dialog.export-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_label("The ticked sessions (1)")).to_be_checked()
+    expect(dialog.locator("#export-preview pre.export-record").first).to_be_visible()
+    shot(page, "export-modal-phone", full_page=False)
+    assert horizontal_overflow(page) == []
+    # The dialog is in the top layer (position: fixed), which never widens the page: check it too.
+    sticking_out = dialog.evaluate(
+        """d => { const width = document.documentElement.clientWidth;
+          return [d, ...d.querySelectorAll('*')].filter(el => {
+            const r = el.getBoundingClientRect();
+            return r.width && (r.right > width + 1 || r.left < -1) && !el.closest('pre');
+          }).map(el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' right=' + Math.round(el.getBoundingClientRect().right)).slice(0, 10); }"""
+    )
+    assert sticking_out == []
+    assert dialog.evaluate("d => d.scrollWidth <= d.clientWidth"), "the dialog scrolls sideways"
+    watch.check()
