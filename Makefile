@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/ingest.py
 	$(BIN)/python tests/benchmarks/dashboard.py
 	$(BIN)/python tests/benchmarks/search.py
+	$(BIN)/python tests/benchmarks/export.py
 
 # Re-pin after editing pyproject.toml dependencies.
 lock: $(STAMP)

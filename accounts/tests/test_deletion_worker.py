@@ -1,67 +1,34 @@
 """Deleting my data on a real Celery worker: embedded Valkey broker, worker process, test database."""
 
-import os
-import subprocess
-import sys
 import time
 
 import pytest
-from celery import Celery
-from django.db import connection
 from django.urls import reverse
 
 from accounts import tasks
 from accounts.models import ApiRequestLog, DeletionJob, DeletionStatus
 from accounts.services import api_key_create
-from opensync.settings import embedded
 from sessions_app.models import Message, Part, Session
 from sessions_app.tests.factories import MessageFactory, PartFactory, SessionFactory
-from tests.live import BASE_DIR, database_url, stop
+from tests import celery_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def broker_url(tmp_path):
-    server = embedded.start_valkey(tmp_path)
-    yield embedded.broker_url(tmp_path)
-    server.stop()
+    yield from celery_worker.broker(tmp_path)
 
 
 @pytest.fixture
 def worker(transactional_db, broker_url):
-    env = {k: v for k, v in os.environ.items() if k not in {"CELERY_TASK_ALWAYS_EAGER", "PYTEST_CURRENT_TEST"}}
-    env.update(
-        DJANGO_SETTINGS_MODULE="opensync.settings",
-        DATABASE_URL=database_url(connection.settings_dict),
-        SECRET_KEY="test-secret-key-for-celery-worker",
-        CELERY_BROKER_URL=broker_url,
-        DB_CONN_MAX_AGE="0",
-        LOG_LEVEL="WARNING",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "opensync", "worker", "--pool", "solo", "--loglevel", "WARNING",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=BASE_DIR, env=env, start_new_session=True,
-    )  # fmt: skip
-    yield proc
-    stop(proc)
+    yield from celery_worker.worker(broker_url)
 
 
 @pytest.fixture
 def send_to_worker(monkeypatch, broker_url):
     """The test settings run tasks eagerly; this sends the task through the broker instead."""
-    sender = Celery("test-sender", broker=broker_url)
-    name = tasks.deletion_job_run_task.name
-
-    class Remote:
-        @staticmethod
-        def delay(job_id):
-            sender.send_task(name, args=[job_id])
-
-    monkeypatch.setattr(tasks, "deletion_job_run_task", Remote)
-    yield
-    sender.close()
+    yield from celery_worker.send_through_broker(monkeypatch, tasks, "deletion_job_run_task", broker_url)
 
 
 def test_delete_my_data_on_a_real_worker(client, user, other_user, personal_workspace, worker, send_to_worker):
