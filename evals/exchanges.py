@@ -13,8 +13,10 @@ the formats (evals.formats) are tested without a database.
 
 import json
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from sessions_app.rendering import (
     TEXT_TYPES,
@@ -46,6 +48,11 @@ class ToolCall:
         if self.output:
             text += f"\n[TOOL_RESULT: {self.name}]\n{self.output}"
         return text
+
+
+class PartRow(NamedTuple):
+    type: str
+    content: Any
 
 
 @dataclass
@@ -100,18 +107,30 @@ _SECRETS = [
     re.compile(r"\b(AKIA[0-9A-Z]{16})\b"),  # AWS access key ids
     re.compile(r"\b(eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"),  # JWTs
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
-    re.compile(r"(?i)\b((?:api[_-]?key|secret|password|passwd|token|auth[_-]?token)\s*[=:]\s*[\"']?)([^\s\"']{6,})"),
+    re.compile(r"(?i:\b((?:api[_-]?key|secret|password|passwd|token|auth[_-]?token)\s*[=:]\s*[\"']?)([^\s\"']{6,}))"),
 ]
+# Text every secret pattern above needs (lower case): most strings have none of it, and a few
+# substring checks are much cheaper than the patterns.
+_SECRET_MARKERS = (
+    "sk-", "osk_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "akia", "eyj", "-----begin", "api", "secret",
+    "passw", "token",
+)  # fmt: skip
+_HOME_MARKERS = ("/Users/", "/home/", "Users\\")
 REDACTED = "[REDACTED]"
 
 
 def anonymize(text: str) -> str:
+    if not any(marker in text for marker in _HOME_MARKERS):
+        return text
     for pattern, replacement in _HOME:
         text = pattern.sub(replacement, text)
     return text
 
 
 def redact(text: str) -> str:
+    lowered = text.lower()
+    if not any(marker in lowered for marker in _SECRET_MARKERS):
+        return text
     for pattern in _SECRETS:
         if pattern.groups == 2:
             text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
@@ -120,14 +139,31 @@ def redact(text: str) -> str:
     return text
 
 
+CACHED_CHARS = 20_000  # longer strings are cleaned each time (the cache holds at most ~40 MB)
+
+
+@lru_cache(maxsize=2048)
+def _clean_cached(text: str, anonymize_paths: bool, redact_secrets: bool) -> str:
+    return _clean_text(text, anonymize_paths, redact_secrets)
+
+
+def _clean_text(text: str, anonymize_paths: bool, redact_secrets: bool) -> str:
+    if anonymize_paths:
+        text = anonymize(text)
+    if redact_secrets:
+        text = redact(text)
+    return text
+
+
 def clean_value(value: Any, *, anonymize_paths: bool, redact_secrets: bool) -> Any:
-    """`value` with every string in it (dict keys and values, list items) cleaned."""
+    """`value` with every string in it (dict keys and values, list items) cleaned. A turn's
+    text appears in many records (per-turn context), so short strings are cleaned once."""
     if isinstance(value, str):
-        if anonymize_paths:
-            value = anonymize(value)
-        if redact_secrets:
-            value = redact(value)
-        return value
+        if not (anonymize_paths or redact_secrets):
+            return value
+        if len(value) <= CACHED_CHARS:
+            return _clean_cached(value, anonymize_paths, redact_secrets)
+        return _clean_text(value, anonymize_paths, redact_secrets)
     if isinstance(value, dict):
         return {
             clean_value(k, anonymize_paths=anonymize_paths, redact_secrets=redact_secrets): clean_value(
@@ -161,9 +197,10 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def turns_from_messages(messages) -> list[Turn]:
-    """Turns from Message rows (with parts and, for assistants, `corrected_answer` set by
-    evals.selectors.attach_labels when labels are wanted)."""
+def turns_from_messages(messages, parts_of=None) -> list[Turn]:
+    """Turns from Message rows (with, for assistants, `corrected_answer` set by
+    evals.selectors.attach_labels when labels are wanted). `parts_of(message)` gives a message's
+    parts in order (objects with `type` and `content`); by default `message.parts.all()`."""
     turns: list[Turn] = []
     pending: dict[str | None, list[ToolCall]] = {}  # unanswered calls by id (None: no id)
     for message in messages:
@@ -171,7 +208,7 @@ def turns_from_messages(messages) -> list[Turn]:
             continue  # "unknown": no eval format has a place for it
         role = message.role
         texts, calls, results = [], [], []
-        for part in message.parts.all():
+        for part in parts_of(message) if parts_of else message.parts.all():
             if part.type in TEXT_TYPES:
                 texts.append(part_text(part.content))
             elif part.type in TOOL_CALL_TYPES:
@@ -234,7 +271,7 @@ def build(
 def conversations(sessions) -> list[Conversation]:
     """Sessions from the database as conversations, in the order given: their messages in
     display order with parts and labels, in three queries whatever the number of sessions."""
-    from sessions_app.models import Message
+    from sessions_app.models import Message, Part
 
     from .selectors import attach_labels
 
@@ -244,12 +281,21 @@ def conversations(sessions) -> list[Conversation]:
         Message.objects.filter(session_id__in=list(by_session))
         .only("id", "session_id", "role", "text_content", "created_at", "order")
         .order_by("session_id", "created_at", "order")
-        .prefetch_related("parts")
     )
+    # Parts as plain rows in one query: prefetch_related builds a queryset per message, which
+    # was most of an export's time.
+    parts: dict[int, list[PartRow]] = defaultdict(list)
+    rows = (
+        Part.objects.filter(message__session_id__in=list(by_session))
+        .order_by("message_id", "order")
+        .values_list("message_id", "type", "content")
+    )
+    for message_id, kind, content in rows:
+        parts[message_id].append(PartRow(kind, content))
     attach_labels([m for m in messages if m.role == "assistant"])
     for message in messages:
         by_session[message.session_id].append(message)
-    return [_conversation(session, by_session[session.pk]) for session in sessions]
+    return [_conversation(session, by_session[session.pk], parts) for session in sessions]
 
 
 def conversation(session) -> Conversation:
@@ -257,7 +303,7 @@ def conversation(session) -> Conversation:
     return conversations([session])[0]
 
 
-def _conversation(session, messages) -> Conversation:
+def _conversation(session, messages, parts: dict[int, list[PartRow]]) -> Conversation:
     meta = {
         "session_id": session.external_id,
         "title": session.title or "",
@@ -271,7 +317,7 @@ def _conversation(session, messages) -> Conversation:
     if session.detected_language:
         meta["language"] = session.detected_language
     return build(
-        turns_from_messages(messages),
+        turns_from_messages(messages, parts_of=lambda message: parts.get(message.pk, ())),
         meta=meta,
         notes=session.eval_notes,
         expected=session.expected_output,

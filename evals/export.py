@@ -92,8 +92,16 @@ def resolve(name: str, options: Options) -> tuple[Format, Options]:
     return fmt, options
 
 
-def check(conversation: Conversation, records: list[dict], fmt: Format, options: Options, report: Report) -> None:
-    """Add this session's validation warnings to `report`."""
+def check(
+    conversation: Conversation,
+    records: list[dict],
+    fmt: Format,
+    options: Options,
+    report: Report,
+    canonical: list[str] | None = None,
+) -> None:
+    """Add this session's validation warnings to `report` (`canonical`: the records' canonical
+    JSON, when the caller has it already)."""
     session_id = conversation.meta["session_id"]
     if not conversation.exchanges:
         report.warn("no_answer", session_id)
@@ -101,8 +109,8 @@ def check(conversation: Conversation, records: list[dict], fmt: Format, options:
         report.warn("no_answer" if kept_exchanges(conversation, options) else "filtered_out", session_id)
     if any(not turn.text and not turn.tool_calls for turn in conversation.turns):
         report.warn("empty_turns", session_id)
-    for record in records:
-        if len(_canonical(record)) > OVERSIZED_CHARS:
+    for text in canonical if canonical is not None else map(_canonical, records):
+        if len(text) > OVERSIZED_CHARS:
             report.warn("oversized", session_id)
     if records and fmt.uses_expected and not conversation.expected:
         report.warn("missing_expected", session_id)
@@ -134,14 +142,15 @@ class _Writer:
 
 
 class _JsonArray(_Writer):
-    """A top-level JSON array (DeepEval's loader does `json.load`), written record by record."""
+    """A top-level JSON array (DeepEval's loader does `json.load`), written record by record, one
+    per line (indenting would take the JSON encoder's slow path)."""
 
     first = True
 
     def write(self, record):
         self.out.write(b"[\n" if self.first else b",\n")
         self.first = False
-        self.out.write(json.dumps(record, ensure_ascii=False, indent=2).encode())
+        self.out.write(json.dumps(record, ensure_ascii=False).encode())
 
     def close(self, *args):
         self.out.write(b"[]\n" if self.first else b"\n]\n")
@@ -233,14 +242,15 @@ def write(
         if conversation.meta["model"]:
             models.add(conversation.meta["model"])
         records = fmt.records(conversation, options)
-        check(conversation, records, fmt, options, report)
+        canonical = [_canonical(record) for record in records]
+        check(conversation, records, fmt, options, report, canonical)
         if records:
             report.session_ids.append(pk)
             report.records += _test_cases(fmt, conversation, options, records)
         else:
             report.skipped += 1
-        for record in records:
-            digest.update(_canonical(record).encode())
+        for record, text in zip(records, canonical, strict=True):
+            digest.update(text.encode())
             digest.update(b"\n")
             writer.write(record)
         if progress:

@@ -202,6 +202,13 @@ EXPORT_CHUNK = 200  # sessions loaded per round trip (three queries per chunk)
 PROGRESS_EVERY = 0.5  # seconds between progress writes
 
 
+# What evals.exchanges reads of a session (not its search vector and the rest).
+EXPORT_SESSION_FIELDS = (
+    "id", "workspace_id", "external_id", "title", "source", "model", "project_name", "eval_tags", "eval_status",
+    "eval_notes", "expected_output", "detected_language", "created_at", "prompt_tokens", "completion_tokens",
+)  # fmt: skip
+
+
 class ExportError(ValueError):
     """An export that can't be made; the message is for the person who asked."""
 
@@ -257,7 +264,7 @@ def export_conversations(workspace, session_ids: list[int]) -> Iterator[tuple[in
     """(pk, conversation) of each session, in the given order, EXPORT_CHUNK sessions at a time."""
     for start in range(0, len(session_ids), EXPORT_CHUNK):
         chunk = session_ids[start : start + EXPORT_CHUNK]
-        by_pk = Session.objects.filter(workspace=workspace, pk__in=chunk).in_bulk()
+        by_pk = Session.objects.filter(workspace=workspace, pk__in=chunk).only(*EXPORT_SESSION_FIELDS).in_bulk()
         sessions = [by_pk[pk] for pk in chunk if pk in by_pk]  # deleted meanwhile: left out
         yield from zip((s.pk for s in sessions), conversations(sessions), strict=True)
 
