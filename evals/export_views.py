@@ -32,7 +32,7 @@ from .selectors import (
     scope_sessions,
     selection_scope,
 )
-from .services import ExportError, export_job_delete, export_job_start
+from .services import ExportError, export_job_check_stale, export_job_delete, export_job_start
 
 PREVIEW_SESSIONS = 50  # sessions read to show the preview and its warnings
 PREVIEW_RECORDS = 3
@@ -185,7 +185,7 @@ def _options(job) -> Options:
 def export_job(request: HttpRequest, export_id: int) -> HttpResponse:
     """An export: its progress while it builds (HTMX polls this until it is done), then the
     download, the dataset version and what to run next."""
-    job = get_export_for_user(request.user, export_id)
+    job = export_job_check_stale(get_export_for_user(request.user, export_id))
     context = {"section": "evals", **_job_context(job)}
     return render(request, "evals/export_job.html", context, partial="job")
 

@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
+from datetime import timedelta
 
 from django.core.files import File
 from django.db import transaction
@@ -281,6 +282,26 @@ def export_build(workspace, fmt: Format, options: Options, session_ids: list[int
         date=today.isoformat().replace("+00:00", "Z"),
         progress=progress,
     )
+
+
+EXPORT_STALE_AFTER = timedelta(minutes=10)  # a running build writes progress every PROGRESS_EVERY
+
+
+def export_job_check_stale(job: ExportJob) -> ExportJob:
+    """A job that no worker picked up, or whose worker died mid-build, fails with the reason once
+    it has made no progress for EXPORT_STALE_AFTER (so its page stops polling and says why)."""
+    if not job.is_active or timezone.now() - job.updated_at <= EXPORT_STALE_AFTER:
+        return job
+    if job.status == ExportStatus.PENDING:
+        reason = "No worker picked the build up within 10 minutes: check that the Celery worker runs, then build again."
+    else:
+        reason = "The build stopped without finishing (its worker was interrupted). Build it again."
+    now = timezone.now()
+    ExportJob.objects.filter(pk=job.pk, status=job.status, updated_at=job.updated_at).update(
+        status=ExportStatus.FAILED, error=reason, finished_at=now, updated_at=now
+    )
+    job.refresh_from_db()
+    return job
 
 
 def _claim_export(job_id: int) -> ExportJob | None:

@@ -30,7 +30,7 @@ from ..export import Report, resolve
 from ..formats import FORMATS, PER_TURN, Format, Options
 from ..models import ExportJob, ExportStatus
 from ..selectors import filter_scope, scope_sessions
-from ..services import ExportError, export_build, export_job_start
+from ..services import ExportError, export_build, export_job_check_stale, export_job_start
 from . import serializers
 
 EVALS = ["Evals"]
@@ -271,7 +271,7 @@ class ExportJobApi(ReadApi):
         responses={200: serializers.ExportJobSerializer, 401: UNAUTHORIZED, 404: JOB_NOT_FOUND},
     )
     def get(self, request, job_id: str):
-        job = job_for_key(request.auth, job_id)
+        job = export_job_check_stale(job_for_key(request.auth, job_id))
         context = {"download_url": lambda j: _job_url(request, "api-export-job-download", j)}
         return Response(serializers.ExportJobSerializer(job, context=context).data)
 

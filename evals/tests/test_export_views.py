@@ -179,3 +179,22 @@ def test_the_dataset_version_compares_with_the_previous_export(logged_in, user, 
     assert re.search(r"same content · 0 sessions added, 0 removed", page)
     page = logged_in.get(reverse("evals:export-job", args=[third.pk])).content.decode()
     assert "content changed · 1 session added, 0 removed" in page
+
+
+@pytest.mark.parametrize(
+    "status, reason", [("pending", "No worker picked the build up"), ("running", "The build stopped without finishing")]
+)
+def test_a_stuck_job_fails_with_the_reason_and_stops_polling(logged_in, user, status, reason):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    workspace = ready(user, "alpha").workspace
+    job = ExportJob.objects.create(workspace=workspace, created_by=user, format="deepeval", total=4, status=status)
+    page = logged_in.get(reverse("evals:export-job", args=[job.pk]), **HX).content.decode()
+    assert 'hx-trigger="every 1s"' in page  # still fresh
+    ExportJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(minutes=11))
+    page = logged_in.get(reverse("evals:export-job", args=[job.pk]), **HX).content.decode()
+    assert "hx-trigger" not in page and reason in page
+    job.refresh_from_db()
+    assert job.status == ExportStatus.FAILED and job.finished_at is not None
