@@ -80,6 +80,19 @@ class Exchange:
     def tool_calls(self) -> list[ToolCall]:
         return [call for turn in self.assistant for call in turn.tool_calls]
 
+    @property
+    def recorded(self) -> str:
+        """What the agent answered: the last non-empty assistant text."""
+        return next((turn.text for turn in reversed(self.assistant) if turn.text), "")
+
+    def assistant_texts(self) -> list[str]:
+        """Each assistant turn's text, the recorded answer replaced by a reviewer's correction."""
+        texts = [turn.text for turn in self.assistant]
+        if self.answer != self.recorded:
+            last = max((i for i, text in enumerate(texts) if text), default=len(texts) - 1)
+            texts[last] = self.answer
+        return texts
+
 
 @dataclass
 class Conversation:
@@ -107,13 +120,22 @@ _SECRETS = [
     re.compile(r"\b(AKIA[0-9A-Z]{16})\b"),  # AWS access key ids
     re.compile(r"\b(eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"),  # JWTs
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
-    re.compile(r"(?i:\b((?:api[_-]?key|secret|password|passwd|token|auth[_-]?token)\s*[=:]\s*[\"']?)([^\s\"']{6,}))"),
+    # NAME=value, NAME: value, "name": "value", with the secret word anywhere in the name
+    # (OPENAI_API_KEY, DB_PASSWORD, GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY); the value has a letter,
+    # so counts such as `total_tokens: 123456` stay.
+    re.compile(
+        r"(?i:(\b[A-Za-z0-9_.-]*(?:api[_-]?key|secret|password|passwd|token|credential)[A-Za-z0-9_.-]*[\"']?\s*[=:]\s*"
+        r"[\"']?)(?=[^\s\"',}]*[A-Za-z])([^\s\"',}]{6,}))"
+    ),
+    re.compile(r"(?i:(\bbearer\s+)([A-Za-z0-9._~+/=-]{12,}))"),  # Authorization: Bearer …
 ]
+# Dict keys whose string value is a secret as a whole (tool arguments such as {"password": …}).
+SECRET_KEY = re.compile(r"(?i)(api[_-]?key|access[_-]?key|private[_-]?key|secret|password|passwd|token|credentials?)$")
 # Text every secret pattern above needs (lower case): most strings have none of it, and a few
 # substring checks are much cheaper than the patterns.
 _SECRET_MARKERS = (
     "sk-", "osk_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "akia", "eyj", "-----begin", "api", "secret",
-    "passw", "token",
+    "passw", "token", "credential", "bearer",
 )  # fmt: skip
 _HOME_MARKERS = ("/Users/", "/home/", "Users\\")
 REDACTED = "[REDACTED]"
@@ -166,8 +188,10 @@ def clean_value(value: Any, *, anonymize_paths: bool, redact_secrets: bool) -> A
         return _clean_text(value, anonymize_paths, redact_secrets)
     if isinstance(value, dict):
         return {
-            clean_value(k, anonymize_paths=anonymize_paths, redact_secrets=redact_secrets): clean_value(
-                v, anonymize_paths=anonymize_paths, redact_secrets=redact_secrets
+            clean_value(k, anonymize_paths=anonymize_paths, redact_secrets=redact_secrets): (
+                REDACTED
+                if redact_secrets and isinstance(v, str) and len(v) >= 6 and isinstance(k, str) and SECRET_KEY.search(k)
+                else clean_value(v, anonymize_paths=anonymize_paths, redact_secrets=redact_secrets)
             )
             for k, v in value.items()
         }
@@ -230,7 +254,10 @@ def turns_from_messages(messages, parts_of=None) -> list[Turn]:
             results.append((None, text))
             text = ""
         for call_id, output in results:
-            queue = pending.get(call_id) or next((q for q in pending.values() if q), None)
+            # by id; else a call sent without an id; a result without an id takes the oldest open call
+            queue = pending.get(call_id) or pending.get(None)
+            if not queue and call_id is None:
+                queue = next((q for q in pending.values() if q), None)
             if queue:
                 queue.pop(0).output = output
         text = strip_thinking(text).strip()

@@ -37,10 +37,7 @@ WARNINGS = {
         f"record is over {OVERSIZED_CHARS:,} characters",
         f"records are over {OVERSIZED_CHARS:,} characters",
     ),
-    "missing_expected": (
-        "session has no expected output (the recorded answer stands in)",
-        "sessions have no expected output (the recorded answer stands in)",
-    ),
+    "missing_expected": ("session has no expected output", "sessions have no expected output"),
 }
 
 

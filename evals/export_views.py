@@ -197,14 +197,19 @@ def export_download(request: HttpRequest, export_id: int) -> HttpResponse:
     if job.status != ExportStatus.DONE or not job.file:
         raise Http404("This export has no file (yet).")
     fmt = FORMATS.get(job.format)
+    try:
+        handle = job.file.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404("This export's file is gone.") from exc
     response = FileResponse(
-        job.file.open("rb"),
+        handle,
         as_attachment=True,
         filename=job.filename,
         content_type=fmt.content_type if fmt else "application/octet-stream",
     )
     response["X-Export-Sessions"] = str(job.processed)
     response["X-Export-TestCases"] = str(job.records)
+    response["X-Export-Skipped"] = str(job.skipped)
     response["X-Export-Content-Hash"] = job.content_hash
     return response
 
@@ -214,8 +219,11 @@ def export_download(request: HttpRequest, export_id: int) -> HttpResponse:
 def exports_page(request: HttpRequest) -> HttpResponse:
     """Past exports of the workspace, newest first, with their settings."""
     workspace = current_workspace(request)
-    page = Paginator(exports_for_workspace(workspace), EXPORTS_PAGE).get_page(request.GET.get("page"))
+    jobs = exports_for_workspace(workspace).defer("session_ids", "warnings")
+    page = Paginator(jobs, EXPORTS_PAGE).get_page(request.GET.get("page"))
     for job in page.object_list:
+        if job.is_active:
+            export_job_check_stale(job)
         job.option_labels = _option_labels(job)
     context = {
         "workspace": workspace,

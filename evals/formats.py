@@ -10,7 +10,7 @@ string of every record, keys included.
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .exchanges import Conversation, Exchange, Turn, clean_value
 
@@ -47,6 +47,9 @@ def kept_exchanges(conversation: Conversation, options: Options) -> list[Exchang
         exchanges = [e for e in exchanges if min(len(e.user), len(e.answer)) >= options.min_length]
     if options.code_blocks_only:
         exchanges = [e for e in exchanges if FENCE.search(e.user) or FENCE.search(e.answer)]
+    if conversation.expected and exchanges and exchanges[-1] is not conversation.exchanges[-1]:
+        # the session's last exchange was left out: the expected output goes on the last one kept
+        exchanges = [*exchanges[:-1], replace(exchanges[-1], expected=conversation.expected)]
     return exchanges
 
 
@@ -138,10 +141,7 @@ def deepeval_conversational(conversation: Conversation, options: Options) -> lis
     turns = []
     for exchange in exchanges:
         turns.append({"role": "user", "content": exchange.user})
-        assistant = {
-            "role": "assistant",
-            "content": "\n\n".join(turn.text for turn in exchange.assistant if turn.text) or exchange.answer,
-        }
+        assistant = {"role": "assistant", "content": "\n\n".join(text for text in exchange.assistant_texts() if text)}
         if options.include_tools and exchange.tool_calls:
             assistant["tools_called"] = [call.as_deepeval() for call in exchange.tool_calls]
         turns.append(assistant)
@@ -182,10 +182,11 @@ def chat_messages(conversation: Conversation, options: Options) -> list[dict]:
     messages = _chat_history(conversation, [], options)
     for exchange in kept_exchanges(conversation, options):
         messages.append({"role": "user", "content": exchange.user})
-        pieces = [_folded(turn, options) for turn in exchange.assistant[:-1]]
-        if options.include_tools:
-            pieces += [call.as_text() for call in exchange.assistant[-1].tool_calls]
-        pieces.append(exchange.answer)
+        pieces = []
+        for turn, text in zip(exchange.assistant, exchange.assistant_texts(), strict=True):
+            pieces.append(text)
+            if options.include_tools:
+                pieces += [call.as_text() for call in turn.tool_calls]
         messages.append({"role": "assistant", "content": "\n\n".join(piece for piece in pieces if piece)})
     if not messages or messages[-1]["role"] != "assistant":
         return []
@@ -334,13 +335,11 @@ def session_file(conversation: Conversation, options: Options) -> list[dict]:
             block(meta["created_at"], "system", text)
     for exchange in exchanges:
         block(exchange.at, "user", exchange.user)
-        recorded = ""
         for turn in exchange.assistant:
-            recorded = turn.text or recorded
             text = _folded(turn, options)
             if text:
                 block(turn.at, "assistant", text)
-        if exchange.answer != recorded:
+        if exchange.answer != exchange.recorded:
             block(exchange.assistant[-1].at, "corrected answer", exchange.answer)
     lines += [RULE, "END SESSION", RULE, ""]
     path = f"sessions/session-{_safe_name(meta['session_id'])}.txt"

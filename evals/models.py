@@ -84,6 +84,11 @@ def export_upload_to(job: "ExportJob", filename: str) -> str:
     return f"exports/{job.workspace_id}/{job.pk}/{filename}"
 
 
+class ExportJobQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status__in=ACTIVE_EXPORT_STATUSES)
+
+
 class ExportJob(models.Model):
     """An eval dataset export, built by a Celery task; once done it is a frozen dataset version:
     the exact sessions that went in (`session_ids`) and a hash of the records (`content_hash`),
@@ -117,6 +122,8 @@ class ExportJob(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ExportJobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -125,10 +125,15 @@ def get_export_for_user(user, export_id) -> ExportJob:
 
 
 def previous_export(job: ExportJob) -> ExportJob | None:
-    """The workspace's last finished export in the same format before `job` (to compare with)."""
+    """The workspace's last finished export with the same format and options before `job` (to
+    compare with)."""
     return (
         ExportJob.objects.filter(
-            workspace_id=job.workspace_id, format=job.format, status=ExportStatus.DONE, created_at__lt=job.created_at
+            workspace_id=job.workspace_id,
+            format=job.format,
+            options=job.options,
+            status=ExportStatus.DONE,
+            created_at__lt=job.created_at,
         )
         .exclude(pk=job.pk)
         .only("id", "session_ids", "content_hash", "created_at", "records")

@@ -16,6 +16,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import Workspace
 from sessions_app.models import EvalStatus, Message, Session
 
 from .exchanges import Conversation, conversations
@@ -231,6 +232,13 @@ def export_job_start(
     if not total:
         raise ExportError("No sessions match the specified filters.")
     with transaction.atomic():
+        # one check per workspace at a time (two requests racing past the limit)
+        Workspace.objects.select_for_update().filter(pk=workspace.pk).first()
+        active = [export_job_check_stale(job) for job in ExportJob.objects.filter(workspace=workspace).active()]
+        if sum(job.is_active for job in active) >= MAX_ACTIVE_EXPORTS:
+            raise ExportError(
+                f"{MAX_ACTIVE_EXPORTS} exports are already building in this workspace; wait for one to finish."
+            )
         job = ExportJob.objects.create(
             workspace=workspace,
             created_by=user,
@@ -285,15 +293,19 @@ def export_build(workspace, fmt: Format, options: Options, session_ids: list[int
 
 
 EXPORT_STALE_AFTER = timedelta(minutes=10)  # a running build writes progress every PROGRESS_EVERY
+# A queued job may wait behind other long tasks (the task's time limit is an hour).
+EXPORT_QUEUED_STALE_AFTER = timedelta(minutes=65)
+MAX_ACTIVE_EXPORTS = 3  # per workspace
 
 
 def export_job_check_stale(job: ExportJob) -> ExportJob:
     """A job that no worker picked up, or whose worker died mid-build, fails with the reason once
     it has made no progress for EXPORT_STALE_AFTER (so its page stops polling and says why)."""
-    if not job.is_active or timezone.now() - job.updated_at <= EXPORT_STALE_AFTER:
+    limit = EXPORT_QUEUED_STALE_AFTER if job.status == ExportStatus.PENDING else EXPORT_STALE_AFTER
+    if not job.is_active or timezone.now() - job.updated_at <= limit:
         return job
     if job.status == ExportStatus.PENDING:
-        reason = "No worker picked the build up within 10 minutes: check that the Celery worker runs, then build again."
+        reason = "No worker picked the build up within an hour: check that the Celery worker runs, then build again."
     else:
         reason = "The build stopped without finishing (its worker was interrupted). Build it again."
     now = timezone.now()
@@ -338,26 +350,41 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
             filename = fmt.filename(options, timezone.now().date().isoformat())
             job.file.save(filename, File(out, name=filename), save=False)
             job.size = job.file.size
-        job.filename = filename
-        job.status = ExportStatus.DONE
-        job.processed = report.sessions
-        job.sessions = len(report.session_ids)
-        job.records = report.records
-        job.skipped = report.skipped
-        job.warnings = report.warnings
-        job.content_hash = report.content_hash
-        job.session_ids = report.session_ids
-        job.finished_at = job.updated_at = timezone.now()
-        job.save()
+        now = timezone.now()
+        finished = ExportJob.objects.filter(pk=job.pk).update(
+            file=job.file.name,
+            size=job.size,
+            filename=filename,
+            status=ExportStatus.DONE,
+            error="",
+            processed=report.sessions,
+            sessions=len(report.session_ids),
+            records=report.records,
+            skipped=report.skipped,
+            warnings=report.warnings,
+            content_hash=report.content_hash,
+            session_ids=report.session_ids,
+            finished_at=now,
+            updated_at=now,
+        )
+        if not finished:  # deleted while it was building: no row, so no file either
+            job.file.delete(save=False)
+            return None
     except Exception as exc:
         logger.exception("Export job %s failed", job.pk)
-        reason = str(exc) if isinstance(exc, ExportError | ValueError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, ExportError | ValueError):
+            reason = str(exc)
+        elif isinstance(exc, OSError):
+            reason = "The file could not be stored (the server's disk or storage failed). Please try again later."
+        else:
+            reason = f"The build failed ({type(exc).__name__}); the server log has the details."
         ExportJob.objects.filter(pk=job.pk).update(
-            status=ExportStatus.FAILED, error=reason[:2000], finished_at=timezone.now(), updated_at=timezone.now()
+            status=ExportStatus.FAILED, error=reason, finished_at=timezone.now(), updated_at=timezone.now()
         )
         if job.file:
             job.file.delete(save=False)
-        job.refresh_from_db()
+        return ExportJob.objects.filter(pk=job.pk).first()
+    job.refresh_from_db()
     return job
 
 

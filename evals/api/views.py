@@ -30,7 +30,7 @@ from ..export import Report, resolve
 from ..formats import FORMATS, PER_TURN, Format, Options
 from ..models import ExportJob, ExportStatus
 from ..selectors import filter_scope, scope_sessions
-from ..services import ExportError, export_build, export_job_check_stale, export_job_start
+from ..services import MAX_ACTIVE_EXPORTS, ExportError, export_build, export_job_check_stale, export_job_start
 from . import serializers
 
 EVALS = ["Evals"]
@@ -39,6 +39,8 @@ NO_MATCH = "No sessions match the specified filters"  # upstream's words
 SPOOL_BYTES = 8 * 1024 * 1024  # an export bigger than this is built in a temporary file on disk
 EXPORT_HEADERS = ("X-Export-Sessions", "X-Export-TestCases", "X-Export-Skipped", "X-Export-Content-Hash")
 
+MAX_SYNC_SESSIONS = 10_000  # about 10 s of building; more goes through POST (a job)
+BUSY = error(f'`{{"error": "{MAX_ACTIVE_EXPORTS} exports are already building in this workspace; …"}}`')
 NO_SESSIONS = error(
     f'`{{"error": "{NO_EVAL_READY}"}}` when the workspace has no eval-ready session, '
     f'`{{"error": "{NO_MATCH}"}}` when none matches the filters.'
@@ -165,6 +167,11 @@ class EvalExportApi(ReadApi):
         session_ids = list(scope_sessions(workspace, scope).values_list("pk", flat=True))
         if not session_ids:
             raise exceptions.NotFound(NO_MATCH)
+        if len(session_ids) > MAX_SYNC_SESSIONS:
+            raise exceptions.ValidationError(
+                f"{len(session_ids):,} sessions match; GET builds at most {MAX_SYNC_SESSIONS:,} while you wait. "
+                "POST the same parameters to /api/export/evals to build it in the background."
+            )
         out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (the FileResponse closes it)
         try:
             report: Report = export_build(workspace, fmt, options, session_ids, out)
@@ -197,6 +204,7 @@ class EvalExportApi(ReadApi):
             400: BAD_REQUEST,
             401: UNAUTHORIZED,
             404: NO_SESSIONS,
+            429: BUSY,
         },
     )
     def post(self, request):
@@ -221,6 +229,8 @@ class EvalExportApi(ReadApi):
         except ExportError as exc:
             if str(exc).startswith("No sessions"):
                 raise exceptions.NotFound(NO_MATCH) from exc
+            if "already building" in str(exc):
+                raise Busy(str(exc)) from exc
             raise exceptions.ValidationError(str(exc)) from exc
         status_url = _job_url(request, "api-export-job", job)
         response = Response(
@@ -245,6 +255,12 @@ class Conflict(exceptions.APIException):
     status_code = 409
     default_detail = "Conflict"
     default_code = "conflict"
+
+
+class Busy(exceptions.APIException):
+    status_code = 429
+    default_detail = "Too many exports are building."
+    default_code = "busy"
 
 
 _JOB_ID = re.compile(r"[0-9]{1,18}")

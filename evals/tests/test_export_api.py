@@ -328,9 +328,7 @@ def test_post_builds_the_same_export_in_the_background(api, user, sessions, medi
     assert status["sessionIds"] == [str(s.pk) for s in sessions]
     assert status["options"]["includeTools"] is False and status["options"]["anonymizePaths"] is True
     assert status["scope"] == {"kind": "filter", "filters": {}} and status["scopeLabel"] == "Eval-ready sessions"
-    assert status["warnings"] == [
-        "2 sessions have no expected output (the recorded answer stands in) (e.g. ses_first_0001, ses_second_002)"
-    ]
+    assert status["warnings"] == ["2 sessions have no expected output (e.g. ses_first_0001, ses_second_002)"]
     assert status["warningDetails"] == {
         "missing_expected": {"count": 2, "examples": ["ses_first_0001", "ses_second_002"]}
     }
@@ -484,3 +482,41 @@ def test_schema_documents_the_answers(api, client, sessions, media, django_captu
     status = api.get(created["statusUrl"]).json()
     assert set(status) == set(components["ExportJob"]["properties"])
     assert set(status["options"]) == set(components["ExportOptions"]["properties"])
+
+
+def test_a_big_get_points_to_post(api, sessions, monkeypatch):
+    from evals.api import views
+
+    monkeypatch.setattr(views, "MAX_SYNC_SESSIONS", 1)
+    assert "POST the same parameters" in error_of(api.get(URL), 400)
+
+
+def test_too_many_building_exports_get_429(api, user, personal_workspace, sessions):
+    from evals.models import ExportJob
+
+    for _ in range(3):
+        ExportJob.objects.create(workspace=personal_workspace, created_by=user, format="deepeval", status="running")
+    assert "already building" in error_of(api.post(URL, {}, content_type="application/json"), 429)
+    ExportJob.objects.update(status="done")
+    assert api.post(URL, {}, content_type="application/json").status_code == 202
+
+
+def test_an_export_deleted_while_building_stays_deleted(user, personal_workspace, sessions, media, monkeypatch):
+    from evals import services
+    from evals.models import ExportJob
+    from evals.selectors import selection_scope
+
+    job = ExportJob.objects.create(
+        workspace=personal_workspace, created_by=user, format="deepeval", scope=selection_scope([sessions[0].pk])
+    )
+    build = services.export_build
+
+    def build_then_delete(*args, **kwargs):
+        report = build(*args, **kwargs)
+        ExportJob.objects.filter(pk=job.pk).delete()  # someone deletes it meanwhile
+        return report
+
+    monkeypatch.setattr(services, "export_build", build_then_delete)
+    assert services.export_job_run(job_id=job.pk) is None
+    assert not ExportJob.objects.exists()
+    assert not any(path.is_file() for path in media.rglob("*"))  # its file went too

@@ -182,9 +182,10 @@ def test_the_dataset_version_compares_with_the_previous_export(logged_in, user, 
 
 
 @pytest.mark.parametrize(
-    "status, reason", [("pending", "No worker picked the build up"), ("running", "The build stopped without finishing")]
+    "status, minutes, reason",
+    [("pending", 66, "No worker picked the build up"), ("running", 11, "The build stopped without finishing")],
 )
-def test_a_stuck_job_fails_with_the_reason_and_stops_polling(logged_in, user, status, reason):
+def test_a_stuck_job_fails_with_the_reason_and_stops_polling(logged_in, user, status, minutes, reason):
     from datetime import timedelta
 
     from django.utils import timezone
@@ -193,7 +194,9 @@ def test_a_stuck_job_fails_with_the_reason_and_stops_polling(logged_in, user, st
     job = ExportJob.objects.create(workspace=workspace, created_by=user, format="deepeval", total=4, status=status)
     page = logged_in.get(reverse("evals:export-job", args=[job.pk]), **HX).content.decode()
     assert 'hx-trigger="every 1s"' in page  # still fresh
-    ExportJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(minutes=11))
+    ExportJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(minutes=minutes - 2))
+    assert "hx-trigger" in logged_in.get(reverse("evals:export-job", args=[job.pk]), **HX).content.decode()
+    ExportJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(minutes=minutes))
     page = logged_in.get(reverse("evals:export-job", args=[job.pk]), **HX).content.decode()
     assert "hx-trigger" not in page and reason in page
     job.refresh_from_db()

@@ -170,3 +170,86 @@ def test_anonymize(text, expected):
 )
 def test_redact(text):
     assert "[REDACTED]" in redact(text)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("OPENAI_API_KEY=abcdef123456", "OPENAI_API_KEY=[REDACTED]"),
+        ("export GITHUB_TOKEN=abcd1234efgh", "export GITHUB_TOKEN=[REDACTED]"),
+        ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG", "AWS_SECRET_ACCESS_KEY=[REDACTED]"),
+        ('{"db_password": "hunter2x"}', '{"db_password": "[REDACTED]"}'),
+        ("Authorization: Bearer abcdefghijklmnop.qrs", "Authorization: Bearer [REDACTED]"),
+        ("total_tokens: 123456", "total_tokens: 123456"),  # a count, not a secret
+        ("the token is valid", "the token is valid"),
+    ],
+)
+def test_redact_prefixed_names_json_and_bearer(text, expected):
+    assert redact(text) == expected
+
+
+def test_a_secret_named_argument_is_redacted_whole():
+    from evals.exchanges import clean_value
+
+    value = {"password": "correct horse", "github_token": "abcdefgh", "tokens": 12, "tokenizer": "cl100k_base"}
+    cleaned = clean_value(value, anonymize_paths=False, redact_secrets=True)
+    assert cleaned == {"password": "[REDACTED]", "github_token": "[REDACTED]", "tokens": 12, "tokenizer": "cl100k_base"}
+
+
+def _conv(*turns, expected=None):
+    from evals.exchanges import build
+
+    meta = {"session_id": "s1", "title": "t", "source": "claude-code", "model": "", "project": "", "tags": [],
+            "eval_status": "", "created_at": "2026-01-01T00:00:00Z"}  # fmt: skip
+    return build(list(turns), meta=meta, expected=expected)
+
+
+def test_chat_folds_each_assistant_message_once_and_uses_the_correction():
+    from evals.exchanges import ToolCall, Turn
+
+    conv = _conv(
+        Turn("user", "Fix it"),
+        Turn("assistant", "Looking.", [ToolCall("read", {"p": "a"}, "x")]),
+        Turn("assistant", "Fixed it."),
+        Turn("assistant", "", [ToolCall("run_tests", {}, "ok")]),  # ends on a tool call
+    )
+    (row,) = formats.chat_messages(conv, Options())
+    content = row["messages"][1]["content"]
+    assert content.count("Fixed it.") == 1 and content.index("Fixed it.") < content.index("run_tests")
+    conv.exchanges[0].answer = "Fixed it properly."  # a reviewer's correction
+    (row,) = formats.chat_messages(conv, Options())
+    assert "Fixed it properly." in row["messages"][1]["content"] and "Fixed it." not in row["messages"][1]["content"]
+    (golden,) = formats.deepeval_conversational(conv, Options(turn_mode=MULTI_TURN))
+    assert golden["turns"][1]["content"] == "Looking.\n\nFixed it properly."
+
+
+def test_the_expected_output_follows_the_last_exchange_kept():
+    from evals.exchanges import Turn
+
+    conv = _conv(
+        Turn("user", "Write:\n```py\nx\n```"),
+        Turn("assistant", "Done:\n```py\ny\n```"),
+        Turn("user", "thanks"),
+        Turn("assistant", "You're welcome."),
+        expected="The reference.",
+    )
+    rows = formats.deepeval_goldens(conv, Options(code_blocks_only=True))
+    assert len(rows) == 1 and rows[0]["expected_output"] == "The reference."
+    assert conv.exchanges[0].expected is None  # the conversation itself is unchanged
+
+
+def test_a_result_with_an_unknown_id_does_not_take_another_call():
+    from types import SimpleNamespace
+
+    from evals.exchanges import PartRow, turns_from_messages
+
+    def message(role, *parts):
+        return SimpleNamespace(role=role, text_content="", created_at=None, parts=list(parts))
+
+    messages = [
+        message("assistant", PartRow("tool-call", {"id": "a", "name": "read", "args": {}})),
+        message("tool", PartRow("tool-result", {"tool_call_id": "zzz", "output": "stray"})),
+        message("tool", PartRow("tool-result", {"tool_call_id": "a", "output": "mine"})),
+    ]
+    (turn,) = turns_from_messages(messages, parts_of=lambda m: m.parts)
+    assert turn.tool_calls[0].output == "mine"
