@@ -201,3 +201,12 @@ def test_a_stuck_job_fails_with_the_reason_and_stops_polling(logged_in, user, st
     assert "hx-trigger" not in page and reason in page
     job.refresh_from_db()
     assert job.status == ExportStatus.FAILED and job.finished_at is not None
+
+
+def test_the_modal_takes_the_bulk_forms_fields(logged_in, user):
+    """"Export…" sends the whole bulk form (hx-include="#eval-bulk"): only the ticked ids count."""
+    a = ready(user, "alpha")
+    query = f"?source=claude-code&action=status&status=&tag=&next=/evals/&csrfmiddlewaretoken=x&ids={a.pk}"
+    text = logged_in.get(reverse("evals:export") + query, **HX).content.decode()
+    assert 'value="selection" checked' in text and 'value="source=claude-code"' in text
+    assert "csrfmiddlewaretoken=x" not in text and "action=status" not in text
