@@ -204,7 +204,7 @@ def test_a_stuck_job_fails_with_the_reason_and_stops_polling(logged_in, user, st
 
 
 def test_the_modal_takes_the_bulk_forms_fields(logged_in, user):
-    """"Export…" sends the whole bulk form (hx-include="#eval-bulk"): only the ticked ids count."""
+    """ "Export…" sends the whole bulk form (hx-include="#eval-bulk"): only the ticked ids count."""
     a = ready(user, "alpha")
     query = f"?source=claude-code&action=status&status=&tag=&next=/evals/&csrfmiddlewaretoken=x&ids={a.pk}"
     text = logged_in.get(reverse("evals:export") + query, **HX).content.decode()
