@@ -112,31 +112,32 @@ _HOME = [
     (re.compile(r"/home/[^/\s\"']+"), "/home/user"),
     (re.compile(r"([A-Za-z]:\\+Users\\+)[^\\\s\"']+"), r"\1user"),
 ]
+# (pattern, text it needs in lower case): most strings have none of it, and a substring check is
+# much cheaper than running the pattern.
 _SECRETS = [
-    re.compile(r"\b(sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,})"),  # OpenAI / Anthropic keys
-    re.compile(r"\b(osk_[A-Za-z0-9_-]{16,})"),  # OpenSync keys
-    re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,})"),  # GitHub tokens
-    re.compile(r"\b(xox[baprs]-[A-Za-z0-9-]{10,})"),  # Slack tokens
-    re.compile(r"\b(AKIA[0-9A-Z]{16})\b"),  # AWS access key ids
-    re.compile(r"\b(eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"),  # JWTs
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
-    # NAME=value, NAME: value, "name": "value", with the secret word anywhere in the name
-    # (OPENAI_API_KEY, DB_PASSWORD, GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY); the value has a letter,
-    # so counts such as `total_tokens: 123456` stay.
-    re.compile(
-        r"(?i:(\b[A-Za-z0-9_.-]*(?:api[_-]?key|secret|password|passwd|token|credential)[A-Za-z0-9_.-]*[\"']?\s*[=:]\s*"
-        r"[\"']?)(?=[^\s\"',}]*[A-Za-z])([^\s\"',}]{6,}))"
+    (re.compile(r"\b(sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,})"), ("sk-",)),  # OpenAI / Anthropic keys
+    (re.compile(r"\b(osk_[A-Za-z0-9_-]{16,})"), ("osk_",)),  # OpenSync keys
+    (re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,})"), ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),  # GitHub tokens
+    (re.compile(r"\b(xox[baprs]-[A-Za-z0-9-]{10,})"), ("xox",)),  # Slack tokens
+    (re.compile(r"\b(AKIA[0-9A-Z]{16})\b"), ("akia",)),  # AWS access key ids
+    (re.compile(r"\b(eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"), ("eyj",)),  # JWTs
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"), ("-----begin",)),
+    # NAME=value, NAME: value, "name": "value" with the secret word anywhere in the name
+    # (OPENAI_API_KEY, DB_PASSWORD, GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY). The match starts at the
+    # word (a pattern for the name's start would backtrack on long words); the value has a
+    # letter, so counts such as `total_tokens: 123456` stay.
+    (
+        re.compile(
+            r"(?i:((?:api[_-]?key|secret|password|passwd|token|credential)[A-Za-z0-9_.-]*[\"']?\s*[=:]\s*"
+            r"[\"']?)(?=[^\s\"',}]*[A-Za-z])([^\s\"',}]{6,}))"
+        ),
+        ("api", "secret", "passw", "token", "credential"),
     ),
-    re.compile(r"(?i:(\bbearer\s+)([A-Za-z0-9._~+/=-]{12,}))"),  # Authorization: Bearer …
+    (re.compile(r"(?i:(\bbearer\s+)([A-Za-z0-9._~+/=-]{12,}))"), ("bearer",)),  # Authorization: Bearer …
 ]
+_SECRET_MARKERS = tuple(marker for _, markers in _SECRETS for marker in markers)
 # Dict keys whose string value is a secret as a whole (tool arguments such as {"password": …}).
 SECRET_KEY = re.compile(r"(?i)(api[_-]?key|access[_-]?key|private[_-]?key|secret|password|passwd|token|credentials?)$")
-# Text every secret pattern above needs (lower case): most strings have none of it, and a few
-# substring checks are much cheaper than the patterns.
-_SECRET_MARKERS = (
-    "sk-", "osk_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "akia", "eyj", "-----begin", "api", "secret",
-    "passw", "token", "credential", "bearer",
-)  # fmt: skip
 _HOME_MARKERS = ("/Users/", "/home/", "Users\\")
 REDACTED = "[REDACTED]"
 
@@ -153,7 +154,9 @@ def redact(text: str) -> str:
     lowered = text.lower()
     if not any(marker in lowered for marker in _SECRET_MARKERS):
         return text
-    for pattern in _SECRETS:
+    for pattern, markers in _SECRETS:
+        if not any(marker in lowered for marker in markers):
+            continue
         if pattern.groups == 2:
             text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
         else:
