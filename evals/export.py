@@ -90,15 +90,9 @@ def resolve(name: str, options: Options) -> tuple[Format, Options]:
 
 
 def check(
-    conversation: Conversation,
-    records: list[dict],
-    fmt: Format,
-    options: Options,
-    report: Report,
-    canonical: list[str] | None = None,
+    conversation: Conversation, records: list[dict], canonical: list[str], fmt: Format, options: Options, report: Report
 ) -> None:
-    """Add this session's validation warnings to `report` (`canonical`: the records' canonical
-    JSON, when the caller has it already)."""
+    """Add this session's validation warnings to `report` (`canonical`: the records' canonical JSON)."""
     session_id = conversation.meta["session_id"]
     if not conversation.exchanges:
         report.warn("no_answer", session_id)
@@ -106,7 +100,7 @@ def check(
         report.warn("no_answer" if kept_exchanges(conversation, options) else "filtered_out", session_id)
     if any(not turn.text and not turn.tool_calls for turn in conversation.turns):
         report.warn("empty_turns", session_id)
-    for text in canonical if canonical is not None else map(_canonical, records):
+    for text in canonical:
         if len(text) > OVERSIZED_CHARS:
             report.warn("oversized", session_id)
     if records and fmt.uses_expected and not conversation.expected:
@@ -118,6 +112,17 @@ def _test_cases(fmt: Format, conversation: Conversation, options: Options, recor
     if fmt.name == "filesystem" and records:
         return len(kept_exchanges(conversation, options))
     return len(records)
+
+
+def _session(fmt: Format, options: Options, conversation: Conversation, report: Report) -> tuple[list, list[str]]:
+    """One session's records and their canonical JSON, counted and checked into `report`."""
+    records = fmt.records(conversation, options)
+    canonical = [_canonical(record) for record in records]
+    report.sessions += 1
+    check(conversation, records, canonical, fmt, options, report)
+    report.records += _test_cases(fmt, conversation, options, records)
+    report.skipped += not records
+    return records, canonical
 
 
 def _canonical(record: dict) -> str:
@@ -233,19 +238,13 @@ def write(
     digest = hashlib.sha256()
     models: set[str] = set()
     for pk, conversation in conversations:
-        report.sessions += 1
         source = conversation.meta["source"]
         report.sources[source] = report.sources.get(source, 0) + 1
         if conversation.meta["model"]:
             models.add(conversation.meta["model"])
-        records = fmt.records(conversation, options)
-        canonical = [_canonical(record) for record in records]
-        check(conversation, records, fmt, options, report, canonical)
+        records, canonical = _session(fmt, options, conversation, report)
         if records:
             report.session_ids.append(pk)
-            report.records += _test_cases(fmt, conversation, options, records)
-        else:
-            report.skipped += 1
         for record, text in zip(records, canonical, strict=True):
             digest.update(text.encode())
             digest.update(b"\n")
@@ -264,11 +263,7 @@ def preview(
     """The first `show` records as the file shows them, and the warnings over `conversations`."""
     report, shown = Report(), []
     for conversation in conversations:
-        report.sessions += 1
-        records = fmt.records(conversation, options)
-        check(conversation, records, fmt, options, report)
-        report.records += _test_cases(fmt, conversation, options, records)
-        report.skipped += not records
+        records, _ = _session(fmt, options, conversation, report)
         for record in records[: max(0, show - len(shown))]:
             shown.append(_show(fmt, record))
     return shown, report

@@ -8,7 +8,7 @@ progress page refreshes itself.
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
@@ -24,6 +24,7 @@ from .formats import FORMATS, TURN_MODES, Options
 from .forms import EvalFilterForm, ExportForm
 from .models import ExportStatus
 from .next_steps import steps
+from .responses import job_file_response
 from .selectors import (
     exports_for_workspace,
     filter_scope,
@@ -196,22 +197,10 @@ def export_download(request: HttpRequest, export_id: int) -> HttpResponse:
     job = get_export_for_user(request.user, export_id)
     if job.status != ExportStatus.DONE or not job.file:
         raise Http404("This export has no file (yet).")
-    fmt = FORMATS.get(job.format)
     try:
-        handle = job.file.open("rb")
+        return job_file_response(job)
     except FileNotFoundError as exc:
         raise Http404("This export's file is gone.") from exc
-    response = FileResponse(
-        handle,
-        as_attachment=True,
-        filename=job.filename,
-        content_type=fmt.content_type if fmt else "application/octet-stream",
-    )
-    response["X-Export-Sessions"] = str(job.processed)
-    response["X-Export-TestCases"] = str(job.records)
-    response["X-Export-Skipped"] = str(job.skipped)
-    response["X-Export-Content-Hash"] = job.content_hash
-    return response
 
 
 @login_required

@@ -121,11 +121,3 @@ class ExportForm(forms.Form):
             code_blocks_only=data.get("code_blocks_only", False),
             replay=data.get("replay", True),
         )
-
-    def initial_options(self) -> Options:
-        """The options of an unbound form (its initial values)."""
-        return Options(**{
-            name: self.fields[name].initial or (0 if name == "min_length" else False)
-            for name in ("turn_mode", "include_tools", "include_system", "anonymize_paths", "redact_secrets",
-                         "min_length", "code_blocks_only", "replay")
-        })  # fmt: skip

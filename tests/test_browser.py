@@ -27,7 +27,8 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import ApiKey, hash_api_key
-from sessions_app.models import Message, Part, Session, Source
+from evals.tests.bulk import add_conversations
+from sessions_app.models import Message, Session, Source
 from sessions_app.tests.factories import MessageFactory, PartFactory, SessionFactory
 
 from . import celery_worker
@@ -120,13 +121,13 @@ class Watch:
             expect(self.page.locator("#htmx-error")).to_be_hidden()
 
 
-@pytest.fixture
-def open_page(browser, live):
-    """open_page(**context options) -> (page, watch) in a fresh browser context (own cookies, storage)."""
+def page_opener(browser, base_url: str):
+    """Yields open_(**context options) -> (page, watch) in a fresh browser context (own cookies,
+    storage) on `base_url`; closes the contexts after."""
     contexts = []
 
     def open_(allowed_statuses=(), viewport=DESKTOP, **options):
-        context = browser.new_context(base_url=live, viewport=viewport, **options)
+        context = browser.new_context(base_url=base_url, viewport=viewport, **options)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(10_000)
@@ -135,6 +136,11 @@ def open_page(browser, live):
     yield open_
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def open_page(browser, live):
+    yield from page_opener(browser, live)
 
 
 @pytest.fixture
@@ -241,19 +247,7 @@ def worker_live(transactional_db, tmp_path):
 
 @pytest.fixture
 def open_worker_page(browser, worker_live):
-    """open_page's twin for `worker_live`."""
-    contexts = []
-
-    def open_(allowed_statuses=(), viewport=DESKTOP, **options):
-        context = browser.new_context(base_url=worker_live, viewport=viewport, **options)
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        return page, Watch(page, allowed_statuses)
-
-    yield open_
-    for context in contexts:
-        context.close()
+    yield from page_opener(browser, worker_live)
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -328,39 +322,13 @@ def make_eval_sessions(user, n: int) -> tuple[list[Session], int]:
         )
         for i in range(n)
     )
-    specs = []  # (session, role, parts) in display order
-    for i, session in enumerate(sessions):
-        call = {"toolName": "Read", "args": {"file_path": f"src/app/module_{i}.py"}, "toolCallId": f"call-{i}"}
-        specs += [
-            (session, "user", [("text", {"text": f"Why does test_sync_{i} fail on CI?"})]),
-            (session, "assistant", [("text", {"text": "Let me read the module."}), ("tool-call", call)]),
-            (session, "tool", [("tool-result", {"toolCallId": f"call-{i}", "output": f"def sync_{i}():\n" * 20})]),
-            (session, "assistant", [("text", {"text": f"module_{i} retries at once; wait between attempts."})]),
-        ]
-        if i % 3 == 0:
-            specs += [
-                (session, "user", [("text", {"text": "Add the backoff, please."})]),
-                (session, "assistant", [("text", {"text": "Done: `retry_with_backoff` wraps the call."})]),
-            ]
-    first = {}  # each session's first message index: its messages a second apart
-    for k, (session, _, _) in enumerate(specs):
-        first.setdefault(session.pk, k)
-    messages = Message.objects.bulk_create(
-        Message(
-            session=session,
-            external_id=f"m{k:07d}",
-            role=role,
-            text_content=parts[0][1]["text"] if parts[0][0] == "text" else None,
-            created_at=session.created_at + timedelta(seconds=k - first[session.pk]),
-        )
-        for k, (session, role, parts) in enumerate(specs)
+    exchanges = add_conversations(
+        sessions,
+        tool_output=lambda i: f"def sync_{i}():\n" * 20,
+        answer=lambda i: f"module_{i} retries at once; wait between attempts.",
+        second_every=3,
     )
-    Part.objects.bulk_create(
-        Part(message=message, type=kind, content=content, order=order)
-        for message, (_, _, parts) in zip(messages, specs, strict=True)
-        for order, (kind, content) in enumerate(parts)
-    )
-    return sessions, n + len(range(0, n, 3))
+    return sessions, exchanges
 
 
 # --- the journeys ----------------------------------------------------------------------------------

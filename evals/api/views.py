@@ -12,7 +12,6 @@ import tempfile
 from dataclasses import replace
 
 from django.db.models import QuerySet
-from django.http import FileResponse
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -29,6 +28,7 @@ from sessions_app.wire import normalise_source
 from ..export import Report, resolve
 from ..formats import FORMATS, PER_TURN, Format, Options
 from ..models import ExportJob, ExportStatus
+from ..responses import EXPORT_HEADERS, export_response, job_file_response
 from ..selectors import filter_scope, scope_sessions
 from ..services import MAX_ACTIVE_EXPORTS, ExportError, export_build, export_job_check_stale, export_job_start
 from . import serializers
@@ -37,7 +37,6 @@ EVALS = ["Evals"]
 NO_EVAL_READY = "No eval-ready sessions found"  # upstream's words
 NO_MATCH = "No sessions match the specified filters"  # upstream's words
 SPOOL_BYTES = 8 * 1024 * 1024  # an export bigger than this is built in a temporary file on disk
-EXPORT_HEADERS = ("X-Export-Sessions", "X-Export-TestCases", "X-Export-Skipped", "X-Export-Content-Hash")
 
 MAX_SYNC_SESSIONS = 10_000  # about 10 s of building; more goes through POST (a job)
 BUSY = error(f'`{{"error": "{MAX_ACTIVE_EXPORTS} exports are already building in this workspace; …"}}`')
@@ -110,12 +109,8 @@ def _require_eval_ready(workspace_id: int) -> None:
         raise exceptions.NotFound(NO_EVAL_READY)
 
 
-def _export_headers(response, *, sessions: int, records: int, skipped: int, content_hash: str):
-    response["X-Export-Sessions"] = str(sessions)
-    response["X-Export-TestCases"] = str(records)
-    response["X-Export-Skipped"] = str(skipped)
-    response["X-Export-Content-Hash"] = content_hash
-    # Browsers' fetch() may read these cross-origin (the API answers with CORS headers).
+def _exposed(response):
+    """Browsers' fetch() may read the export headers cross-origin (the API answers with CORS headers)."""
     response["Access-Control-Expose-Headers"] = ", ".join(("Content-Disposition", *EXPORT_HEADERS))
     return response
 
@@ -179,15 +174,16 @@ class EvalExportApi(ReadApi):
         except BaseException:
             out.close()
             raise
-        filename = fmt.filename(options, timezone.now().date().isoformat())
-        response = FileResponse(out, content_type=fmt.content_type, as_attachment=True, filename=filename)
-        return _export_headers(
-            response,
+        response = export_response(
+            out,
+            content_type=fmt.content_type,
+            filename=fmt.filename(options, timezone.now().date().isoformat()),
             sessions=report.sessions,
             records=report.records,
             skipped=report.skipped,
             content_hash=report.content_hash,
         )
+        return _exposed(response)
 
     @extend_schema(
         operation_id="exportEvalsStart",
@@ -314,12 +310,6 @@ class ExportJobDownloadApi(ReadApi):
         if not job.file:
             raise exceptions.NotFound("The export's file is gone")
         try:
-            handle = job.file.open("rb")
+            return _exposed(job_file_response(job))
         except FileNotFoundError as exc:
             raise exceptions.NotFound("The export's file is gone") from exc
-        fmt = FORMATS.get(job.format)
-        content_type = fmt.content_type if fmt else "application/octet-stream"
-        response = FileResponse(handle, content_type=content_type, as_attachment=True, filename=job.filename)
-        return _export_headers(
-            response, sessions=job.processed, records=job.records, skipped=job.skipped, content_hash=job.content_hash
-        )

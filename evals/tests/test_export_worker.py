@@ -16,7 +16,8 @@ from evals import services, tasks
 from evals.formats import Options
 from evals.models import ExportJob, ExportStatus
 from evals.selectors import filter_scope
-from sessions_app.models import Message, Part, Session
+from evals.tests.bulk import add_conversations
+from sessions_app.models import Session
 from sessions_app.selectors import SessionFilters
 from tests import celery_worker
 
@@ -99,34 +100,11 @@ def make_sessions(user, workspace, n: int) -> list[int]:
         )
         for i in range(n)
     )
-    specs = []  # (session, role, parts) in display order
-    for i, session in enumerate(sessions):
-        call = {"toolName": "Read", "args": {"file_path": f"src/app/module_{i}.py"}, "toolCallId": f"call-{i}"}
-        specs += [
-            (session, "user", [("text", {"text": f"Why does test_sync_{i} fail on CI?"})]),
-            (session, "assistant", [("text", {"text": "Let me read the module."}), ("tool-call", call)]),
-            (session, "tool", [("tool-result", {"toolCallId": f"call-{i}", "output": f"# module_{i}.py\n{MODULE}"})]),
-            (session, "assistant", [("text", {"text": f"Found it (module_{i}). {ANSWER}"})]),
-        ]
-        if i % 4 == 0:
-            specs += [
-                (session, "user", [("text", {"text": "Add the backoff, please."})]),
-                (session, "assistant", [("text", {"text": "Done: `retry_with_backoff` wraps the call."})]),
-            ]
-    messages = Message.objects.bulk_create(
-        Message(
-            session=session,
-            external_id=f"m{k:06d}",
-            role=role,
-            text_content=next((c["text"] for t, c in parts if t == "text"), None),
-            created_at=session.created_at + timedelta(seconds=k % 64),
-        )
-        for k, (session, role, parts) in enumerate(specs)
-    )
-    Part.objects.bulk_create(
-        Part(message=message, type=kind, content=content, order=order)
-        for message, (_, _, parts) in zip(messages, specs, strict=True)
-        for order, (kind, content) in enumerate(parts)
+    add_conversations(
+        sessions,
+        tool_output=lambda i: f"# module_{i}.py\n{MODULE}",
+        answer=lambda i: f"Found it (module_{i}). {ANSWER}",
+        second_every=4,
     )
     return [session.pk for session in sessions]
 
