@@ -991,7 +991,7 @@ def test_evals_page_bulk_sets_a_status_and_fits_a_phone(live, open_page, browser
     phone_watch.check()
 
 
-EXPORT_SESSIONS = 4000  # enough for the worker to take a few seconds, so the progress bar is seen moving
+EXPORT_SESSIONS = 10_000  # the worker builds ~2,000 per second: several polls (1 s apart) see the bar moving
 
 
 def progress_value(page) -> int | None:
