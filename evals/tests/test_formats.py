@@ -253,3 +253,17 @@ def test_a_result_with_an_unknown_id_does_not_take_another_call():
     ]
     (turn,) = turns_from_messages(messages, parts_of=lambda m: m.parts)
     assert turn.tool_calls[0].output == "mine"
+
+
+def test_a_call_part_carrying_its_own_output_or_error_is_answered():
+    """opencode-sync sends the tool's state inside the call part: `output`, or `error` when it failed."""
+    from types import SimpleNamespace
+
+    from evals.exchanges import PartRow, turns_from_messages
+
+    message = SimpleNamespace(role="assistant", text_content="", created_at=None, parts=[
+        PartRow("tool-call", {"id": "a", "toolName": "bash", "args": {}, "status": "completed", "output": "ok"}),
+        PartRow("tool-call", {"id": "b", "toolName": "bash", "args": {}, "status": "error", "error": "exit 1"}),
+    ])  # fmt: skip
+    (turn,) = turns_from_messages([message], parts_of=lambda m: m.parts)
+    assert [call.output for call in turn.tool_calls] == ["ok", "exit 1"]
