@@ -1,0 +1,169 @@
+"""Sending the queue: one sender at a time (the send lock), chunks in name order, each deleted
+only after the server answered 2xx.
+
+- Per-item errors in a 2xx answer are permanent: logged and counted in the status, not retried.
+- 413: the batch is split in halves until it fits; a single record still too big is set aside.
+- 400/422 with a JSON error for the whole batch: set aside (the server will never take it), the
+  queue goes on.
+- 401/403: the key was rejected: stop, keep everything queued.
+- Timeouts, refused connections, 5xx, other 4xx (a wrong URL, a proxy): stop, keep everything
+  queued for the next hook or sync.
+The server upserts by externalId, so a batch re-sent after a lost answer stores nothing twice.
+"""
+
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import client, log, paths, spool, storage
+from .client import SyncError
+from .config import Config
+from .locks import FileLock
+
+DEFAULT_TIMEOUT = 30.0
+RECENT_ERRORS = 20
+ITEM_ERROR = re.compile(r"^(sessions|messages)\[(\d+)\]:\s*(.*)$", re.DOTALL)
+
+
+@dataclass
+class FlushResult:
+    outcome: str = "done"  # "done", "busy", "deadline", or a SyncError kind
+    chunks: int = 0
+    records: int = 0
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "done"
+
+
+def request_timeout() -> float:
+    """Seconds to wait for one answer: CLAUDE_CODE_SYNC_TIMEOUT, else 30."""
+    try:
+        value = float(os.environ.get("CLAUDE_CODE_SYNC_TIMEOUT", DEFAULT_TIMEOUT))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return value if value > 0 else DEFAULT_TIMEOUT
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def load_status() -> dict:
+    status = storage.read_json(paths.send_status(), {})
+    return status if isinstance(status, dict) else {}
+
+
+def flush(
+    cfg: Config,
+    *,
+    deadline: float | None = None,
+    lock_wait: float = 0,
+    on_chunk: Callable[[FlushResult], None] | None = None,
+) -> FlushResult:
+    """Send queued chunks until the queue is empty, something fails, or `deadline`
+    (time.monotonic()) passes. "busy" when another process holds the send lock."""
+    lock = FileLock(paths.send_lock())
+    if not lock.acquire(lock_wait):
+        return FlushResult("busy")
+    result = FlushResult()
+    while True:
+        try:
+            _flush_locked(cfg, deadline, result, on_chunk, lock)
+        finally:
+            lock.release()
+        # A hook that queued a chunk after our last look found the lock taken and left the
+        # chunk to us: look again now that the lock is free.
+        if not result.ok or not spool.chunk_files() or not lock.acquire(0):
+            return result
+
+
+def _flush_locked(cfg: Config, deadline: float | None, result: FlushResult, on_chunk, lock: FileLock) -> None:
+    status = load_status()
+    try:
+        while files := spool.chunk_files():
+            for path in files:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    result.outcome = "deadline"
+                    return
+                chunk = spool.read_chunk(path)
+                if chunk is None:
+                    continue
+                timeout = request_timeout() if remaining is None else min(request_timeout(), remaining)
+                lock.refresh()  # a long backlog must not look like a crashed sender
+                status["lastAttemptAt"] = now_ms()
+                try:
+                    _send(cfg, chunk, timeout, status)
+                except SyncError as exc:
+                    result.outcome, result.message = exc.kind, str(exc)
+                    status["lastError"] = {"kind": exc.kind, "message": str(exc), "at": now_ms()}
+                    log.warning(f"sending {path.name} failed ({exc.kind}): {exc}; it stays queued")
+                    return
+                spool.delete(path)
+                sent = {record.get("externalId") for record in chunk["sessions"]}
+                sent |= {record.get("sessionExternalId") for record in chunk["messages"]}
+                status["syncedSessions"] = sorted(set(status.get("syncedSessions", [])) | (sent - {None}))
+                status["lastSyncAt"] = now_ms()
+                status["lastError"] = None
+                result.chunks += 1
+                result.records += len(chunk["sessions"]) + len(chunk["messages"])
+                if on_chunk is not None:
+                    on_chunk(result)
+    finally:
+        storage.write_json(paths.send_status(), status)
+
+
+def _send(cfg: Config, chunk: dict, timeout: float, status: dict) -> None:
+    try:
+        answer = client.post_batch(cfg.url, cfg.api_key, storage.dumps(chunk), timeout=timeout)
+    except SyncError as exc:
+        if exc.kind == "too_large":
+            records = [("sessions", r) for r in chunk["sessions"]] + [("messages", r) for r in chunk["messages"]]
+            if len(records) == 1:
+                _note_error(status, f"{_describe(records[0][0], records[0][1])}: too large for the server ({exc})")
+                spool.set_aside(chunk, str(exc))
+                return
+            half = len(records) // 2
+            for part in (records[:half], records[half:]):
+                _send(cfg, _batch(part), timeout, status)
+            return
+        if exc.kind == "rejected":
+            _note_error(
+                status,
+                f"the server refused a batch of {len(chunk['sessions'])} sessions and "
+                f"{len(chunk['messages'])} messages: {exc}",
+            )
+            spool.set_aside(chunk, str(exc))
+            return
+        raise
+    for error in answer.get("errors") or []:
+        match = ITEM_ERROR.match(str(error))
+        if match and int(match.group(2)) < len(chunk[match.group(1)]):
+            record = chunk[match.group(1)][int(match.group(2))]
+            _note_error(status, f"{_describe(match.group(1), record)}: {match.group(3)}")
+        else:
+            _note_error(status, str(error))
+
+
+def _batch(records: list[tuple[str, dict]]) -> dict:
+    return {
+        "sessions": [record for kind, record in records if kind == "sessions"],
+        "messages": [record for kind, record in records if kind == "messages"],
+    }
+
+
+def _describe(kind: str, record: dict) -> str:
+    if kind == "sessions":
+        return f"session {record.get('externalId')}"
+    return f"message {record.get('externalId')} of session {record.get('sessionExternalId')}"
+
+
+def _note_error(status: dict, text: str) -> None:
+    """A permanent error: logged and shown by `status`, never retried."""
+    log.error(f"rejected by the server: {text}")
+    status["itemErrors"] = status.get("itemErrors", 0) + 1
+    status["recentErrors"] = [*status.get("recentErrors", []), {"at": now_ms(), "error": text}][-RECENT_ERRORS:]

@@ -1,0 +1,72 @@
+"""Client-side secret redaction."""
+
+import pytest
+from claude_code_sync.redact import MARK, redact, redact_text
+
+SECRETS = [
+    "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz012345",
+    "sk-proj-abcdefghijklmnopqrstuvwxyz",
+    "osk_AbCdEfGhIjKlMnOpQrStUvWxYz012345",
+    "ghp_" + "A1b2" * 9,
+    "gho_" + "x" * 36,
+    "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+    "AKIAIOSFODNN7EXAMPLE",
+    "xoxb-123456789012-123456789012-abcdefghijkl",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----",
+]
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_token_shaped_secrets_are_masked(secret):
+    text = f"before {secret} after"
+    assert redact_text(text) == f"before {MARK} after"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: Bearer abc.def-ghi_jkl123", f"Authorization: Bearer {MARK}"),
+        ("DB_PASSWORD=hunter22", f"DB_PASSWORD={MARK}"),
+        ('export GITHUB_TOKEN="abcd1234"', f'export GITHUB_TOKEN="{MARK}"'),
+        ("api_key: abcd1234", f"api_key: {MARK}"),
+        ('{"password": "s3cr3t!", "user": "bob"}', f'{{"password": "{MARK}", "user": "bob"}}'),
+        ("{'client_secret': 'xyzzy'}", f"{{'client_secret': '{MARK}'}}"),
+    ],
+)
+def test_name_value_secrets_keep_the_name(text, expected):
+    assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["max_tokens=1000", "token_count = 5", "author = bob", "pwd = $(pwd)", "the sky is blue", "sk-short", "Bearer x"],
+)
+def test_ordinary_text_is_left_alone(text):
+    assert redact_text(text) == text
+
+
+def test_structures_are_redacted_recursively_and_secret_keys_masked():
+    value = {
+        "command": "curl -H 'Authorization: Bearer abcdefghijklmnop'",
+        "api_key": "plain",
+        "n": 3,
+        "l": ["osk_" + "a" * 20],
+    }
+    assert redact(value) == {
+        "command": f"curl -H 'Authorization: Bearer {MARK}'",
+        "api_key": MARK,
+        "n": 3,
+        "l": [MARK],
+    }
+
+
+def test_long_runs_of_name_characters_take_linear_time():
+    """A base64url blob or an a-b-c-... run in a tool output must not stall a hook: the NAME=value
+    pattern used to rescan the run from every `-` or `.` in it (20 KB took 15 s; 200 KB, hours)."""
+    import time
+
+    for text in ("a-" * 10_000, "Zx9_-Q" * 3_500, "a.b." * 5_000):
+        started = time.monotonic()
+        assert redact_text(text + " api_key=abcd1234") == text + f" api_key={MARK}"
+        assert time.monotonic() - started < 0.5

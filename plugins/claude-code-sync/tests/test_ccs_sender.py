@@ -1,0 +1,176 @@
+"""The spool and the sender: bounded chunks, order, deletion only after 2xx, error handling."""
+
+import json
+import threading
+import time
+
+from claude_code_sync import config, locks, paths, sender, spool
+
+from conftest import KEY
+
+
+def message(n, text="x"):
+    return {"sessionExternalId": "s1", "externalId": f"m{n}", "role": "user", "textContent": text}
+
+
+def queue(*chunks):
+    paths.ensure_data_dir()
+    return spool.write_chunks(list(chunks))
+
+
+def cfg(url, key=KEY):
+    return config.Config(url, key, "test", "test", True, True, False, True)
+
+
+def test_chunks_are_bounded_by_count_and_size():
+    small = spool.make_chunks([{"externalId": "s1"}], [message(n) for n in range(450)])
+    assert [len(c["sessions"]) + len(c["messages"]) for c in small] == [200, 200, 51]
+    assert small[0]["sessions"] == [{"externalId": "s1"}]  # the session goes first
+    big = spool.make_chunks([], [message(n, "y" * 400_000) for n in range(5)] + [message(9, "z" * 2_000_000)])
+    assert [len(c["messages"]) for c in big] == [2, 2, 1, 1]
+    assert all(len(json.dumps(c)) <= spool.MAX_BYTES for c in big[:3])
+
+
+def test_flush_sends_in_order_and_deletes_after_2xx(home, server):
+    queue({"sessions": [{"externalId": "s1"}], "messages": [message(1)]}, {"sessions": [], "messages": [message(2)]})
+    queue({"sessions": [], "messages": [message(3)]})
+    result = sender.flush(cfg(server.url))
+    assert result.ok and (result.chunks, result.records) == (3, 4)
+    assert [m["externalId"] for m in server.messages()] == ["m1", "m2", "m3"]
+    assert spool.chunk_files() == []
+    status = sender.load_status()
+    assert status["syncedSessions"] == ["s1"] and status["lastSyncAt"] and status["lastError"] is None
+
+
+def test_chunk_names_keep_increasing(home):
+    first = queue({"sessions": [], "messages": [message(1)]})
+    second = queue({"sessions": [], "messages": [message(2)]}, {"sessions": [], "messages": [message(3)]})
+    assert first + second == spool.chunk_files()
+
+
+def test_413_splits_the_batch_and_sets_aside_a_single_record_too_big(home, server):
+    def respond(method, path, body, headers):
+        size = len(json.dumps(body))
+        if len(body["messages"]) > 2 or size > 10_000:
+            return 413, {"error": "Request body is too large"}
+        return 200, {"ok": True, "sessions": 0, "messages": len(body["messages"]), "errors": []}
+
+    server.respond = respond
+    records = [message(n) for n in range(7)]
+    records[4] = message(4, "h" * 20_000)
+    queue({"sessions": [], "messages": records})
+    result = sender.flush(cfg(server.url))
+    assert result.ok
+    assert [m["externalId"] for m in server.messages()] == ["m0", "m1", "m2", "m3", "m5", "m6"]
+    assert spool.chunk_files() == [] and spool.rejected_count() == 1
+    assert "message m4 of session s1: too large" in sender.load_status()["recentErrors"][0]["error"]
+
+
+def test_per_item_errors_are_reported_and_not_retried(home, server):
+    server.respond = lambda *a: (
+        200,
+        {"ok": True, "sessions": 0, "messages": 1, "errors": ["messages[1]: role must be one of ..."]},
+    )
+    queue({"sessions": [], "messages": [message(1), {**message(2), "role": "robot"}]})
+    assert sender.flush(cfg(server.url)).ok
+    assert spool.chunk_files() == []
+    status = sender.load_status()
+    assert status["itemErrors"] == 1 and "message m2 of session s1: role must be" in status["recentErrors"][0]["error"]
+    assert "rejected by the server" in paths.log_file().read_text()
+    sender.flush(cfg(server.url))
+    assert len(server.requests) == 1
+
+
+def test_a_whole_batch_refused_with_400_is_set_aside_and_the_queue_goes_on(home, server):
+    calls = []
+
+    def respond(method, path, body, headers):
+        calls.append(body)
+        return (400, {"error": "sessions must be a list"}) if len(calls) == 1 else (200, {"ok": True, "errors": []})
+
+    server.respond = respond
+    queue({"sessions": [], "messages": [message(1)]}, {"sessions": [], "messages": [message(2)]})
+    assert sender.flush(cfg(server.url)).ok
+    assert spool.chunk_files() == [] and spool.rejected_count() == 1
+    assert [m["externalId"] for m in server.messages()] == ["m2"]
+
+
+def test_a_wrong_url_or_a_proxy_error_keeps_the_queue(home, server):
+    """A 404/405 (wrong path, proxy) or a 400 that is not the server's JSON (a proxy's HTML page)
+    says nothing about the batch: set aside, every queued batch would leave the queue for good."""
+    queue({"sessions": [], "messages": [message(1)]}, {"sessions": [], "messages": [message(2)]})
+    for status, answer in ((404, {"detail": "Not found"}), (405, "<h1>Method Not Allowed</h1>"), (400, "<html>")):
+        server.respond = lambda *a, status=status, answer=answer: (status, answer)
+        assert sender.flush(cfg(server.url)).outcome == "server"
+        assert len(spool.chunk_files()) == 2 and spool.rejected_count() == 0
+    server.respond = server.default_respond
+    assert sender.flush(cfg(server.url)).ok
+    assert [m["externalId"] for m in server.messages()] == ["m1", "m2"]
+
+
+def test_rejected_key_keeps_the_queue(home, server):
+    queue({"sessions": [], "messages": [message(1)]})
+    result = sender.flush(cfg(server.url, key="osk_wrong_key_000000"))
+    assert result.outcome == "auth" and "401" in result.message
+    assert len(spool.chunk_files()) == 1
+    assert sender.load_status()["lastError"]["kind"] == "auth"
+
+
+def test_server_errors_and_unreachable_servers_keep_the_queue(home, server, dead_url):
+    queue({"sessions": [], "messages": [message(1)]})
+    server.respond = lambda *a: (502, {"error": "bad gateway"})
+    assert sender.flush(cfg(server.url)).outcome == "server"
+    assert sender.flush(cfg(dead_url)).outcome == "unreachable"
+    assert len(spool.chunk_files()) == 1
+
+
+def test_a_server_that_never_answers_times_out_at_the_deadline(home, blackhole):
+    queue({"sessions": [], "messages": [message(1)]})
+    started = time.monotonic()
+    result = sender.flush(cfg(blackhole), deadline=time.monotonic() + 0.5)
+    assert result.outcome == "timeout" and time.monotonic() - started < 1.5
+    assert len(spool.chunk_files()) == 1
+
+
+def test_only_one_sender_at_a_time(home, server):
+    queue({"sessions": [], "messages": [message(1)]})
+    held = locks.FileLock(paths.send_lock())
+    assert held.acquire()
+    try:
+        assert sender.flush(cfg(server.url)).outcome == "busy"
+    finally:
+        held.release()
+    assert server.requests == []
+
+
+def test_an_unreadable_chunk_is_moved_aside(home, server):
+    paths.ensure_data_dir()
+    paths.spool_dir().mkdir()
+    (paths.spool_dir() / "00000000000000000001.json").write_text("{garbage")
+    queue({"sessions": [], "messages": [message(1)]})
+    assert sender.flush(cfg(server.url)).ok
+    assert [m["externalId"] for m in server.messages()] == ["m1"] and spool.rejected_count() == 1
+
+
+def test_a_long_send_keeps_the_fallback_lock_fresh(home, server, monkeypatch):
+    """Without fcntl a lock file older than STALE_SECONDS counts as abandoned: a sender still busy
+    with a long queue must not look like that, or a second sender would break in (duplicates,
+    disorder)."""
+    monkeypatch.setattr(locks, "fcntl", None)
+    monkeypatch.setattr(locks, "STALE_SECONDS", 1)
+
+    def slow(method, path, body, headers):
+        time.sleep(0.3)
+        return 200, {"ok": True, "errors": []}
+
+    server.respond = slow
+    queue(*({"sessions": [], "messages": [message(n)]} for n in range(8)))
+    sending = threading.Thread(target=sender.flush, args=(cfg(server.url),))
+    sending.start()
+    time.sleep(1.6)
+    intruder = locks.FileLock(paths.send_lock())
+    broke_in = intruder.acquire(timeout=0.3)
+    intruder.release()
+    sending.join()
+    assert not broke_in
+    assert [m["externalId"] for m in server.messages()] == [f"m{n}" for n in range(8)]
