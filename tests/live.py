@@ -113,11 +113,14 @@ def node_executable() -> str | None:
 
 
 def npm_command() -> list[str] | None:
-    """npm run by node_executable(): the wheel's npm-cli.js, else the system's `npm`."""
+    """npm run by node_executable(): the wheel's npm-cli.js, else the system's `npm`. The wheel's
+    Node trusts only its bundled CAs unless told otherwise; --use-system-ca makes it trust the
+    system store too, as Debian's Node, pip and uv (UV_SYSTEM_CERTS) do, so the npm registry
+    works behind a TLS-inspecting proxy whose CA is installed there."""
     node = node_executable()
     if node is not None:
         cli = Path(node).parent.parent / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
         if cli.exists():
-            return [node, str(cli)]
+            return [node, "--use-system-ca", str(cli)]
     npm = shutil.which("npm")
     return [npm] if npm else None
