@@ -35,8 +35,9 @@ embedded PostgreSQL server (dropped at the end unless --keep), and a `sync` API 
      /sync/batch with plain urllib, in chunks of 200 records, one after another;
    * plugin: `claude-code-sync sync` with an empty local state, to the real server;
    * queue: the same with the server refusing connections: reading, mapping and spooling only;
-   * own_chunks: the baseline, but POSTing the plugin's own batches as they are (one or more per
-     session), which tells the cost of its batching from the cost of its code.
+   * own_chunks: the baseline, but POSTing the plugin's queued chunks one per request (one or
+     more per session; the plugin itself sends consecutive chunks together while they fit),
+     which tells the cost of small requests from the cost of its code.
    Reports messages/s and time ratios to the baseline.
 
 Last line: one JSON object; the headline `ratio` is the server-up hook median over the baseline
@@ -486,7 +487,7 @@ def measure_backfill(args, root: Path, cli: str, url: str, key: str, conninfo: d
     finally:
         refused_sock.close()
     settle(root)
-    return {"samples": samples, "messages": messages, "mb": size / 1e6, "plugin_requests": len(chunks),
+    return {"samples": samples, "messages": messages, "mb": size / 1e6, "plugin_chunks": len(chunks),
             "baseline_requests": len(bodies)}  # fmt: skip
 
 
@@ -574,9 +575,9 @@ def main() -> None:
     messages = backfill["messages"]
     times = {kind: statistics.median(values) for kind, values in backfill["samples"].items()}
     labels = {"baseline": f"baseline: read+parse, POST x{backfill['baseline_requests']}",
-              "plugin": f"claude-code-sync sync (POST x{backfill['plugin_requests']})",
+              "plugin": f"claude-code-sync sync ({backfill['plugin_chunks']} chunks)",
               "queue": "sync, server refusing (queue only)",
-              "own_chunks": f"baseline with the plugin's POST x{backfill['plugin_requests']}"}  # fmt: skip
+              "own_chunks": f"baseline, POST x{backfill['plugin_chunks']} (a chunk each)"}  # fmt: skip
     print(f"\n{'backfill':40} {'median s':>9} {'messages/s':>11} {'ratio':>6}")
     for kind, label in labels.items():
         seconds = times[kind]
@@ -594,7 +595,7 @@ def main() -> None:
         "queue_s": round(times["queue"], 3), "queue_ratio": round(times["queue"] / times["baseline"], 3),
         "own_chunks_baseline_s": round(times["own_chunks"], 3),
         "own_chunks_ratio": round(times["own_chunks"] / times["baseline"], 3),
-        "plugin_requests": backfill["plugin_requests"], "baseline_requests": backfill["baseline_requests"],
+        "plugin_chunks": backfill["plugin_chunks"], "baseline_requests": backfill["baseline_requests"],
         "ratio": round(statistics.median(samples["up"]) / base, 3),
     })  # fmt: skip
     print(json.dumps(figures))

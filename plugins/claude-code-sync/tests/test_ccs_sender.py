@@ -42,6 +42,27 @@ def test_flush_sends_in_order_and_deletes_after_2xx(home, server):
     assert status["syncedSessions"] == ["s1"] and status["lastSyncAt"] and status["lastError"] is None
 
 
+def test_consecutive_chunks_go_in_one_request_with_each_session_folded(home, server):
+    """A backfill queues one chunk per session; they are sent together while they fit, and one
+    session's records from several chunks become one, as the server would have applied them."""
+    first = {"externalId": "s1", "title": "First prompt", "promptTokens": 5, "cost": 0.01}
+    later = {"externalId": "s1", "promptTokens": 0, "completionTokens": 7, "cost": 0.02, "endReason": "other"}
+    queue({"sessions": [first], "messages": [message(1)]}, {"sessions": [{"externalId": "s2"}], "messages": []})
+    queue({"sessions": [later], "messages": [message(2)]})
+    queue(*({"sessions": [], "messages": [message(n) for n in range(10 + 100 * k, 110 + 100 * k)]} for k in range(3)))
+    result = sender.flush(cfg(server.url))
+    assert result.ok and result.chunks == 6 and spool.chunk_files() == []
+    batches = server.batches()
+    # 5 records (4 once s1 is folded) + 100 fit in 200; the next two chunks of 100 make the second
+    assert [len(b["sessions"]) + len(b["messages"]) for b in batches] == [104, 200]
+    assert batches[0]["sessions"] == [
+        {"externalId": "s1", "title": "First prompt", "promptTokens": 5, "cost": 0.02, "completionTokens": 7,
+         "endReason": "other"},
+        {"externalId": "s2"},
+    ]  # fmt: skip
+    assert [m["externalId"] for m in server.messages()] == ["m1", "m2", *(f"m{n}" for n in range(10, 310))]
+
+
 def test_chunk_names_keep_increasing(home):
     first = queue({"sessions": [], "messages": [message(1)]})
     second = queue({"sessions": [], "messages": [message(2)]}, {"sessions": [], "messages": [message(3)]})
@@ -85,13 +106,17 @@ def test_a_whole_batch_refused_with_400_is_set_aside_and_the_queue_goes_on(home,
     calls = []
 
     def respond(method, path, body, headers):
-        calls.append(body)
-        return (400, {"error": "sessions must be a list"}) if len(calls) == 1 else (200, {"ok": True, "errors": []})
+        calls.append([m["externalId"] for m in body["messages"]])
+        if "m1" in calls[-1]:
+            return 400, {"error": "messages must be a list"}
+        return 200, {"ok": True, "errors": []}
 
     server.respond = respond
     queue({"sessions": [], "messages": [message(1)]}, {"sessions": [], "messages": [message(2)]})
     assert sender.flush(cfg(server.url)).ok
     assert spool.chunk_files() == [] and spool.rejected_count() == 1
+    # sent together, refused; then one by one: only the chunk the server refuses is set aside
+    assert calls == [["m1", "m2"], ["m1"], ["m2"]]
     assert [m["externalId"] for m in server.messages()] == ["m2"]
 
 
@@ -158,6 +183,7 @@ def test_a_long_send_keeps_the_fallback_lock_fresh(home, server, monkeypatch):
     disorder)."""
     monkeypatch.setattr(locks, "fcntl", None)
     monkeypatch.setattr(locks, "STALE_SECONDS", 1)
+    monkeypatch.setattr(spool, "MAX_RECORDS", 1)  # one request per chunk: a long send
 
     def slow(method, path, body, headers):
         time.sleep(0.3)

@@ -1,6 +1,11 @@
 """Sending the queue: one sender at a time (the send lock), chunks in name order, each deleted
 only after the server answered 2xx.
 
+- Consecutive chunks are sent together while they fit in one request (spool.MAX_RECORDS records,
+  about spool.MAX_BYTES): a backfill queues one chunk per session, and one request per session
+  made `sync` three times slower than the records' own reading and sending. A session's records
+  from several chunks become one record, as the server would have applied them in turn.
+
 - Per-item errors in a 2xx answer are permanent: logged and counted in the status, not retried.
 - 413: the batch is split in halves until it fits; a single record still too big is set aside.
 - 400/422 with a JSON error for the whole batch: set aside (the server will never take it), the
@@ -14,8 +19,9 @@ The server upserts by externalId, so a batch re-sent after a lost answer stores 
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import client, log, paths, spool, storage
 from .client import SyncError
@@ -85,31 +91,31 @@ def _flush_locked(cfg: Config, deadline: float | None, result: FlushResult, on_c
     status = load_status()
     try:
         while files := spool.chunk_files():
-            for path in files:
+            for group, chunks in _requests(files):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     result.outcome = "deadline"
                     return
-                chunk = spool.read_chunk(path)
-                if chunk is None:
-                    continue
                 timeout = request_timeout() if remaining is None else min(request_timeout(), remaining)
                 lock.refresh()  # a long backlog must not look like a crashed sender
                 status["lastAttemptAt"] = now_ms()
+                chunk = merge(chunks)
                 try:
-                    _send(cfg, chunk, timeout, status)
+                    _send(cfg, chunk, timeout, status, chunks)
                 except SyncError as exc:
                     result.outcome, result.message = exc.kind, str(exc)
                     status["lastError"] = {"kind": exc.kind, "message": str(exc), "at": now_ms()}
-                    log.warning(f"sending {path.name} failed ({exc.kind}): {exc}; it stays queued")
+                    names = ", ".join(path.name for path in group)
+                    log.warning(f"sending {names} failed ({exc.kind}): {exc}; it stays queued")
                     return
-                spool.delete(path)
+                for path in group:
+                    spool.delete(path)
                 sent = {record.get("externalId") for record in chunk["sessions"]}
                 sent |= {record.get("sessionExternalId") for record in chunk["messages"]}
                 status["syncedSessions"] = sorted(set(status.get("syncedSessions", [])) | (sent - {None}))
                 status["lastSyncAt"] = now_ms()
                 status["lastError"] = None
-                result.chunks += 1
+                result.chunks += len(group)
                 result.records += len(chunk["sessions"]) + len(chunk["messages"])
                 if on_chunk is not None:
                     on_chunk(result)
@@ -117,7 +123,53 @@ def _flush_locked(cfg: Config, deadline: float | None, result: FlushResult, on_c
         storage.write_json(paths.send_status(), status)
 
 
-def _send(cfg: Config, chunk: dict, timeout: float, status: dict) -> None:
+def _requests(files: list[Path]) -> Iterator[tuple[list[Path], list[dict]]]:
+    """(chunk files, their chunks) for each request, in queue order: consecutive chunks while
+    together they stay within spool.MAX_RECORDS records and about spool.MAX_BYTES."""
+    group: list[Path] = []
+    chunks: list[dict] = []
+    count = size = 0
+    for path in files:
+        chunk = spool.read_chunk(path)
+        if chunk is None:
+            continue
+        chunk_count = len(chunk["sessions"]) + len(chunk["messages"])
+        chunk_size = len(storage.dumps(chunk))
+        if group and (count + chunk_count > spool.MAX_RECORDS or size + chunk_size > spool.MAX_BYTES):
+            yield group, chunks
+            group, chunks, count, size = [], [], 0, 0
+        group.append(path)
+        chunks.append(chunk)
+        count += chunk_count
+        size += chunk_size
+    if group:
+        yield group, chunks
+
+
+TOKEN_FIELDS = frozenset({"promptTokens", "completionTokens", "cacheReadTokens", "cacheCreationTokens"})
+
+
+def merge(chunks: list[dict]) -> dict:
+    """One batch applying `chunks` in order. The server applies a session record's fields over the
+    stored ones (a token count of 0 never replaces a count) but keeps only the last record per id
+    within one request, so one session's records are folded into one here the same way."""
+    if len(chunks) == 1:
+        return chunks[0]
+    sessions: dict = {}
+    messages: list[dict] = []
+    for chunk in chunks:
+        for record in chunk["sessions"]:
+            key = record.get("externalId") or object()  # no id: the server reports it; keep it apart
+            folded = sessions.setdefault(key, {})
+            folded.update((name, value) for name, value in record.items() if not (name in TOKEN_FIELDS and value == 0))
+            for name in TOKEN_FIELDS & record.keys():
+                folded.setdefault(name, record[name])
+        messages.extend(chunk["messages"])
+    return {"sessions": list(sessions.values()), "messages": messages}
+
+
+def _send(cfg: Config, chunk: dict, timeout: float, status: dict, chunks: list[dict] | None = None) -> None:
+    """POST `chunk` (the merge of `chunks`, when several were sent together)."""
     try:
         answer = client.post_batch(cfg.url, cfg.api_key, storage.dumps(chunk), timeout=timeout)
     except SyncError as exc:
@@ -132,6 +184,10 @@ def _send(cfg: Config, chunk: dict, timeout: float, status: dict) -> None:
                 _send(cfg, _batch(part), timeout, status)
             return
         if exc.kind == "rejected":
+            if chunks and len(chunks) > 1:  # find the chunk the server refuses; send the others
+                for part in chunks:
+                    _send(cfg, part, timeout, status)
+                return
             _note_error(
                 status,
                 f"the server refused a batch of {len(chunk['sessions'])} sessions and "
