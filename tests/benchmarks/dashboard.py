@@ -39,7 +39,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(BASE_DIR))
 
-from tests.benchmarks.ingest import CODE, TOOLS, run_in_child, text  # noqa: E402
+from tests.benchmarks.ingest import CODE, TOOLS, run_in_child, setup_django, text  # noqa: E402
 
 DATABASE = "bench_dashboard"
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -371,24 +371,13 @@ def main() -> None:
 
 
 def run(args, conninfo: dict) -> dict:
-    import warnings
-
-    import django
-
-    warnings.filterwarnings("ignore", message="No directory at")  # whitenoise: no collectstatic here
-    django.setup()
-    from django.conf import settings
+    setup_django(DATABASE)
     from django.core.cache import cache
-    from django.core.management import call_command
-    from django.db import connection
     from django.test import Client
 
     from accounts.models import User
     from accounts.services import workspace_ensure_personal
 
-    assert not settings.DEBUG
-    assert connection.settings_dict["NAME"] == DATABASE, connection.settings_dict["NAME"]  # never the real one
-    call_command("migrate", verbosity=0)
     users = [User.objects.create_user(f"{who}@bench.example", name=f"Bench {who.upper()}") for who in ("a", "b")]
     workspaces = [workspace_ensure_personal(user=u) for u in users]
     started = time.perf_counter()

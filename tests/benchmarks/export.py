@@ -47,7 +47,7 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(BASE_DIR))
 
 from tests.benchmarks.dashboard import ANSWER, BASH_OUTPUT, TS_CODE  # noqa: E402 - no Django
-from tests.benchmarks.ingest import CODE, TOOLS, run_in_child, text  # noqa: E402
+from tests.benchmarks.ingest import CODE, TOOLS, run_in_child, setup_django, text  # noqa: E402
 
 DATABASE = "bench_export"
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -297,14 +297,7 @@ def main() -> None:
 
 
 def run(args, conninfo: dict) -> dict:
-    import warnings
-
-    import django
-
-    warnings.filterwarnings("ignore", message="No directory at")  # whitenoise: no collectstatic here
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
+    setup_django(DATABASE)
     from django.db import connection
     from django.test import override_settings
 
@@ -313,9 +306,6 @@ def run(args, conninfo: dict) -> dict:
     from evals.selectors import filter_scope, scope_sessions
     from sessions_app.selectors import SessionFilters
 
-    assert not settings.DEBUG
-    assert connection.settings_dict["NAME"] == DATABASE, connection.settings_dict["NAME"]  # never the real one
-    call_command("migrate", verbosity=0)
     user = User.objects.create_user("export@bench.example", name="Bench Export")
     workspace = workspace_ensure_personal(user=user)
     started = time.perf_counter()

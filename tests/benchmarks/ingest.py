@@ -193,6 +193,24 @@ def run_in_child(script: str, name: str, data_dir: Path, env: dict, *, keep: boo
     sys.exit(child.returncode)
 
 
+def setup_django(name: str) -> None:
+    """In a run_in_child child: Django set up on the benchmark database `name` (checked, so it is
+    never the real one), with DEBUG off and the schema migrated."""
+    import warnings
+
+    import django
+
+    warnings.filterwarnings("ignore", message="No directory at")  # whitenoise: no collectstatic here
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    assert not settings.DEBUG
+    assert connection.settings_dict["NAME"] == name, connection.settings_dict["NAME"]
+    call_command("migrate", verbosity=0)
+
+
 def fresh_database(socket_dir: str, name: str) -> dict:
     recreate_database(socket_dir, name)
     env = {

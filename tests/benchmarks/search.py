@@ -58,7 +58,7 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(BASE_DIR))
 
 from search.tests.fake_embeddings_server import WORD, FakeEmbeddingsServer, fake_vector  # noqa: E402 - no Django
-from tests.benchmarks.ingest import run_in_child, search_text  # noqa: E402
+from tests.benchmarks.ingest import run_in_child, search_text, setup_django  # noqa: E402
 
 DATABASE = "bench_search"
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -553,26 +553,16 @@ def main() -> None:
 
 
 def run(args, conninfo: dict) -> dict:
-    import warnings
-
     fake = FakeEmbeddingsServer(api_key="test-key", native_dimensions=args.dims).start()
     os.environ["OPENSYNC_EMBEDDINGS_BASE_URL"] = fake.url  # before the settings are read
-    import django
-
-    warnings.filterwarnings("ignore", message="No directory at")  # whitenoise: no collectstatic here
-    django.setup()
+    setup_django(DATABASE)
     import psycopg
-    from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
 
     from accounts.models import ApiKeyScope, User
     from accounts.services import api_key_create, workspace_ensure_personal
 
-    assert not settings.DEBUG
-    assert connection.settings_dict["NAME"] == DATABASE, connection.settings_dict["NAME"]  # never the real one
-    call_command("migrate", verbosity=0)
     user = User.objects.create_user("search@bench.example", name="Bench Search")
     workspace = workspace_ensure_personal(user=user)
     _, key = api_key_create(user=user, workspace=workspace, name="bench", scope=ApiKeyScope.READ)
