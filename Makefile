@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/dashboard.py
 	$(BIN)/python tests/benchmarks/search.py
 	$(BIN)/python tests/benchmarks/export.py
+	$(BIN)/python tests/benchmarks/analytics.py
 	$(BIN)/python tests/benchmarks/plugin_hook.py
 
 # Re-pin after editing pyproject.toml dependencies.

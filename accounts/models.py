@@ -81,6 +81,22 @@ class Workspace(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="created_workspaces"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # Analytics: the day boundaries (an IANA name) and the monthly budget banner.
+    timezone = models.CharField(
+        "time zone",
+        max_length=64,
+        db_default="UTC",
+        default="UTC",
+        help_text="Decides where days and months begin in Analytics, e.g. Europe/Berlin.",
+    )
+    monthly_budget = models.DecimalField(
+        "monthly budget (USD)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Admins see a banner at 80% and 100% of it (the month's cost so far).",
+    )
 
     class Meta:
         ordering = ["-is_personal", "name"]

@@ -138,9 +138,10 @@ def workspace_usage(workspace: Workspace, *, days: int = USAGE_DAYS) -> dict:
     Three aggregate queries whatever the amount of data: requests per day, requests per
     endpoint, sessions and tokens per source. Callers pass a workspace the user is a member of.
     """
-    from sessions_app.models import Session, Source
+    from sessions_app import analytics
+    from sessions_app.models import Source
 
-    today = timezone.localdate()
+    today = analytics.today_in(workspace.timezone)
     first_day = today - timedelta(days=days - 1)
     since = timezone.make_aware(datetime.combine(first_day, time.min))
     logs = ApiRequestLog.objects.filter(workspace=workspace, created_at__gte=since)
@@ -167,15 +168,18 @@ def workspace_usage(workspace: Workspace, *, days: int = USAGE_DAYS) -> dict:
         .order_by("-requests", "endpoint", "method")[:USAGE_TOP_ENDPOINTS]
     )
     labels = dict(Source.choices)
+    # sessions and tokens per agent from the daily rollups (one row per day and key, not per session)
+    period = analytics.Query(preset="custom", start=first_day, end=today, tz=workspace.timezone)
     per_source = list(
-        Session.objects.filter(workspace=workspace, created_at__gte=since)
+        analytics.dimension_rows(workspace, period, "source")
         .values("source")
         .annotate(
-            sessions=Count("pk"),
+            sessions=Sum("sessions"),
             prompt=Sum("prompt_tokens"),
             completion=Sum("completion_tokens"),
-            total=Sum("total_tokens"),
-            usd=Sum("cost"),  # NULL when no session of the source reported a cost
+            total=Sum(F("prompt_tokens") + F("completion_tokens")),
+            # the shown cost (computed, else reported); NULL when no session of the agent has one
+            usd=Sum("cost", filter=Q(sessions_computed__gt=0) | Q(sessions_reported__gt=0)),
         )
         .order_by("-total", "source")
     )

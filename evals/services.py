@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
+from sessions_app import rollups
 from sessions_app.models import EvalStatus, Message, Session
 
 from .exchanges import Conversation, conversations
@@ -126,7 +127,11 @@ def session_review(*, session: Session, actor, add_tags=(), remove_tags=(), **ch
     if clean.get("eval_ready") and locked.detected_language is None:
         locked.detected_language = session_language(locked.pk)
         fields.append("detected_language")
-    locked.save(update_fields=fields)
+    if "eval_status" in fields:  # Analytics counts the statuses in the rollups
+        with rollups.tracking([locked.pk]):
+            locked.save(update_fields=fields)
+    else:
+        locked.save(update_fields=fields)
     ReviewEvent.objects.bulk_create(events)
     if "eval_tags" in clean:
         EvalTag.objects.bulk_create(

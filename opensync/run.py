@@ -148,6 +148,8 @@ def main() -> int:
         django.setup()
         call_command("migrate", interactive=False, verbosity=0)
         log("database migrated")
+        # Sessions stored before the cost engine: price them once (instant when there are none).
+        call_command("reprice", pending=True, verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
         call_command("collectstatic", interactive=False, verbosity=0)
         _first_admin(data_dir)
         from django.db import connections

@@ -2,7 +2,8 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import Message, Part, Session, Source
+from . import services
+from .models import Message, Part, PriceOverride, RepricingJob, Session, Source, UsageRollup
 
 # Sessions, messages and parts are the big tables. Their admins never COUNT(*) the whole table,
 # use raw id widgets for foreign keys (no <select> of every row) and filter only on fixed choices
@@ -30,6 +31,7 @@ class SessionAdmin(admin.ModelAdmin):
         "message_count",
         "total_tokens",
         "cost",
+        "cost_source",
         "is_public",
         "updated_at",
     )
@@ -37,9 +39,38 @@ class SessionAdmin(admin.ModelAdmin):
     search_fields = ("=external_id", "title", "project_name", "owner__email")
     list_select_related = ("workspace", "owner")
     raw_id_fields = ("workspace", "owner", "reviewed_by")
-    readonly_fields = ("total_tokens", "messages_link")
+    # Figures the server computes (cost engine) are shown, never edited here.
+    readonly_fields = (
+        "total_tokens", "messages_link", "computed_cost", "cost", "cost_source", "cost_note", "price_model",
+        "priced_at", "usage_input_tokens", "usage_output_tokens", "usage_cache_read_tokens",
+        "usage_cache_write_5m_tokens", "usage_cache_write_1h_tokens", "usage_reasoning_tokens", "subagent_tokens",
+        "subagent_cost", "message_count",
+    )  # fmt: skip
     show_full_result_count = False
-    actions = ("make_private",)
+    actions = ("make_private", "reprice")
+
+    def save_model(self, request, obj, form, change):
+        """A change of tokens, model, reported cost or project re-prices the session and moves it
+        in the daily rollups, as a sync would."""
+        if not change:
+            super().save_model(request, obj, form, change)
+            services.sessions_added([obj.pk])
+            return
+        with services.sessions_changing([obj.pk]):
+            super().save_model(request, obj, form, change)
+
+    def delete_model(self, request, obj):
+        services.sessions_delete(session_ids=[obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        services.sessions_delete(session_ids=list(queryset.values_list("pk", flat=True)))
+
+    @admin.action(description="Price selected sessions again", permissions=["change"])
+    def reprice(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        with services.sessions_changing(ids):
+            pass
+        self.message_user(request, f"Priced {len(ids)} session(s) again.", messages.SUCCESS)
 
     @admin.display(description="Messages")
     def messages_link(self, obj):
@@ -98,3 +129,88 @@ class PartAdmin(admin.ModelAdmin):
     raw_id_fields = ("message",)
     show_full_result_count = False
     ordering = ("-pk",)
+
+
+@admin.register(PriceOverride)
+class PriceOverrideAdmin(admin.ModelAdmin):
+    """Staff set instance-wide prices here (no workspace) and any workspace's; each change
+    re-prices the sessions it affects in the background (see Re-pricing jobs)."""
+
+    list_display = (
+        "model_pattern", "workspace", "input_per_m", "output_per_m", "cache_read_per_m", "cache_write_5m_per_m",
+        "cache_write_1h_per_m", "effective_from", "note",
+    )  # fmt: skip
+    list_select_related = ("workspace",)
+    search_fields = ("model_pattern", "note", "workspace__slug")
+    raw_id_fields = ("workspace", "created_by")
+    readonly_fields = ("created_by", "created_at", "updated_at")
+
+    def save_model(self, request, obj, form, change):
+        old = (
+            PriceOverride.objects.filter(pk=obj.pk).values_list("model_pattern", flat=True).first() if change else None
+        )
+        try:
+            services.price_override_save(actor=request.user, workspace=obj.workspace, override=obj, old_pattern=old)
+        except services.PriceError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+
+    def delete_model(self, request, obj):
+        services.price_override_delete(actor=request.user, override=obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            services.price_override_delete(actor=request.user, override=obj)
+
+
+@admin.register(RepricingJob)
+class RepricingJobAdmin(admin.ModelAdmin):
+    """Re-pricings run by the worker: their progress, read-only; a failed one can run again."""
+
+    list_display = (
+        "id",
+        "created_at",
+        "workspace",
+        "model_pattern",
+        "reason",
+        "status",
+        "processed",
+        "total",
+        "changed",
+    )
+    list_filter = ("status",)
+    list_select_related = ("workspace",)
+    raw_id_fields = ("workspace", "created_by")
+    readonly_fields = [f.name for f in RepricingJob._meta.fields]
+    actions = ("resume",)
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Run again from where it stopped")
+    def resume(self, request, queryset):
+        resumed = sum(services.repricing_job_resume(job=job) for job in queryset)
+        self.message_user(request, f"Queued {resumed} job(s) again.", messages.SUCCESS)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        return actions if request.user.has_perm("sessions_app.change_repricingjob") else {}
+
+
+@admin.register(UsageRollup)
+class UsageRollupAdmin(admin.ModelAdmin):
+    """The daily rollups behind Analytics, to look at: `manage.py rollups` checks and rebuilds them."""
+
+    list_display = ("day", "workspace", "model", "source", "owner", "project", "sessions", "cost")
+    list_select_related = ("workspace", "owner")
+    raw_id_fields = ("workspace", "owner")
+    show_full_result_count = False
+    ordering = ("-day",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,315 +1,794 @@
-"""Read-side aggregates for the Overview and Analytics pages.
+"""Reads behind Analytics, the Overview and /api/analytics: everything from the daily rollups.
 
-PostgreSQL does the arithmetic: each function here is one query over one workspace's sessions
-(``GROUP BY`` / ``FILTER``), so a page costs the same number of queries for ten sessions or ten
-million, and no session row is loaded into Python. Only the small results (one row, a day per
-row, a capped table) are shaped here.
+`UsageRollup` holds a workspace's sums per day (in the workspace's time zone), model, agent,
+owner and project, kept exact by every write of a session (`rollups`). So a figure over any range
+is one GROUP BY over a few rows per day, whatever the number of sessions; only the review outcome
+reads sessions, and only the reviewed ones (a partial index).
 
-Tokens and cost are the session totals the plugins report. ``cost`` is NULL when a plugin never
-reported one: sums skip those rows, and every result says how many sessions had no cost, so the
-pages can say "$1.20 (3 sessions without a cost)" instead of pretending they cost $0.
+Costs are the shown costs: the server's computed cost, else the plugin's reported one. Every
+result also says how many sessions fell back to the reported cost and how many have no known
+cost at all, so the pages can say "$1.20 (3 sessions use the plugin's cost, 2 unknown)" instead
+of pretending anything cost $0. Durations' median and p90 are read off the rollups' duration
+buckets (about ±6%).
 """
 
-from dataclasses import dataclass
+import calendar
+import csv
+import io
+import math
+import re
+import zoneinfo
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 
-from django.db.models import (
-    Avg,
-    Case,
-    CharField,
-    Count,
-    F,
-    Max,
-    Q,
-    QuerySet,
-    Sum,
-    TextField,
-    Value,
-    When,
-)
-from django.db.models.functions import Coalesce, Lower, NullIf, Replace, TruncDate
-from django.db.models.lookups import EndsWith, IContains, IRegex
+from django.db.models import Count, F, Min, Q, QuerySet, Sum
+from django.db.models.functions import TruncMonth, TruncWeek
 from django.utils import timezone
 
-from .models import Session, Source
-
-SUMMED_FIELDS = (
-    "message_count",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "duration_ms",
+from .models import (
+    DURATION_BUCKETS,
+    DURATION_RATIO,
+    DimensionRollup,
+    RollupPeriod,
+    Session,
+    Source,
+    UsageRollup,
 )
+from .pricing import book_model
 
-# Provider inference, as upstream does it (analytics.ts `inferProvider`): a reported provider is
-# normalised, else the model name decides. Checked in order; the first match wins.
-PROVIDER_ALIASES = (("anthropic", "anthropic"), ("antigravity", "google"), ("openai", "openai"))
-MODEL_PROVIDERS = (
-    ("claude|anthropic", "anthropic"),
-    ("gpt|o1|o3|davinci|curie|text-embedding|codex", "openai"),
-    ("gemini|palm|bard", "google"),
-    ("mistral|mixtral", "mistral"),
-    ("command|cohere", "cohere"),
-    ("llama|meta", "meta"),
-    ("deepseek", "deepseek"),
-    ("groq", "groq"),
-)
+SOURCE_LABELS = dict(Source.choices)
+
+# --- the question: a date range and filters ---------------------------------------------------------
+
+PRESETS = {
+    "7d": "Last 7 days",
+    "30d": "Last 30 days",
+    "90d": "Last 90 days",
+    "mtd": "This month",
+    "last-month": "Last month",
+    "ytd": "This year",
+    "12m": "Last 12 months",
+    "all": "All time",
+    "custom": "Custom range",
+}
+DEFAULT_PRESET = "30d"
+DIMENSIONS = {"model": "Model", "owner": "Person", "project": "Project", "source": "Agent", "provider": "Provider"}
+INTERVALS = ("day", "week", "month")
+METRICS = {"tokens": "Tokens", "cost": "Cost"}
+MAX_CUSTOM_DAYS = 3660
+
+
+class QueryError(ValueError):
+    """A parameter that can't be used; `field` names it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
-class Table:
-    """The first rows of a breakdown, and whether more rows were cut off."""
+class Query:
+    """What to aggregate: a workspace's sessions started between `start` and `end` (inclusive
+    days in the workspace's time zone; `start` None = since the first session), optionally of
+    one agent, model, owner or project."""
 
-    rows: list[dict]
-    truncated: bool
+    preset: str
+    start: date | None
+    end: date
+    tz: str = "UTC"
+    source: str = ""
+    model: str | None = None  # "" = sessions with no model
+    owner: int | None = None
+    project: str | None = None  # "" = sessions with no project
+
+    @property
+    def label(self) -> str:
+        return PRESETS[self.preset]
+
+    @property
+    def days(self) -> int | None:
+        return None if self.start is None else (self.end - self.start).days + 1
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.source) or any(v is not None for v in (self.model, self.owner, self.project))
+
+    def bounds(self) -> tuple[datetime | None, datetime]:
+        """[start, end) as moments, for queries on sessions' created_at."""
+        tz = zoneinfo.ZoneInfo(self.tz)
+        start = datetime.combine(self.start, time.min, tz) if self.start else None
+        return start, datetime.combine(self.end + timedelta(days=1), time.min, tz)
+
+    def params(self, **changes) -> dict[str, str]:
+        """The URL parameters that ask this question again (with `changes`)."""
+        query = replace(self, **changes) if changes else self
+        params = {"range": query.preset}
+        if query.preset == "custom":
+            params |= {"from": query.start.isoformat() if query.start else "", "to": query.end.isoformat()}
+        for name in ("source", "model", "owner", "project"):
+            value = getattr(query, name)
+            if value not in (None, ""):
+                params[name] = str(value)
+            elif value == "" and name != "source":
+                params[name] = ""  # the "none" group
+        return params
 
 
-def window_start(days: int, *, now: datetime | None = None) -> datetime:
-    """Midnight (current time zone) that starts the last `days` calendar days, today included.
-
-    The 30-day totals and the 30 bars of the chart use the same window, so the bars add up to
-    the totals.
-    """
-    first_day = timezone.localdate(now) - timedelta(days=days - 1)
-    return timezone.make_aware(datetime.combine(first_day, time.min))
+def today_in(tz: str) -> date:
+    return timezone.now().astimezone(zoneinfo.ZoneInfo(tz)).date()
 
 
-def sessions_in(workspace, *, since: datetime | None = None, source: str | None = None) -> QuerySet[Session]:
-    """The workspace's sessions created since `since`, of one source; unordered, for GROUP BY."""
-    sessions = Session.objects.in_workspace(workspace).order_by()
-    if since is not None:
-        sessions = sessions.filter(created_at__gte=since)
-    if source:
-        sessions = sessions.filter(source=source)
-    return sessions
+def preset_range(preset: str, today: date) -> tuple[date | None, date]:
+    if preset == "7d":
+        return today - timedelta(days=6), today
+    if preset == "30d":
+        return today - timedelta(days=29), today
+    if preset == "90d":
+        return today - timedelta(days=89), today
+    if preset == "mtd":
+        return today.replace(day=1), today
+    if preset == "last-month":
+        end = today.replace(day=1) - timedelta(days=1)
+        return end.replace(day=1), end
+    if preset == "ytd":
+        return today.replace(month=1, day=1), today
+    if preset == "12m":
+        return today - timedelta(days=364), today
+    return None, today  # all
 
 
-# Aggregates are computed under this alias prefix: Django refuses an aggregate named like a model
-# field ("cost") when another aggregate's FILTER refers to that field, and annotate() refuses
-# such names outright. The prefix is removed from the results.
-ALIAS = "agg_"
+def _date(params, name: str) -> date | None:
+    value = (params.get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise QueryError(name, f"{name} must be a date like 2026-01-31") from None
 
 
-def _aggregate(queryset: QuerySet, aggregates: dict) -> dict:
-    return _unprefixed(queryset.aggregate(**{ALIAS + name: aggregate for name, aggregate in aggregates.items()}))
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _group(queryset: QuerySet, key, aggregates: dict, order_by: tuple[str, ...]) -> QuerySet:
-    """`aggregates` per distinct `key` (rows are dicts with "key" and the aggregates' names)."""
-    ordering = [f"-{ALIAS}{name[1:]}" if name.startswith("-") else ALIAS + name for name in order_by]
-    return (
-        queryset.annotate(key=key)
-        .values("key")
-        .annotate(**{ALIAS + name: aggregate for name, aggregate in aggregates.items()})
-        # the key last, so equal rows come back in a stable order
-        .order_by(*ordering, F("key").asc(nulls_last=True))
+def _text(params, name: str, *, max_length: int = 255) -> str | None:
+    """None when absent; "" asks for the sessions without a value."""
+    if name not in params:
+        return None
+    value = params.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > max_length or _INVISIBLE.search(value):
+        raise QueryError(name, f"{name} must be at most {max_length} printable characters")
+    return value
+
+
+def parse_query(params, workspace) -> Query:
+    """A Query from URL parameters: `range` (a preset, or custom with `from` and `to`),
+    `source`, `model`, `owner` (a user id), `project`. Raises QueryError naming the parameter."""
+    tz = workspace.timezone or "UTC"
+    today = today_in(tz)
+    first, last = _date(params, "from"), _date(params, "to")
+    preset = (params.get("range") or "").strip() or ("custom" if first or last else DEFAULT_PRESET)
+    if preset not in PRESETS:
+        raise QueryError("range", f"range must be one of {', '.join(PRESETS)}")
+    if preset == "custom":
+        start, end = first, last or today
+        if start is not None and start > end:
+            raise QueryError("from", "from must not be after to")
+        if start is not None and (end - start).days > MAX_CUSTOM_DAYS:
+            raise QueryError("from", f"a custom range can span at most {MAX_CUSTOM_DAYS} days")
+    else:
+        start, end = preset_range(preset, today)
+    source = (params.get("source") or "").strip()
+    if len(source) > 64:
+        raise QueryError("source", "source must be at most 64 characters")
+    owner = params.get("owner")
+    if owner not in (None, ""):
+        if not str(owner).isdigit():
+            raise QueryError("owner", "owner must be a user id")
+        owner = int(owner)
+    else:
+        owner = None
+    return Query(
+        preset=preset,
+        start=start,
+        end=end,
+        tz=tz,
+        source=source,
+        model=_text(params, "model"),
+        owner=owner,
+        project=_text(params, "project"),
     )
 
 
-def _unprefixed(row: dict) -> dict:
-    return {name.removeprefix(ALIAS): value for name, value in row.items()}
+def fine_grained(query: Query) -> bool:
+    """Whether the question needs the finest rollups (a model, owner or project filter); else the
+    dimension rollups answer it, whose size doesn't grow with the number of sessions."""
+    return query.model is not None or query.owner is not None or query.project is not None
 
 
-def _totals(condition: Q | None = None, prefix: str = "") -> dict:
-    """Aggregates over the sessions matching `condition` (an SQL FILTER clause; None = all)."""
-    unknown_cost = Q(cost__isnull=True) if condition is None else Q(cost__isnull=True) & condition
-    known_cost = Q(cost__isnull=False) if condition is None else Q(cost__isnull=False) & condition
-    aggregates = {
-        "sessions": Count("id", filter=condition),
-        **{field: Coalesce(Sum(field, filter=condition), 0) for field in SUMMED_FIELDS},
-        # NULL when no session reported a cost: the page shows "—", not $0.
-        "cost": Sum("cost", filter=condition),
-        "unknown_cost_sessions": Count("id", filter=unknown_cost),
-        # for "cost per 1K tokens": only the tokens of sessions whose cost is known
-        "known_cost_tokens": Coalesce(Sum("total_tokens", filter=known_cost), 0),
-        "sessions_with_duration": Count("duration_ms", filter=condition),
-    }
-    return {prefix + name: aggregate for name, aggregate in aggregates.items()}
+def _month_end(day: date) -> date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
 
 
-def overview_totals(workspace, *, since: datetime) -> dict[str, dict]:
-    """All-time totals and the totals since `since`, in one query: ``{"all": {...}, "recent": {...}}``."""
-    row = _aggregate(sessions_in(workspace), _totals() | _totals(Q(created_at__gte=since), prefix="recent_"))
-    all_time = {name: value for name, value in row.items() if not name.startswith("recent_")}
-    recent = {name.removeprefix("recent_"): value for name, value in row.items() if name.startswith("recent_")}
-    return {"all": all_time, "recent": recent}
-
-
-def summary(workspace, *, since: datetime | None = None, source: str | None = None) -> dict:
-    """Totals of a window plus the figures derived from them (averages and ratios)."""
-    row = _aggregate(
-        sessions_in(workspace, since=since, source=source),
-        _totals()
-        | {
-            "models": Count("model", distinct=True, filter=~Q(model="")),
-            "projects": Count(project_key(), distinct=True),
-        },
+def covering(query: Query) -> Q:
+    """The DimensionRollup rows that add up to the range's days: its whole months as month rows,
+    the days at its edges as day rows (each part a plain index range)."""
+    start, end = query.start, query.end
+    first_month = None if start is None else start if start.day == 1 else _month_end(start) + timedelta(days=1)
+    last_month = (
+        end.replace(day=1) if end == _month_end(end) else (end.replace(day=1) - timedelta(days=1)).replace(day=1)
     )
-    return row | derived(row)
+    if first_month is not None and last_month < first_month:
+        return _period_range(RollupPeriod.DAY, start, end)  # no whole month inside the range
+    parts = _period_range(RollupPeriod.MONTH, first_month, last_month)
+    if first_month is not None and start < first_month:
+        parts |= _period_range(RollupPeriod.DAY, start, first_month - timedelta(days=1))
+    if _month_end(last_month) < end:
+        parts |= _period_range(RollupPeriod.DAY, _month_end(last_month) + timedelta(days=1), end)
+    return parts
 
 
-def derived(totals: dict) -> dict:
-    """Averages and ratios of a totals row; None wherever the divisor is zero (shown as "—")."""
-    sessions = totals["sessions"]
-    cost = totals["cost"]
-    with_cost = sessions - totals["unknown_cost_sessions"]
-    return {
-        "avg_tokens_per_session": _ratio(totals["total_tokens"], sessions),
-        "avg_prompt_per_session": _ratio(totals["prompt_tokens"], sessions),
-        "avg_completion_per_session": _ratio(totals["completion_tokens"], sessions),
-        "avg_messages_per_session": _ratio(totals["message_count"], sessions),
-        "avg_duration_ms": _ratio(totals["duration_ms"], totals["sessions_with_duration"]),
-        "tokens_per_message": _ratio(totals["total_tokens"], totals["message_count"]),
-        "prompt_completion_ratio": _ratio(totals["prompt_tokens"], totals["completion_tokens"]),
-        # Costs are averaged over the sessions that reported one: a missing cost is not $0.
-        "cost_per_session": cost / with_cost if cost is not None and with_cost else None,
-        "cost_per_1k_tokens": (
-            cost * 1000 / totals["known_cost_tokens"] if cost is not None and totals["known_cost_tokens"] else None
-        ),
-        "sessions_with_cost": with_cost,
-    }
+def _period_range(period: str, first: date | None, last: date) -> Q:
+    condition = Q(period=period, start__lte=last)
+    return condition & Q(start__gte=first) if first is not None else condition
 
 
-def _ratio(numerator, denominator) -> float | None:
+def dimension_rows(workspace, query: Query, dimension: str, *, daily: bool = False) -> QuerySet[DimensionRollup]:
+    """Rows of one dimension covering the range (`daily`: day rows only, for series per day)."""
+    rows = DimensionRollup.objects.filter(workspace=workspace, dimension=dimension).order_by()
+    if daily:
+        rows = rows.filter(period=RollupPeriod.DAY, start__lte=query.end)
+        if query.start is not None:
+            rows = rows.filter(start__gte=query.start)
+    else:
+        rows = rows.filter(covering(query))
+    if query.source:
+        rows = rows.filter(source=query.source)
+    return rows
+
+
+def rollups_for(workspace, query: Query) -> QuerySet[UsageRollup]:
+    """The finest rows of the range and filters."""
+    rows = UsageRollup.objects.filter(workspace=workspace, day__lte=query.end).order_by()
+    if query.start is not None:
+        rows = rows.filter(day__gte=query.start)
+    if query.source:
+        rows = rows.filter(source=query.source)
+    if query.model is not None:
+        rows = rows.filter(model=query.model)
+    if query.owner is not None:
+        rows = rows.filter(owner_id=query.owner)
+    if query.project is not None:
+        rows = rows.filter(project=query.project)
+    return rows
+
+
+# --- sums and the figures derived from them -------------------------------------------------------------
+
+SUMS = (
+    "sessions", "messages", "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "reasoning_tokens", "subagent_tokens",
+    "cost", "computed_cost", "reported_cost", "subagent_cost", "sessions_computed", "sessions_reported",
+    "sessions_unpriced", "sessions_no_usage", "sessions_pending", "sessions_cost_reported", "priced_tokens",
+    "duration_ms", "sessions_with_duration", "reviews_golden", "reviews_correct", "reviews_incorrect",
+    "reviews_needs_review",
+)  # fmt: skip
+
+
+def _aggregates(*, buckets: bool) -> dict:
+    aggregates = {name: Sum(name) for name in SUMS}
+    if buckets:
+        aggregates |= {f"bucket_{i}": Sum(f"duration_buckets__{i}") for i in range(DURATION_BUCKETS)}
+    return aggregates
+
+
+def _clean(row: dict) -> dict:
+    """Sums of no rows are NULL: make them 0, and fold the buckets into one list."""
+    out = {name: row.get(name) or 0 for name in SUMS}
+    for name in ("cost", "computed_cost", "reported_cost", "subagent_cost"):
+        out[name] = Decimal(out[name])
+    if "bucket_0" in row:
+        out["buckets"] = [row.get(f"bucket_{i}") or 0 for i in range(DURATION_BUCKETS)]
+    return out
+
+
+def percentile_ms(buckets: list[int], fraction: float) -> float | None:
+    """The `fraction` quantile of the durations counted in `buckets` (None when none)."""
+    total = sum(buckets)
+    if not total:
+        return None
+    rank = fraction * total
+    seen = 0
+    for index, count in enumerate(buckets):
+        if count and seen + count >= rank:
+            within = (rank - seen) / count
+            if index == 0:
+                return 1000 * within  # under a second: linear
+            low = 1000 * DURATION_RATIO ** (index - 1)
+            return low * DURATION_RATIO**within  # geometric inside [low, low × R)
+        seen += count
+    return 1000 * DURATION_RATIO ** (DURATION_BUCKETS - 1)
+
+
+def _ratio(numerator, denominator):
     return numerator / denominator if denominator else None
 
 
-def daily_tokens(workspace, *, days: int = 30, now: datetime | None = None) -> list[dict]:
-    """One row per calendar day of the last `days` days (oldest first), zero-filled.
+def derived(row: dict) -> dict:
+    """The figures the tables show, from one row of sums (None where a divisor is 0: "—")."""
+    cache_write = row["cache_write_5m_tokens"] + row["cache_write_1h_tokens"]
+    prompt_side = row["input_tokens"] + row["cache_read_tokens"] + cache_write
+    total = prompt_side + row["output_tokens"]
+    with_cost = row["sessions_computed"] + row["sessions_reported"]
+    unknown = row["sessions_unpriced"] + row["sessions_no_usage"] + row["sessions_pending"]
+    figures = {
+        "cache_write_tokens": cache_write,
+        "total_tokens": total,
+        "cache_hit_rate": _ratio(row["cache_read_tokens"], prompt_side),
+        "tokens_per_message": _ratio(total, row["messages"]),
+        "tokens_per_session": _ratio(total, row["sessions"]),
+        "messages_per_session": _ratio(row["messages"], row["sessions"]),
+        "sessions_with_cost": with_cost,
+        "sessions_unknown_cost": unknown,
+        "cost_known": with_cost > 0,
+        "shown_cost": row["cost"] if with_cost else None,  # None: no session has a known cost
+        # costs are averaged over the sessions that have one: an unknown cost is not $0
+        "cost_per_session": row["cost"] / with_cost if with_cost else None,
+        "cost_per_1k_tokens": row["cost"] * 1000 / row["priced_tokens"] if row["priced_tokens"] else None,
+        "avg_duration_ms": _ratio(row["duration_ms"], row["sessions_with_duration"]),
+    }
+    if "buckets" in row:
+        figures["median_duration_ms"] = percentile_ms(row["buckets"], 0.5)
+        figures["p90_duration_ms"] = percentile_ms(row["buckets"], 0.9)
+    return row | figures
 
-    Sessions count on the day they were created, like upstream's dailyStats (which skipped empty
-    days; here every day is present so the chart has no gaps).
-    """
-    since = window_start(days, now=now)
-    rows = _group(
-        sessions_in(workspace, since=since),
-        TruncDate("created_at"),
-        {
-            "sessions": Count("id"),
-            "prompt_tokens": Sum("prompt_tokens"),
-            "completion_tokens": Sum("completion_tokens"),
-            "cost": Sum("cost"),
-        },
-        order_by=(),
+
+def summary(workspace, query: Query) -> dict:
+    """Totals of the range, with the derived figures and the number of models, projects and people."""
+    if fine_grained(query):
+        rows = rollups_for(workspace, query)
+        row = _clean(rows.aggregate(**_aggregates(buckets=True)))
+        row |= rows.aggregate(
+            models=Count("model", distinct=True, filter=~Q(model="")),
+            projects=Count("project", distinct=True, filter=~Q(project="")),
+            people=Count("owner", distinct=True),
+        )
+        return derived(row)
+    row = _clean(dimension_rows(workspace, query, "source").aggregate(**_aggregates(buckets=True)))
+    distinct = (
+        DimensionRollup.objects.filter(workspace=workspace, dimension__in=("model", "project", "owner"))
+        .filter(covering(query), **({"source": query.source} if query.source else {}))
+        .values("dimension")
+        .annotate(n=Count("key", distinct=True, filter=~Q(key="")))
+        .order_by()
     )
-    by_day = {row["key"]: _unprefixed(row) for row in rows}
-    first_day: date = timezone.localdate(since)
+    counts = {item["dimension"]: item["n"] for item in distinct}
+    row |= {"models": counts.get("model", 0), "projects": counts.get("project", 0), "people": counts.get("owner", 0)}
+    return derived(row)
+
+
+# --- breakdowns -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """Rows of a breakdown (dicts: `key`, `label`, the sums and `derived` figures), sorted."""
+
+    dimension: str
+    rows: list[dict]
+    sort: str
+    direction: str
+    truncated: bool = False
+
+
+SORTABLE = {
+    "sessions", "messages", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+    "total_tokens", "cache_hit_rate", "tokens_per_message", "cost", "cost_per_session", "cost_per_1k_tokens",
+    "median_duration_ms", "p90_duration_ms", "good_share", "reviewed", "subagent_cost", "sessions_unknown_cost",
+    "label",
+}  # fmt: skip
+TABLE_LIMIT = 200
+
+
+def _group_key(dimension: str):
+    return {"model": "model", "owner": "owner_id", "project": "project", "source": "source", "provider": "model"}[
+        dimension
+    ]
+
+
+def provider_of(model: str) -> str:
+    """The provider that sells a model: the price book's, else guessed from the name (as upstream's
+    inferProvider does)."""
+    if not model:
+        return ""
+    found = book_model(model, None)
+    if found is not None:
+        return found[0].id
+    name = model.lower()
+    for pattern, provider in (
+        ("claude|anthropic", "anthropic"),
+        ("gpt|o1|o3|o4|codex|davinci", "openai"),
+        ("gemini|palm", "google"),
+        ("mistral|mixtral|codestral|devstral", "mistral"),
+        ("llama", "meta"),
+        ("deepseek", "deepseek"),
+        ("grok", "x-ai"),
+        ("qwen", "alibaba"),
+    ):
+        if re.search(pattern, name):
+            return provider
+    return "unknown"
+
+
+def breakdown(
+    workspace,
+    query: Query,
+    dimension: str,
+    *,
+    sort: str = "cost",
+    direction: str = "desc",
+    limit: int = TABLE_LIMIT,
+) -> Table:
+    """One row per model / person / project / agent / provider in the range, with every figure of
+    the comparison table (and the review outcome of its reviewed sessions)."""
+    if dimension not in DIMENSIONS:
+        raise QueryError("by", f"by must be one of {', '.join(DIMENSIONS)}")
+    if sort not in SORTABLE:
+        raise QueryError("sort", f"sort must be one of {', '.join(sorted(SORTABLE))}")
+    if direction not in ("asc", "desc"):
+        raise QueryError("dir", "dir must be asc or desc")
+    if fine_grained(query):
+        column = _group_key(dimension)
+        keys = [column, "project_named"] if dimension == "project" else [column]
+        named = "project_named"
+        grouped = rollups_for(workspace, query).values(*keys).annotate(**_aggregates(buckets=True))
+    else:
+        column, named = "key", "key_named"
+        source_dimension = "model" if dimension == "provider" else dimension
+        grouped = (
+            dimension_rows(workspace, query, source_dimension)
+            .values("key", "key_named")
+            .annotate(**_aggregates(buckets=True))
+        )
+    rows: dict = {}
+    for raw in grouped:
+        key = raw[column]
+        if dimension == "provider":
+            key = provider_of(key)
+        elif dimension == "owner" and isinstance(key, str):
+            key = int(key)
+        row = _clean(raw)
+        row["named"] = raw.get(named, False)
+        if key in rows:
+            rows[key] = _add(rows[key], row)
+        else:
+            rows[key] = row
+    labels = _labels(workspace, dimension, rows)
+    table = []
+    for key, row in rows.items():
+        row = derived(row)
+        row |= {"key": key, "label": labels.get(key, key), "filter": _filter_value(dimension, key)}
+        row |= outcome_figures(row)
+        table.append(row)
+    total_cost = sum((row["cost"] for row in table), Decimal(0))
+    total_tokens = sum(row["total_tokens"] for row in table)
+    for row in table:
+        row["cost_share"] = float(row["cost"] * 100 / total_cost) if total_cost else 0.0
+        row["token_share"] = 100 * row["total_tokens"] / total_tokens if total_tokens else 0.0
+    table.sort(key=lambda row: str(row["label"]).lower())  # ties in a stable, readable order
+    present = [row for row in table if row[sort] is not None]
+    missing = [row for row in table if row[sort] is None]
+    present.sort(
+        key=lambda row: row[sort] if sort != "label" else str(row["label"]).lower(), reverse=direction == "desc"
+    )
+    ordered = present + missing  # "—" last whichever the direction
+    return Table(dimension, ordered[:limit], sort, direction, truncated=len(ordered) > limit)
+
+
+def _add(a: dict, b: dict) -> dict:
+    out = {name: a[name] + b[name] for name in SUMS}
+    out["buckets"] = [x + y for x, y in zip(a["buckets"], b["buckets"], strict=True)]
+    out["named"] = a.get("named") or b.get("named")
+    return out
+
+
+def _filter_value(dimension: str, key):
+    """The value of the page's filter that narrows to this row (None: no such filter)."""
+    if dimension in ("provider",):
+        return None
+    return "" if key is None else str(key)
+
+
+def _labels(workspace, dimension: str, rows: dict) -> dict:
+    if dimension == "owner":
+        from accounts.models import User
+
+        people = User.objects.filter(pk__in=[key for key in rows if key is not None])
+        return {person.pk: person.get_full_name() for person in people}
+    if dimension == "source":
+        return {key: SOURCE_LABELS.get(key, key) for key in rows}
+    if dimension == "model":
+        return {key: key or "Unknown model" for key in rows}
+    if dimension == "project":
+        return {key: key or "No project" for key in rows}
+    return {key: key or "Unknown" for key in rows}
+
+
+# --- the review outcome ------------------------------------------------------------------------------
+
+
+def outcome_figures(row: dict) -> dict:
+    """Good (golden or correct) against incorrect, among the reviewed sessions of a row."""
+    golden, correct = row["reviews_golden"], row["reviews_correct"]
+    incorrect, needs_review = row["reviews_incorrect"], row["reviews_needs_review"]
+    good = golden + correct
+    return {
+        "golden": golden,
+        "correct": correct,
+        "incorrect": incorrect,
+        "needs_review": needs_review,
+        "reviewed": good + incorrect + needs_review,
+        "good": good,
+        "good_share": 100 * good / (good + incorrect) if good + incorrect else None,
+    }
+
+
+# --- over time ------------------------------------------------------------------------------------------
+
+SERIES_LIMIT = 6  # models drawn apart; the rest are "Other"
+OTHER = "__other__"
+
+
+def default_interval(query: Query, first_day: date | None) -> str:
+    start = query.start or first_day or query.end
+    days = (query.end - start).days + 1
+    return "day" if days <= 92 else "week" if days <= 800 else "month"
+
+
+def _periods(start: date, end: date, interval: str) -> list[date]:
+    if interval == "day":
+        return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    if interval == "week":
+        first = start - timedelta(days=start.weekday())
+        return [first + timedelta(weeks=n) for n in range((end - first).days // 7 + 1)]
+    periods, current = [], start.replace(day=1)
+    while current <= end:
+        periods.append(current)
+        current = (current.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return periods
+
+
+def period_end(period: date, interval: str) -> date:
+    if interval == "day":
+        return period
+    if interval == "week":
+        return period + timedelta(days=6)
+    return period.replace(day=calendar.monthrange(period.year, period.month)[1])
+
+
+def timeseries(
+    workspace, query: Query, *, interval: str | None = None, metric: str = "tokens", by: str = "model"
+) -> dict:
+    """Usage per day (or week, month) stacked per model (or agent): {"interval", "metric",
+    "periods": [date...], "series": [{"key", "label", "values": [...], "total"}], "totals"}."""
+    if metric not in METRICS:
+        raise QueryError("metric", f"metric must be one of {', '.join(METRICS)}")
+    if by not in ("model", "source"):
+        raise QueryError("by", "by must be model or source for a chart")
+    fine = fine_grained(query)
+    if fine:
+        rows, day = rollups_for(workspace, query), "day"
+        first_day = query.start or rows.aggregate(first=Min("day"))["first"]
+    else:
+        day = "start"
+        first_day = (
+            query.start or dimension_rows(workspace, query, by, daily=True).aggregate(first=Min("start"))["first"]
+        )
+    if interval is None:
+        interval = default_interval(query, first_day)
+    if interval not in INTERVALS:
+        raise QueryError("interval", f"interval must be one of {', '.join(INTERVALS)}")
+    if first_day is None:
+        return {"interval": interval, "metric": metric, "periods": [], "series": [], "totals": []}
+    if not fine:
+        # per day and per week: day rows; per month: whole months and the days at the edges
+        rows = dimension_rows(workspace, query, by, daily=interval != "month")
+    trunc = {"day": F(day), "week": TruncWeek(day), "month": TruncMonth(day)}[interval]
+    value = (
+        Sum("cost")
+        if metric == "cost"
+        else Sum(F("input_tokens") + F("output_tokens") + F("cache_read_tokens") + F("cache_write_5m_tokens")
+                 + F("cache_write_1h_tokens"))
+    )  # fmt: skip
+    group = by if fine else "key"
+    grouped = rows.annotate(bucket=trunc).values("bucket", group).annotate(value=value)
+    periods = _periods(first_day, query.end, interval)
+    index = {period: n for n, period in enumerate(periods)}
+    per_key: dict = {}
+    for row in grouped:
+        period = row["bucket"].date() if isinstance(row["bucket"], datetime) else row["bucket"]
+        values = per_key.setdefault(row[group], [0] * len(periods))
+        if period in index:
+            values[index[period]] += row["value"] or 0
+    ranked = sorted(per_key.items(), key=lambda item: (-sum(item[1]), str(item[0])))
+    kept, rest = ranked[:SERIES_LIMIT], ranked[SERIES_LIMIT:]
+    if len(rest) == 1:
+        kept, rest = ranked, []
+    labels = (
+        {key: key or "Unknown model" for key, _ in kept}
+        if by == "model"
+        else {key: SOURCE_LABELS.get(key, key) for key, _ in kept}
+    )
+    series = [{"key": key, "label": labels[key], "values": values, "total": sum(values)} for key, values in kept]
+    if rest:
+        other = [sum(values[n] for _, values in rest) for n in range(len(periods))]
+        series.append(
+            {
+                "key": OTHER,
+                "label": f"{len(rest)} other{'s' if len(rest) > 1 else ''}",
+                "values": other,
+                "total": sum(other),
+            }  # fmt: skip
+        )
+    totals = [sum(s["values"][n] for s in series) for n in range(len(periods))]
+    return {"interval": interval, "metric": metric, "periods": periods, "series": series, "totals": totals}
+
+
+# --- budget -------------------------------------------------------------------------------------------
+
+BUDGET_WARNING = 80  # percent
+
+
+def budget_status(workspace, *, today: date | None = None) -> dict | None:
+    """This month's cost so far against the workspace's monthly budget; None without a budget.
+    `level` is None, "warning" (from 80%) or "over" (from 100%)."""
+    if not workspace.monthly_budget:
+        return None
+    tz = workspace.timezone or "UTC"
+    today = today or today_in(tz)
+    first = today.replace(day=1)
+    spent = UsageRollup.objects.filter(workspace=workspace, day__gte=first, day__lte=today).aggregate(cost=Sum("cost"))[
+        "cost"
+    ] or Decimal(0)
+    percent = float(spent * 100 / workspace.monthly_budget)
+    days_in_month = calendar.monthrange(today.year, today.month)[1]
+    projected = spent * days_in_month / today.day
+    level = "over" if percent >= 100 else "warning" if percent >= BUDGET_WARNING else None
+    return {
+        "budget": workspace.monthly_budget,
+        "spent": spent,
+        "percent": percent,
+        "projected": projected,
+        "level": level,
+        "month": first,
+        "remaining": workspace.monthly_budget - spent,
+    }
+
+
+# --- the Overview -------------------------------------------------------------------------------------
+
+OVERVIEW_DAYS = 30
+
+
+def overview(workspace, *, days: int = OVERVIEW_DAYS) -> dict:
+    """All-time totals, the last `days` days' totals, tokens per day and the top projects and
+    models of those days."""
+    tz = workspace.timezone or "UTC"
+    today = today_in(tz)
+    recent = Query(preset="custom", start=today - timedelta(days=days - 1), end=today, tz=tz)
+    everything = Query(preset="all", start=None, end=today, tz=tz)
+    return {"all": summary(workspace, everything), "recent": summary(workspace, recent), "query": recent}
+
+
+def daily(workspace, query: Query) -> list[dict]:
+    """One row per day of a (bounded) range, zero-filled: sessions, input side (input and cache)
+    and output tokens, cost."""
+    rows = (
+        (
+            rollups_for(workspace, query)
+            if fine_grained(query)
+            else dimension_rows(workspace, query, "source", daily=True).annotate(day=F("start"))
+        )
+        .values("day")
+        .annotate(
+            sessions=Sum("sessions"),
+            prompt=Sum(
+                F("input_tokens") + F("cache_read_tokens") + F("cache_write_5m_tokens") + F("cache_write_1h_tokens")
+            ),
+            output=Sum("output_tokens"),
+            cost=Sum("cost"),
+        )
+    )
+    by_day = {row["day"]: row for row in rows}
     result = []
-    for offset in range(days):
-        day = first_day + timedelta(days=offset)
+    for day in _periods(query.start, query.end, "day"):
         row = by_day.get(day, {})
-        prompt, completion = row.get("prompt_tokens") or 0, row.get("completion_tokens") or 0
+        prompt, output = row.get("prompt") or 0, row.get("output") or 0
         result.append(
             {
                 "date": day,
-                "sessions": row.get("sessions", 0),
+                "sessions": row.get("sessions") or 0,
                 "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
+                "completion_tokens": output,
+                "total_tokens": prompt + output,
                 "cost": row.get("cost"),
             }
         )
     return result
 
 
-# --- breakdowns --------------------------------------------------------------------------------
-
-
-def project_key():
-    """A session's project: its name, else its path; NULL when it has neither."""
-    return Coalesce(NullIf("project_name", Value("")), NullIf("project_path", Value("")), output_field=TextField())
-
-
-def model_key():
-    return NullIf("model", Value(""))
-
-
-def provider_key():
-    """The provider a session belongs to, inferred in SQL like upstream's ``inferProvider``."""
-    provider = Lower("provider")
-    model = Coalesce("model", Value(""))
-    whens = [When(IContains(F("provider"), needle), then=Value(name)) for needle, name in PROVIDER_ALIASES]
-    whens.append(When(EndsWith(provider, "-oauth"), then=Replace(provider, Value("-oauth"), Value(""))))
-    whens.append(When(Q(provider__isnull=False) & ~Q(provider=""), then=F("provider")))
-    whens += [When(IRegex(model, pattern), then=Value(name)) for pattern, name in MODEL_PROVIDERS]
-    return Case(*whens, default=Value("unknown"), output_field=CharField())
-
-
-def usage_by(
-    workspace,
-    key,
-    *,
-    since: datetime | None = None,
-    source: str | None = None,
-    order_by: tuple[str, ...] = ("-total_tokens",),
-    limit: int = 50,
-    **extra,
-) -> Table:
-    """Sessions grouped by `key` (an expression), biggest first; at most `limit` rows.
-
-    Each row: key, sessions, prompt/completion/total tokens, duration, cost (None if no session of
-    the group reported one), unknown_cost_sessions, avg_duration_ms (over sessions that reported a
-    duration), last_active, share (percent of the first row's tokens, for the bars), link (the
-    value to filter the session list by, None when the list can't filter by it) and any `extra`
-    aggregates.
-    """
-    aggregates = {
-        "sessions": Count("id"),
-        "message_count": Sum("message_count"),
-        "prompt_tokens": Sum("prompt_tokens"),
-        "completion_tokens": Sum("completion_tokens"),
-        "total_tokens": Sum("total_tokens"),
-        "duration_ms": Sum("duration_ms"),
-        "avg_duration_ms": Avg("duration_ms"),
-        "cost": Sum("cost"),
-        "unknown_cost_sessions": Count("id", filter=Q(cost__isnull=True)),
-        "last_active": Max("updated_at"),
-        **extra,
-    }
-    queryset = _group(sessions_in(workspace, since=since, source=source), key, aggregates, order_by)
-    rows = [_unprefixed(row) for row in queryset[: limit + 1]]
-    biggest = max((row["total_tokens"] for row in rows[:limit]), default=0)
-    for row in rows:
-        row["share"] = round(100 * row["total_tokens"] / biggest) if biggest else 0
-        row["link"] = row["key"]
-    return Table(rows=rows[:limit], truncated=len(rows) > limit)
-
-
-def usage_by_project(workspace, **kwargs) -> Table:
-    """Usage by project (name, else path, as upstream groups them).
-
-    The session list filters on the name only, so only groups of named sessions link to it.
-    """
-    table = usage_by(workspace, project_key(), named=Count("id", filter=Q(project_name=F("key"))), **kwargs)
-    for row in table.rows:
-        if not row.pop("named"):
-            row["link"] = None
-    return table
-
-
-def usage_by_provider(workspace, **kwargs) -> Table:
-    """Usage by inferred provider; not linked, as the session list filters on the stored value."""
-    table = usage_by(workspace, provider_key(), **kwargs)
-    for row in table.rows:
-        row["link"] = None
-    return table
-
-
-def usage_by_source(workspace, **kwargs) -> Table:
-    """Usage by agent (the plugin that synced the session), most sessions first, with its label."""
-    table = usage_by(workspace, F("source"), order_by=("-sessions",), **kwargs)
-    labels = dict(Source.choices)
-    for row in table.rows:
-        row["label"] = labels.get(row["key"], row["key"])
-    return table
-
-
 def recent_sessions(workspace, *, limit: int = 8) -> list[Session]:
     """The sessions with the latest activity."""
     return list(
         Session.objects.in_workspace(workspace)
-        .only("title", "external_id", "project_name", "source", "total_tokens", "cost", "updated_at")
+        .only(
+            "title",
+            "external_id",
+            "project_name",
+            "source",
+            "total_tokens",
+            "cost",
+            "cost_source",
+            "cost_note",
+            "updated_at",
+        )
         .order_by("-updated_at", "-id")[:limit]
+    )
+
+
+# --- CSV -------------------------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    ("label", "{dimension}"), ("sessions", "sessions"), ("messages", "messages"), ("input_tokens", "input tokens"),
+    ("output_tokens", "output tokens"), ("reasoning_tokens", "reasoning tokens"),
+    ("cache_read_tokens", "cache read tokens"), ("cache_write_5m_tokens", "cache write 5m tokens"),
+    ("cache_write_1h_tokens", "cache write 1h tokens"), ("total_tokens", "total tokens"),
+    ("cache_hit_rate", "cache hit rate"), ("tokens_per_message", "tokens per message"), ("cost", "cost usd"),
+    ("computed_cost", "computed cost usd"), ("reported_cost", "reported cost usd"),
+    ("sessions_reported", "sessions using the reported cost"), ("sessions_unknown_cost", "sessions with unknown cost"),
+    ("cost_per_session", "cost per session usd"), ("cost_per_1k_tokens", "cost per 1k tokens usd"),
+    ("median_duration_ms", "median duration ms"), ("p90_duration_ms", "p90 duration ms"),
+    ("subagent_tokens", "subagent tokens"), ("subagent_cost", "subagent cost usd"), ("reviewed", "reviewed"),
+    ("golden", "golden"), ("correct", "correct"), ("incorrect", "incorrect"), ("good_share", "good share pct"),
+)  # fmt: skip
+
+
+def _csv_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}" if not math.isnan(value) else ""
+    if isinstance(value, Decimal):
+        return f"{value.quantize(Decimal('0.00000001')).normalize():f}"
+    text = str(value)
+    # a cell starting like a formula stays text in spreadsheet programs
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def rows_csv(header: list[str], rows) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_csv_value(value) for value in row])
+    return out.getvalue()
+
+
+def table_csv(table: Table) -> str:
+    header = [title.format(dimension=DIMENSIONS[table.dimension].lower()) for _, title in CSV_COLUMNS]
+    return rows_csv(header, ([row.get(name) for name, _ in CSV_COLUMNS] for row in table.rows))
+
+
+def series_csv(series: dict) -> str:
+    """The chart's numbers: one row per period, one column per series."""
+    header = [series["interval"], *(str(s["label"]) for s in series["series"]), "total"]
+    return rows_csv(
+        header,
+        (
+            [period.isoformat(), *(s["values"][n] for s in series["series"]), series["totals"][n]]
+            for n, period in enumerate(series["periods"])
+        ),
     )

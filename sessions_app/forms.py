@@ -1,3 +1,5 @@
+import zoneinfo
+
 from django import forms
 
 from accounts.selectors import enabled_sources
@@ -110,3 +112,68 @@ class ShareForm(forms.Form):
 
     def expires_in(self):
         return SHARE_EXPIRY_CHOICES[self.cleaned_data.get("expires") or ""]
+
+
+# --- Analytics settings: time zone, budget, price overrides --------------------------------------
+
+TIME_ZONES = sorted(zoneinfo.available_timezones() - {"localtime", "Factory"})
+
+
+class AnalyticsSettingsForm(forms.Form):
+    timezone = forms.ChoiceField(
+        label="Time zone",
+        choices=[(name, name.replace("_", " ")) for name in TIME_ZONES],
+        help_text="Where days and months begin in Analytics and the budget.",
+    )
+    monthly_budget = forms.DecimalField(
+        label="Monthly budget (USD)",
+        required=False,
+        min_value=0,
+        max_digits=12,
+        decimal_places=2,
+        help_text="Admins see a banner at 80% and 100% of it. Empty: no budget.",
+        widget=forms.NumberInput(attrs={"step": "0.01", "placeholder": "e.g. 500"}),
+    )
+
+
+def _rate(label: str, *, required: bool = True, help_text: str = "") -> forms.DecimalField:
+    return forms.DecimalField(
+        label=label,
+        required=required,
+        min_value=0,
+        max_digits=14,
+        decimal_places=6,
+        help_text=help_text,
+        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
+    )
+
+
+class PriceOverrideForm(forms.Form):
+    """Prices in USD per million tokens; `effective_from` is a day in the workspace's time zone."""
+
+    model_pattern = forms.CharField(
+        label="Model",
+        max_length=255,
+        help_text="As the plugins send it (see the Model column of Analytics), e.g. claude-sonnet-4-5-20250929; "
+        "end with * for every model starting so, e.g. claude-sonnet-4-5*.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    input_per_m = _rate("Input $/M")
+    output_per_m = _rate("Output $/M")
+    cache_read_per_m = _rate("Cache read $/M", required=False, help_text="Empty: the input price.")
+    cache_write_5m_per_m = _rate("Cache write 5 min $/M", required=False, help_text="Empty: the input price.")
+    cache_write_1h_per_m = _rate("Cache write 1 hour $/M", required=False, help_text="Empty: the input price.")
+    effective_from = forms.DateField(
+        label="From",
+        help_text="Sessions started on or after this day use this price.",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    note = forms.CharField(max_length=200, required=False, help_text="e.g. the contract it comes from.")
+
+    def clean_model_pattern(self):
+        value = self.cleaned_data["model_pattern"].strip()
+        if value == "*" or not value.rstrip("*").strip():
+            raise forms.ValidationError("Name a model, or a prefix ending in *.")
+        if "*" in value[:-1]:
+            raise forms.ValidationError("Only a trailing * is supported.")
+        return value

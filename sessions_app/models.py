@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models import F, Func, Q, Value
 from django.utils import timezone
 
+from .pricing import CostSource
+
 # Messages are ordered by (created_at, order); `order` comes from this sequence so arrival order
 # breaks ties (the plugins often send no timestamps) and stays correct under concurrent writers.
 MESSAGE_ORDER_SEQUENCE = "sessions_app_message_order_seq"
@@ -63,7 +65,13 @@ class SessionQuerySet(models.QuerySet):
 
 
 class Session(models.Model):
-    """One agent session as synced by a plugin. Tokens and cost are the plugin's session totals."""
+    """One agent session as synced by a plugin.
+
+    Tokens are the plugin's session totals as reported (upstream's fields, plus the cache-write
+    split and reasoning). The cost engine (`pricing`) turns them into `usage_*` counts in one
+    convention and a computed cost; `cost` is what every page shows: the computed cost, else the
+    plugin's reported one (`cost_source` says which, `cost_note` why).
+    """
 
     # FK indexes are left out where a composite index below starts with the same column.
     workspace = models.ForeignKey(
@@ -83,9 +91,34 @@ class Session(models.Model):
         expression=F("prompt_tokens") + F("completion_tokens"), output_field=models.BigIntegerField(), db_persist=True
     )
     cache_read_tokens = models.BigIntegerField(default=0)
-    cache_write_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0, help_text="Every cache write, as reported.")
+    # Of cache_write_tokens, as reported: writes cached for 5 minutes and for 1 hour (priced
+    # differently); both 0 when the plugin doesn't split them.
+    cache_write_5m_tokens = models.BigIntegerField(db_default=0, default=0)
+    cache_write_1h_tokens = models.BigIntegerField(db_default=0, default=0)
+    reasoning_tokens = models.BigIntegerField(db_default=0, default=0, help_text="Of completion_tokens.")
+    # Per-model usage as reported (`modelUsage`: [{"model", "subagent", "inputTokens", ...}]).
+    model_usage = models.JSONField(null=True, blank=True)
     # NULL = the plugin never reported a cost (e.g. droid-sync), which is not the same as $0.
+    reported_cost = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
+    # --- written by the cost engine (services.sessions_price) ---
+    computed_cost = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
+    # What the pages and the API show: computed_cost, else reported_cost; NULL = unknown.
     cost = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
+    cost_source = models.CharField(max_length=16, choices=CostSource.CHOICES, db_default=CostSource.PENDING)
+    cost_note = models.CharField(max_length=300, blank=True, db_default="")
+    price_model = models.CharField(max_length=255, blank=True, db_default="", help_text="The prices used.")
+    priced_at = models.DateTimeField(null=True, blank=True)
+    # The tokens in one convention (pricing.TokenUsage): input without cache, output with reasoning.
+    usage_input_tokens = models.BigIntegerField(db_default=0, default=0)
+    usage_output_tokens = models.BigIntegerField(db_default=0, default=0)
+    usage_cache_read_tokens = models.BigIntegerField(db_default=0, default=0)
+    usage_cache_write_5m_tokens = models.BigIntegerField(db_default=0, default=0)
+    usage_cache_write_1h_tokens = models.BigIntegerField(db_default=0, default=0)
+    usage_reasoning_tokens = models.BigIntegerField(db_default=0, default=0)
+    # Of the usage above: what subagents (Claude Code sidechains) used, and cost.
+    subagent_tokens = models.BigIntegerField(db_default=0, default=0)
+    subagent_cost = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
     duration_ms = models.BigIntegerField(null=True, blank=True)
     message_count = models.IntegerField(default=0)
     end_reason = models.CharField(max_length=64, null=True, blank=True)
@@ -156,6 +189,8 @@ class Session(models.Model):
                 F("workspace"), F("duration_ms").desc(nulls_last=True), F("id").desc(), name="session_ws_duration_idx"
             ),
             models.Index(F("workspace"), F("message_count").desc(), F("id").desc(), name="session_ws_messages_idx"),
+            # `manage.py reprice --pending` finds the sessions stored before the cost engine at once
+            models.Index(F("id"), name="session_pending_price_idx", condition=Q(cost_source=CostSource.PENDING)),
         ]
 
     def __str__(self) -> str:
@@ -174,6 +209,20 @@ class Session(models.Model):
     def cache_tokens(self) -> int:
         return self.cache_read_tokens + self.cache_write_tokens
 
+    @property
+    def usage_cache_write_tokens(self) -> int:
+        return self.usage_cache_write_5m_tokens + self.usage_cache_write_1h_tokens
+
+    @property
+    def usage_total_tokens(self) -> int:
+        """Every token processed: input, cache reads and writes, output."""
+        return (
+            self.usage_input_tokens
+            + self.usage_cache_read_tokens
+            + self.usage_cache_write_tokens
+            + self.usage_output_tokens
+        )
+
 
 class Message(models.Model):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="messages", db_index=False)
@@ -183,6 +232,13 @@ class Message(models.Model):
     model = models.CharField(max_length=255, null=True, blank=True)
     prompt_tokens = models.BigIntegerField(null=True, blank=True)
     completion_tokens = models.BigIntegerField(null=True, blank=True)
+    # This request's cache reads and writes (writes split by lifetime when known) and reasoning
+    # (of completion_tokens), as reported; NULL when the plugin doesn't send them.
+    cache_read_tokens = models.BigIntegerField(null=True, blank=True)
+    cache_write_tokens = models.BigIntegerField(null=True, blank=True)
+    cache_write_5m_tokens = models.BigIntegerField(null=True, blank=True)
+    cache_write_1h_tokens = models.BigIntegerField(null=True, blank=True)
+    reasoning_tokens = models.BigIntegerField(null=True, blank=True)
     duration_ms = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     # What search matches (search_text.SEARCH_TEXT_SQL: text, tool names and arguments, results),
@@ -239,3 +295,232 @@ class Part(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.order}"
+
+
+# --- cost and analytics ---------------------------------------------------------------------------
+
+# Session durations are counted in buckets growing by DURATION_RATIO from 1 second (bucket 0 is
+# under a second; the last one takes everything longer), so a median or p90 over any range is
+# read off summed buckets to within about ±6% (geometric interpolation inside a bucket).
+DURATION_BUCKETS = 64
+DURATION_RATIO = 1.25
+
+
+class RollupFigures(models.Model):
+    """The sums a rollup row keeps of the sessions it covers (see sessions_app.rollups)."""
+
+    sessions = models.IntegerField(default=0)
+    messages = models.BigIntegerField(default=0)
+    # as reported (upstream's promptTokens / completionTokens, for /api/stats)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    # in one convention (Session.usage_*)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_5m_tokens = models.BigIntegerField(default=0)
+    cache_write_1h_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    subagent_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=8, default=0, help_text="Shown cost, summed.")
+    computed_cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
+    reported_cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
+    subagent_cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
+    # sessions by Session.cost_source
+    sessions_computed = models.IntegerField(default=0)
+    sessions_reported = models.IntegerField(default=0)
+    sessions_unpriced = models.IntegerField(default=0)
+    sessions_no_usage = models.IntegerField(default=0)
+    sessions_pending = models.IntegerField(default=0)
+    sessions_cost_reported = models.IntegerField(default=0, help_text="Sessions whose plugin reported a cost.")
+    priced_tokens = models.BigIntegerField(default=0, help_text="Tokens of the sessions with a cost.")
+    duration_ms = models.BigIntegerField(default=0)
+    sessions_with_duration = models.IntegerField(default=0)
+    duration_buckets = ArrayField(models.IntegerField(), size=DURATION_BUCKETS)
+    # sessions by review status (Session.eval_status)
+    reviews_golden = models.IntegerField(default=0)
+    reviews_correct = models.IntegerField(default=0)
+    reviews_incorrect = models.IntegerField(default=0)
+    reviews_needs_review = models.IntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class UsageRollup(RollupFigures):
+    """The sums of a workspace's sessions per day (the workspace's time zone; a session counts
+    on the day it started), model, agent, owner and project: the finest rollup, which answers
+    any combination of filters.
+
+    Kept exact by every write of a session (sessions_app.rollups) in the same transaction.
+    `manage.py rollups --rebuild` recomputes them from the sessions.
+    """
+
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="usage_rollups", db_index=False
+    )
+    day = models.DateField()
+    model = models.CharField(max_length=255, blank=True, help_text="Empty: no model reported.")
+    source = models.CharField(max_length=64)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    project = models.CharField(max_length=255, blank=True, help_text="Name, else path; empty: none.")
+    project_named = models.BooleanField(help_text="Whether `project` is a project name (not a path).")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "day", "model", "source", "owner", "project", "project_named"],
+                name="usagerollup_key_uniq",
+            ),
+        ]
+        indexes = [models.Index(fields=["workspace", "day"], name="usagerollup_ws_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model or '?'} {self.source}: {self.sessions} sessions"
+
+
+class RollupPeriod(models.TextChoices):
+    DAY = "day", "Day"
+    MONTH = "month", "Month"
+
+
+class DimensionRollup(RollupFigures):
+    """The same sums by one dimension (model, owner, project or source) and agent, per day and
+    per month: what a page without a model, owner or project filter reads. A range is covered by
+    its whole months plus the days at its edges, so a year is a few dozen rows per key whatever
+    the number of sessions. Kept with UsageRollup, in the same statement batch."""
+
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="dimension_rollups", db_index=False
+    )
+    dimension = models.CharField(max_length=8)
+    period = models.CharField(max_length=5, choices=RollupPeriod.choices)
+    start = models.DateField(help_text="The day, or the first day of the month.")
+    source = models.CharField(max_length=64)
+    key = models.CharField(max_length=255, blank=True, help_text="The model, owner id, project or source.")
+    key_named = models.BooleanField(default=False, help_text="project: whether `key` is a project name.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "dimension", "period", "start", "source", "key", "key_named"],
+                name="dimensionrollup_key_uniq",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "dimension", "period", "start"], name="dimrollup_ws_dim_start_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dimension} {self.key or '?'} {self.period} {self.start}: {self.sessions} sessions"
+
+
+class PriceOverride(models.Model):
+    """A price that replaces the price book's for matching models, from `effective_from` on:
+    negotiated rates, a self-hosted model at $0, a model the book doesn't know.
+
+    A workspace's overrides win over instance-wide ones (workspace NULL, set by staff in the
+    admin). Prices are USD per million tokens; an empty cache price is the input price.
+    """
+
+    workspace = models.ForeignKey(
+        "accounts.Workspace",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="price_overrides",
+        help_text="Empty: every workspace (instance-wide).",
+    )
+    model_pattern = models.CharField(
+        "model",
+        max_length=255,
+        help_text='The model id as the plugins send it, e.g. "claude-sonnet-4-5-20250929"; '
+        'end it with * to match every id that starts so ("claude-sonnet-4-5*").',
+    )
+    input_per_m = models.DecimalField("input $/M", max_digits=14, decimal_places=6)
+    output_per_m = models.DecimalField("output $/M", max_digits=14, decimal_places=6)
+    cache_read_per_m = models.DecimalField("cache read $/M", max_digits=14, decimal_places=6, null=True, blank=True)
+    cache_write_5m_per_m = models.DecimalField(
+        "cache write (5 min) $/M", max_digits=14, decimal_places=6, null=True, blank=True
+    )
+    cache_write_1h_per_m = models.DecimalField(
+        "cache write (1 hour) $/M", max_digits=14, decimal_places=6, null=True, blank=True
+    )
+    effective_from = models.DateTimeField(help_text="Sessions started from this moment on use this price.")
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["model_pattern", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "model_pattern", "effective_from"],
+                name="priceoverride_uniq",
+                nulls_distinct=False,
+            ),
+            models.CheckConstraint(
+                condition=Q(input_per_m__gte=0, output_per_m__gte=0)
+                & (Q(cache_read_per_m__isnull=True) | Q(cache_read_per_m__gte=0))
+                & (Q(cache_write_5m_per_m__isnull=True) | Q(cache_write_5m_per_m__gte=0))
+                & (Q(cache_write_1h_per_m__isnull=True) | Q(cache_write_1h_per_m__gte=0)),
+                name="priceoverride_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = self.workspace or "every workspace"
+        return f"{self.model_pattern} from {self.effective_from:%Y-%m-%d} ({where})"
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class RepricingJob(models.Model):
+    """Re-prices the sessions a price change affects, in batches, by a Celery task (or
+    `manage.py reprice`). Each batch commits with its progress (`last_id`), so a job stopped
+    half-way resumes where it was, and pricing a session twice gives the same figures.
+    """
+
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, null=True, blank=True, related_name="repricing_jobs"
+    )
+    model_pattern = models.CharField(max_length=255, blank=True, help_text="Empty: every session in scope.")
+    pending_only = models.BooleanField(default=False, help_text="Only sessions never priced.")
+    reason = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
+    total = models.IntegerField(default=0)
+    processed = models.IntegerField(default=0)
+    changed = models.IntegerField(default=0, help_text="Sessions whose cost changed.")
+    last_id = models.BigIntegerField(default=0, help_text="Sessions up to this id are done.")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="repricingjob_ws_created_idx")]
+
+    def __str__(self) -> str:
+        return f"Re-pricing #{self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (JobStatus.PENDING, JobStatus.RUNNING)
+
+    @property
+    def percent(self) -> int:
+        if self.status == JobStatus.DONE:
+            return 100
+        return min(99, int(100 * self.processed / self.total)) if self.total else 0

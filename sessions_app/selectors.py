@@ -23,7 +23,8 @@ from django.utils import timezone
 from accounts.models import Role
 from accounts.selectors import role_in
 
-from .models import Message, Session
+from .models import Message, PriceOverride, Session
+from .pricing import Override, PriceBook, override_rates, price_message
 
 VIEW, EDIT, REVIEW = "view", "edit", "review"
 
@@ -254,3 +255,57 @@ def decode_message_position(cursor: str | None):
     if position is None or not isinstance(position[0], datetime):
         return None
     return position
+
+
+# --- prices -----------------------------------------------------------------------------------------
+
+
+def price_book(workspace_id: int) -> PriceBook:
+    """The workspace's price overrides and the instance-wide ones, over the price book."""
+    overrides = PriceOverride.objects.filter(Q(workspace_id=workspace_id) | Q(workspace__isnull=True))
+    return PriceBook(
+        [
+            Override(
+                pk=o.pk,
+                workspace_id=o.workspace_id,
+                pattern=o.model_pattern.strip().lower(),
+                effective_from=o.effective_from,
+                rates=override_rates(
+                    pk=o.pk,
+                    pattern=o.model_pattern,
+                    input_per_m=o.input_per_m,
+                    output_per_m=o.output_per_m,
+                    cache_read_per_m=o.cache_read_per_m,
+                    cache_write_5m_per_m=o.cache_write_5m_per_m,
+                    cache_write_1h_per_m=o.cache_write_1h_per_m,
+                ),
+            )
+            for o in overrides
+        ]
+    )
+
+
+def attach_message_costs(session: Session, messages: list[Message], book: PriceBook | None = None) -> None:
+    """Set `cost` on each message: its own request priced with the session's price book (tiered
+    prices apply), None when it has no tokens or no price. Messages carry no stored cost."""
+    if not any(m.prompt_tokens or m.completion_tokens for m in messages):
+        for message in messages:
+            message.cost = None
+        return
+    book = book or price_book(session.workspace_id)
+    for message in messages:
+        counts = {name: getattr(message, f"{name}_tokens") for name in MESSAGE_COUNTS}
+        message.cost = price_message(
+            source=session.source,
+            model=message.model or session.model,
+            provider=session.provider,
+            when=message.created_at,
+            prompt=counts.pop("prompt"),
+            completion=counts.pop("completion"),
+            book=book,
+            **counts,
+        )
+
+
+# Message.<name>_tokens -> price_message(<name>=...)
+MESSAGE_COUNTS = ("prompt", "completion", "cache_read", "cache_write", "cache_write_5m", "cache_write_1h", "reasoning")

@@ -11,23 +11,36 @@ transaction of a few set-based statements (arrays in, `unnest` out), whatever it
    skipping rows whose last applied payload was identical (`sync_hash`), so a client re-sending
    a whole session rewrites nothing;
 4. replace the parts of the (re)written messages that carried `parts`;
-5. add the number of newly inserted messages to each session's message_count.
+5. add the number of newly inserted messages to each session's message_count;
+6. price the sessions (`sessions_price`: the cost engine, `pricing`), and bring the daily
+   rollups up to date with what the request changed (`rollups.tracking`).
 
 Step 1 locks the session rows first and in a fixed order, so concurrent requests for the same
 session serialise there instead of deadlocking, and message_count stays exact.
 """
 
+import json
+import logging
+import re
 import secrets
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import psycopg
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from .models import MESSAGE_ORDER_SEQUENCE, Message, Part, Session
+from . import rollups
+from .models import MESSAGE_ORDER_SEQUENCE, JobStatus, Message, Part, PriceOverride, RepricingJob, Session
+from .pricing import CostSource, PriceBook, SessionFacts, price_session
 from .search_text import SEARCH_TEXT_SQL
+from .selectors import price_book
 from .wire import MessageInput, SessionInput
+
+logger = logging.getLogger(__name__)
 
 SESSION_TABLE = Session._meta.db_table
 MESSAGE_TABLE = Message._meta.db_table
@@ -55,20 +68,25 @@ def _last_wins(items, key):
 _ENSURE_SESSIONS_SQL = f"""
 INSERT INTO {SESSION_TABLE} AS s (
     workspace_id, owner_id, external_id, title, project_path, project_name, model, provider, source,
-    prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, cost, duration_ms,
+    prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, cache_write_5m_tokens,
+    cache_write_1h_tokens, reasoning_tokens, model_usage, reported_cost, cost, duration_ms,
     end_reason, message_count, is_public, created_at, updated_at)
 SELECT %(workspace)b, %(owner)b, i.external_id, i.title, i.project_path, i.project_name, i.model,
        i.provider, COALESCE(i.source, 'opencode'), COALESCE(i.prompt_tokens, 0),
        COALESCE(i.completion_tokens, 0), COALESCE(i.cache_read_tokens, 0),
-       COALESCE(i.cache_write_tokens, 0), i.cost, i.duration_ms, i.end_reason, 0, false,
-       COALESCE(i.created_at, now()), now()
+       COALESCE(i.cache_write_tokens, 0), COALESCE(i.cache_write_5m_tokens, 0),
+       COALESCE(i.cache_write_1h_tokens, 0), COALESCE(i.reasoning_tokens, 0), i.model_usage::jsonb,
+       i.cost, i.cost, i.duration_ms, i.end_reason, 0, false, COALESCE(i.created_at, now()), now()
 FROM unnest(%(external_id)b::text[], %(title)b::text[], %(project_path)b::text[],
             %(project_name)b::text[], %(model)b::text[], %(provider)b::text[], %(source)b::text[],
             %(prompt_tokens)b::bigint[], %(completion_tokens)b::bigint[],
-            %(cache_read_tokens)b::bigint[], %(cache_write_tokens)b::bigint[], %(cost)b::numeric[],
+            %(cache_read_tokens)b::bigint[], %(cache_write_tokens)b::bigint[],
+            %(cache_write_5m_tokens)b::bigint[], %(cache_write_1h_tokens)b::bigint[],
+            %(reasoning_tokens)b::bigint[], %(model_usage)b::text[], %(cost)b::numeric[],
             %(duration_ms)b::bigint[], %(end_reason)b::text[], %(created_at)b::timestamptz[])
      AS i(external_id, title, project_path, project_name, model, provider, source, prompt_tokens,
-          completion_tokens, cache_read_tokens, cache_write_tokens, cost, duration_ms, end_reason,
+          completion_tokens, cache_read_tokens, cache_write_tokens, cache_write_5m_tokens,
+          cache_write_1h_tokens, reasoning_tokens, model_usage, cost, duration_ms, end_reason,
           created_at)
 ORDER BY i.external_id
 ON CONFLICT (workspace_id, owner_id, external_id) DO UPDATE SET updated_at = now()
@@ -87,32 +105,46 @@ UPDATE {SESSION_TABLE} AS s SET
     completion_tokens = CASE WHEN i.completion_tokens > 0 THEN i.completion_tokens ELSE s.completion_tokens END,
     cache_read_tokens = CASE WHEN i.cache_read_tokens > 0 THEN i.cache_read_tokens ELSE s.cache_read_tokens END,
     cache_write_tokens = CASE WHEN i.cache_write_tokens > 0 THEN i.cache_write_tokens ELSE s.cache_write_tokens END,
-    cost = COALESCE(i.cost, s.cost),
+    cache_write_5m_tokens = CASE WHEN i.cache_write_5m_tokens > 0 THEN i.cache_write_5m_tokens
+                                 ELSE s.cache_write_5m_tokens END,
+    cache_write_1h_tokens = CASE WHEN i.cache_write_1h_tokens > 0 THEN i.cache_write_1h_tokens
+                                 ELSE s.cache_write_1h_tokens END,
+    reasoning_tokens = CASE WHEN i.reasoning_tokens > 0 THEN i.reasoning_tokens ELSE s.reasoning_tokens END,
+    model_usage = COALESCE(i.model_usage::jsonb, s.model_usage),
+    reported_cost = COALESCE(i.cost, s.reported_cost),
     duration_ms = COALESCE(i.duration_ms, s.duration_ms),
     end_reason = COALESCE(i.end_reason, s.end_reason)
 FROM unnest(%(id)b::bigint[], %(title)b::text[], %(project_path)b::text[], %(project_name)b::text[],
             %(model)b::text[], %(provider)b::text[], %(source)b::text[], %(prompt_tokens)b::bigint[],
             %(completion_tokens)b::bigint[], %(cache_read_tokens)b::bigint[],
-            %(cache_write_tokens)b::bigint[], %(cost)b::numeric[], %(duration_ms)b::bigint[],
+            %(cache_write_tokens)b::bigint[], %(cache_write_5m_tokens)b::bigint[],
+            %(cache_write_1h_tokens)b::bigint[], %(reasoning_tokens)b::bigint[],
+            %(model_usage)b::text[], %(cost)b::numeric[], %(duration_ms)b::bigint[],
             %(end_reason)b::text[])
      AS i(id, title, project_path, project_name, model, provider, source, prompt_tokens,
-          completion_tokens, cache_read_tokens, cache_write_tokens, cost, duration_ms, end_reason)
+          completion_tokens, cache_read_tokens, cache_write_tokens, cache_write_5m_tokens,
+          cache_write_1h_tokens, reasoning_tokens, model_usage, cost, duration_ms, end_reason)
 WHERE s.id = i.id
 """
 
 _UPSERT_MESSAGES_SQL = f"""
 INSERT INTO {MESSAGE_TABLE} AS m (
     session_id, external_id, role, text_content, model, prompt_tokens, completion_tokens,
-    duration_ms, created_at, sync_hash, "order")
+    cache_read_tokens, cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+    reasoning_tokens, duration_ms, created_at, sync_hash, "order")
 SELECT i.session_id, i.external_id, i.role, i.text_content, i.model, i.prompt_tokens,
-       i.completion_tokens, i.duration_ms, COALESCE(i.created_at, now()), i.sync_hash,
-       nextval('{MESSAGE_ORDER_SEQUENCE}')
+       i.completion_tokens, i.cache_read_tokens, i.cache_write_tokens, i.cache_write_5m_tokens,
+       i.cache_write_1h_tokens, i.reasoning_tokens, i.duration_ms, COALESCE(i.created_at, now()),
+       i.sync_hash, nextval('{MESSAGE_ORDER_SEQUENCE}')
 FROM unnest(%(session_id)b::bigint[], %(external_id)b::text[], %(role)b::text[],
             %(text_content)b::text[], %(model)b::text[], %(prompt_tokens)b::bigint[],
-            %(completion_tokens)b::bigint[], %(duration_ms)b::bigint[],
-            %(created_at)b::timestamptz[], %(sync_hash)b::text[]) WITH ORDINALITY
+            %(completion_tokens)b::bigint[], %(cache_read_tokens)b::bigint[],
+            %(cache_write_tokens)b::bigint[], %(cache_write_5m_tokens)b::bigint[],
+            %(cache_write_1h_tokens)b::bigint[], %(reasoning_tokens)b::bigint[],
+            %(duration_ms)b::bigint[], %(created_at)b::timestamptz[], %(sync_hash)b::text[]) WITH ORDINALITY
      AS i(session_id, external_id, role, text_content, model, prompt_tokens, completion_tokens,
-          duration_ms, created_at, sync_hash, ord)
+          cache_read_tokens, cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+          reasoning_tokens, duration_ms, created_at, sync_hash, ord)
 ORDER BY i.ord
 ON CONFLICT (session_id, external_id) DO UPDATE SET
     role = CASE WHEN EXCLUDED.role = 'unknown' THEN m.role ELSE EXCLUDED.role END,
@@ -120,6 +152,11 @@ ON CONFLICT (session_id, external_id) DO UPDATE SET
     model = COALESCE(EXCLUDED.model, m.model),
     prompt_tokens = COALESCE(EXCLUDED.prompt_tokens, m.prompt_tokens),
     completion_tokens = COALESCE(EXCLUDED.completion_tokens, m.completion_tokens),
+    cache_read_tokens = COALESCE(EXCLUDED.cache_read_tokens, m.cache_read_tokens),
+    cache_write_tokens = COALESCE(EXCLUDED.cache_write_tokens, m.cache_write_tokens),
+    cache_write_5m_tokens = COALESCE(EXCLUDED.cache_write_5m_tokens, m.cache_write_5m_tokens),
+    cache_write_1h_tokens = COALESCE(EXCLUDED.cache_write_1h_tokens, m.cache_write_1h_tokens),
+    reasoning_tokens = COALESCE(EXCLUDED.reasoning_tokens, m.reasoning_tokens),
     duration_ms = COALESCE(EXCLUDED.duration_ms, m.duration_ms),
     sync_hash = EXCLUDED.sync_hash
 WHERE m.sync_hash IS DISTINCT FROM EXCLUDED.sync_hash
@@ -155,7 +192,12 @@ WHERE m.id = ANY(%(ids)b::bigint[])
 
 _SESSION_COLUMNS = (
     "title", "project_path", "project_name", "model", "provider", "source", "prompt_tokens",
-    "completion_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "duration_ms", "end_reason",
+    "completion_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_5m_tokens",
+    "cache_write_1h_tokens", "reasoning_tokens", "model_usage", "cost", "duration_ms", "end_reason",
+)  # fmt: skip
+_MESSAGE_USAGE_COLUMNS = (
+    "prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_5m_tokens",
+    "cache_write_1h_tokens", "reasoning_tokens",
 )  # fmt: skip
 
 
@@ -198,17 +240,27 @@ def sync(*, workspace_id: int, owner_id: int, sessions: list[SessionInput], mess
             result.session_ids[external_id] = session_id
             if inserted:
                 inserted_sessions.add(external_id)
-
+        inserted_ids = [result.session_ids[external_id] for external_id in sorted(inserted_sessions)]
         to_patch = [s for s in sessions if s.external_id not in inserted_sessions]
-        if to_patch:
-            params = {"id": [result.session_ids[s.external_id] for s in to_patch]}
-            for column in _SESSION_COLUMNS:
-                params[column] = [getattr(s, column) for s in to_patch]
-            cursor.execute(_PATCH_SESSIONS_SQL, params)
-        result.sessions_written = len(sessions)
+        patched_ids = [result.session_ids[s.external_id] for s in to_patch]
 
-        if messages:
-            _upsert_messages(cursor, messages, result)
+        # The rollups follow: what the patched sessions contributed before; new sessions
+        # contributed nothing; sessions that only gain messages need no "before" read.
+        with rollups.tracking(patched_ids) as changes:
+            changes.session_ids.extend(inserted_ids)
+            if to_patch:
+                params = {"id": patched_ids}
+                for column in _SESSION_COLUMNS:
+                    params[column] = [getattr(s, column) for s in to_patch]
+                cursor.execute(_PATCH_SESSIONS_SQL, params)
+            result.sessions_written = len(sessions)
+
+            if messages:
+                changes.messages_added.update(_upsert_messages(cursor, messages, result))
+            # message tokens don't change a session's cost: only new or patched sessions are priced
+            if inserted_ids or patched_ids:
+                books = {workspace_id: price_book(workspace_id)}
+                sessions_price(cursor, sorted({*inserted_ids, *patched_ids}), books=books)
 
     # Embeddings for semantic search, computed by Celery once this commits (no-op without a provider).
     from search.tasks import schedule_embeddings  # search depends on sessions_app, not the reverse
@@ -217,7 +269,8 @@ def sync(*, workspace_id: int, owner_id: int, sessions: list[SessionInput], mess
     return result
 
 
-def _upsert_messages(cursor, messages: list[MessageInput], result: SyncResult) -> None:
+def _upsert_messages(cursor, messages: list[MessageInput], result: SyncResult) -> dict[int, int]:
+    """Upsert the messages and their parts; returns the number of new messages per session."""
     session_ids = [result.session_ids[m.session_external_id] for m in messages]
     cursor.execute(
         _UPSERT_MESSAGES_SQL,
@@ -227,8 +280,7 @@ def _upsert_messages(cursor, messages: list[MessageInput], result: SyncResult) -
             "role": [m.role for m in messages],
             "text_content": [m.text_content for m in messages],
             "model": [m.model for m in messages],
-            "prompt_tokens": [m.prompt_tokens for m in messages],
-            "completion_tokens": [m.completion_tokens for m in messages],
+            **{column: [getattr(m, column) for m in messages] for column in _MESSAGE_USAGE_COLUMNS},
             "duration_ms": [m.duration_ms for m in messages],
             "created_at": [m.created_at for m in messages],
             "sync_hash": [m.sync_hash() for m in messages],
@@ -280,6 +332,348 @@ def _upsert_messages(cursor, messages: list[MessageInput], result: SyncResult) -
     rewritten = sorted(message_id for message_id, written, _ in by_key.values() if written)
     if rewritten:
         cursor.execute(_SEARCH_TEXT_UPDATE_SQL, {"ids": rewritten})
+    return added
+
+
+# --- cost ----------------------------------------------------------------------------------------
+
+_PRICE_FIELDS = (
+    "source", "model", "provider", "created_at", "prompt_tokens", "completion_tokens", "cache_read_tokens",
+    "cache_write_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "reasoning_tokens", "model_usage",
+    "reported_cost",
+)  # fmt: skip
+# What pricing writes, in the order of PricedSession's fields as stored (see _priced_row)
+_PRICED_COLUMNS = (
+    "usage_input_tokens", "usage_output_tokens", "usage_cache_read_tokens", "usage_cache_write_5m_tokens",
+    "usage_cache_write_1h_tokens", "usage_reasoning_tokens", "subagent_tokens", "computed_cost", "subagent_cost",
+    "cost", "cost_source", "cost_note", "price_model",
+)  # fmt: skip
+_PRICED_TYPES = {
+    column: "numeric" if column.endswith("cost") else "bigint" if column.endswith("tokens") else "text"
+    for column in _PRICED_COLUMNS
+}
+_SELECT_FOR_PRICING_SQL = (
+    f"SELECT id, workspace_id, {', '.join(_PRICE_FIELDS)}, {', '.join(_PRICED_COLUMNS)} "
+    f"FROM {SESSION_TABLE} WHERE id = ANY(%s) ORDER BY id"
+)
+_UPDATE_PRICES_SQL = f"""
+UPDATE {SESSION_TABLE} AS s SET {", ".join(f"{c} = i.{c}" for c in _PRICED_COLUMNS)}, priced_at = now()
+FROM unnest(%(id)s::bigint[], {", ".join(f"%({c})s::{_PRICED_TYPES[c]}[]" for c in _PRICED_COLUMNS)})
+     AS i(id, {", ".join(_PRICED_COLUMNS)})
+WHERE s.id = i.id
+"""
+
+
+def _priced_row(facts: SessionFacts, book: PriceBook) -> tuple:
+    priced = price_session(facts, book)
+    usage = priced.usage
+    return (
+        usage.input, usage.output, usage.cache_read, usage.cache_write_5m, usage.cache_write_1h, usage.reasoning,
+        priced.subagent_usage.total, priced.computed_cost, priced.subagent_cost, priced.cost, priced.cost_source,
+        priced.cost_note, priced.price_model,
+    )  # fmt: skip
+
+
+def sessions_price(cursor, session_ids: list[int], *, books: dict[int, PriceBook]) -> int:
+    """Price these (locked) sessions with their workspace's price book; writes only the rows
+    whose figures changed and returns how many did. Call inside rollups.tracking."""
+    if not session_ids:
+        return 0
+    cursor.execute(_SELECT_FOR_PRICING_SQL, [session_ids])
+    width = len(_PRICE_FIELDS)
+    changed: list[tuple] = []
+    for row in cursor.fetchall():
+        session_id, workspace_id, fields, current = row[0], row[1], row[2 : 2 + width], tuple(row[2 + width :])
+        facts = SessionFacts(*fields)
+        if isinstance(facts.model_usage, str):  # jsonb read by a plain psycopg cursor is parsed; be safe
+            facts = SessionFacts(*fields[:-2], json.loads(facts.model_usage), fields[-1])
+        book = books.get(workspace_id)
+        if book is None:
+            book = books[workspace_id] = price_book(workspace_id)
+        new = _priced_row(facts, book)
+        if new != current:
+            changed.append((session_id, *new))
+    if changed:
+        params = {"id": [row[0] for row in changed]}
+        for index, column in enumerate(_PRICED_COLUMNS, start=1):
+            params[column] = [row[index] for row in changed]
+        cursor.execute(_UPDATE_PRICES_SQL, params)
+    return len(changed)
+
+
+def _lock_sessions(cursor, session_ids) -> list[tuple[int, int]]:
+    """Lock sessions in id order (as the sync does); (id, workspace id) of those that exist."""
+    cursor.execute(
+        f"SELECT id, workspace_id FROM {SESSION_TABLE} WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [list(session_ids)]
+    )
+    return cursor.fetchall()
+
+
+@contextmanager
+def sessions_changing(session_ids: list[int]):
+    """Wrap a write of existing sessions made outside the sync (the admin's change form): the
+    sessions are locked, re-priced after the write, and the rollups follow."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        ids = [pk for pk, _ in _lock_sessions(cursor, session_ids)]
+        with rollups.tracking(ids):
+            yield
+            sessions_price(cursor, ids, books={})
+
+
+def sessions_added(session_ids: list[int]) -> None:
+    """Price sessions just created outside the sync (test factories, fixtures) and add them to
+    the rollups."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        ids = [pk for pk, _ in _lock_sessions(cursor, session_ids)]
+        with rollups.tracking([]) as changes:  # new: they contributed nothing before
+            changes.session_ids.extend(ids)
+            sessions_price(cursor, ids, books={})
+
+
+# --- re-pricing ----------------------------------------------------------------------------------
+
+REPRICE_BATCH = 1000  # sessions per transaction (their progress commits with them)
+REPRICE_LOCK_TIMEOUT_MS = 200  # a batch that waits longer on a session row lets the sync go first
+REPRICE_STALE_AFTER = timedelta(minutes=10)  # a running job without progress lost its worker
+REPRICE_RETRIES = 20
+
+
+def _scope_sql(job: RepricingJob) -> tuple[str, list]:
+    """WHERE clause (over sessions `s`) of the sessions a job re-prices, and its parameters."""
+    where, params = ["s.id > %s"], [job.last_id]
+    if job.workspace_id is not None:
+        where.append("s.workspace_id = %s")
+        params.append(job.workspace_id)
+    if job.pending_only:
+        where.append("s.cost_source = %s")
+        params.append(CostSource.PENDING)
+    pattern = job.model_pattern.strip().lower()
+    if pattern:
+        if pattern.endswith("*"):
+            op, value = "LIKE", re.sub(r"([%_\\])", r"\\\1", pattern[:-1]) + "%"
+        else:
+            op, value = "=", pattern
+        where.append(
+            f"(lower(btrim(s.model)) {op} %s OR EXISTS (SELECT 1 FROM jsonb_array_elements("
+            f"CASE WHEN jsonb_typeof(s.model_usage) = 'array' THEN s.model_usage ELSE '[]' END) e "
+            f"WHERE lower(btrim(e->>'model')) {op} %s))"
+        )
+        params += [value, value]
+    return " AND ".join(where), params
+
+
+def repricing_job_start(*, workspace=None, model_pattern: str = "", reason: str = "", user=None,
+                        pending_only: bool = False) -> RepricingJob:  # fmt: skip
+    """Queue the re-pricing of a workspace's sessions (every workspace's when None), only those
+    of the models matching `model_pattern` when given. The Celery worker runs it after commit."""
+    job = RepricingJob.objects.create(
+        workspace=workspace,
+        model_pattern=model_pattern,
+        pending_only=pending_only,
+        reason=reason[:300],
+        created_by=user,
+    )
+    transaction.on_commit(lambda: _send_repricing(job.pk))
+    return job
+
+
+def _send_repricing(job_id: int) -> None:
+    from . import tasks
+
+    try:
+        tasks.repricing_job_run_task.delay(job_id)
+    except Exception as exc:
+        logger.exception("Could not queue re-pricing job %s", job_id)
+        RepricingJob.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
+            status=JobStatus.FAILED,
+            error=f"The task queue is unavailable ({type(exc).__name__}): run `manage.py reprice` instead.",
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+
+
+def _claim_repricing(job_id: int) -> RepricingJob | None:
+    """pending (or a running one whose worker died) -> running, with a conditional UPDATE."""
+    now = timezone.now()
+    claimable = Q(status=JobStatus.PENDING) | Q(status=JobStatus.RUNNING, updated_at__lt=now - REPRICE_STALE_AFTER)
+    if not RepricingJob.objects.filter(claimable, pk=job_id).update(status=JobStatus.RUNNING, updated_at=now):
+        return None
+    return RepricingJob.objects.get(pk=job_id)
+
+
+def _reprice_batch(job: RepricingJob, batch_size: int, books: dict) -> int:
+    """One transaction: lock the next sessions in scope, price them, move the rollups and the
+    job's progress. Returns how many sessions it took (0: done)."""
+    where, params = _scope_sql(job)
+    with transaction.atomic(), _cursor() as cursor:
+        cursor.execute(f"SET LOCAL lock_timeout = '{REPRICE_LOCK_TIMEOUT_MS}ms'")
+        cursor.execute(
+            f"SELECT s.id, s.workspace_id FROM {SESSION_TABLE} s WHERE {where} ORDER BY s.id LIMIT %s FOR UPDATE",
+            [*params, batch_size],
+        )
+        found = cursor.fetchall()
+        if not found:
+            return 0
+        ids = [pk for pk, _ in found]
+        with rollups.tracking(ids):
+            changed = sessions_price(cursor, ids, books=books)
+        job.last_id, job.processed, job.changed = ids[-1], job.processed + len(ids), job.changed + changed
+        job.updated_at = timezone.now()
+        RepricingJob.objects.filter(pk=job.pk).update(
+            last_id=job.last_id, processed=job.processed, changed=job.changed, updated_at=job.updated_at
+        )
+    return len(ids)
+
+
+def repricing_job_run(*, job_id: int, batch_size: int = REPRICE_BATCH, on_progress=None) -> RepricingJob | None:
+    """Run a queued (or interrupted) job to the end, batch after batch. Idempotent: pricing a
+    session again gives the same figures, and a job resumes after its last committed batch."""
+    job = _claim_repricing(job_id)
+    if job is None:
+        return None
+    try:
+        if not job.total:
+            where, params = _scope_sql(job)
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT count(*) FROM {SESSION_TABLE} s WHERE {where}", params)
+                job.total = job.processed + cursor.fetchone()[0]
+            RepricingJob.objects.filter(pk=job.pk).update(total=job.total, updated_at=timezone.now())
+        books: dict[int, PriceBook] = {}
+        retries = 0
+        while True:
+            try:
+                taken = _reprice_batch(job, batch_size, books)
+            except (OperationalError, psycopg.OperationalError) as exc:  # lock_timeout, deadlock: a sync had the rows
+                retries += 1
+                if retries > REPRICE_RETRIES:
+                    raise
+                logger.info("Re-pricing job %s waits for busy sessions (%s)", job.pk, exc)
+                time.sleep(min(2.0, 0.05 * retries))
+                continue
+            if not taken:
+                break
+            if on_progress is not None:
+                on_progress(job)
+        now = timezone.now()
+        job.status, job.finished_at, job.total = JobStatus.DONE, now, max(job.total, job.processed)
+        RepricingJob.objects.filter(pk=job.pk).update(
+            status=job.status, finished_at=now, updated_at=now, total=job.total, error=""
+        )
+    except Exception as exc:
+        logger.exception("Re-pricing job %s failed", job.pk)
+        reason = f"Re-pricing stopped ({type(exc).__name__}); run it again to resume where it stopped."
+        RepricingJob.objects.filter(pk=job.pk).update(
+            status=JobStatus.FAILED, error=reason, finished_at=timezone.now(), updated_at=timezone.now()
+        )
+        job.refresh_from_db()
+    return job
+
+
+def repricing_job_resume(*, job: RepricingJob) -> bool:
+    """A failed (or stuck) job runs again from its last committed batch. Returns whether queued."""
+    stale = job.status == JobStatus.RUNNING and timezone.now() - job.updated_at > REPRICE_STALE_AFTER
+    if job.status != JobStatus.FAILED and not stale:
+        return False
+    with transaction.atomic():
+        RepricingJob.objects.filter(pk=job.pk).update(status=JobStatus.PENDING, error="", updated_at=timezone.now())
+        transaction.on_commit(lambda: _send_repricing(job.pk))
+    return True
+
+
+# --- prices, time zone and budget (workspace admins; staff in the admin) ----------------------------
+
+
+class PriceError(ValueError):
+    """A change that can't be made; the message is for the person who made it."""
+
+
+def _require_workspace_admin(actor, workspace) -> None:
+    from accounts.models import Membership, Role
+
+    if not Membership.objects.filter(user=actor, workspace=workspace, role=Role.ADMIN).exists():
+        raise PriceError("Only the workspace's admins can change its prices, time zone and budget.")
+
+
+def _reprice_after(override_patterns, *, workspace, actor, reason: str) -> list[RepricingJob]:
+    patterns = sorted({pattern.strip() for pattern in override_patterns if pattern and pattern.strip()})
+    return [
+        repricing_job_start(workspace=workspace, model_pattern=pattern, reason=reason, user=actor)
+        for pattern in patterns
+    ]
+
+
+@transaction.atomic
+def price_override_save(
+    *, actor, workspace, override: PriceOverride, old_pattern: str | None = None
+) -> list[RepricingJob]:
+    """Create or change a workspace's price override (`workspace` None: instance-wide, staff only)
+    and re-price the sessions it affects (both models' when the model changed) in the background."""
+    if workspace is not None:
+        _require_workspace_admin(actor, workspace)
+    elif not getattr(actor, "is_staff", False):
+        raise PriceError("Only staff can set instance-wide prices.")
+    override.model_pattern = override.model_pattern.strip()
+    if not override.model_pattern or override.model_pattern == "*":
+        raise PriceError("Name a model (or a prefix ending in *), not every model.")
+    override.workspace = workspace
+    override.updated_at = timezone.now()
+    if override.pk is None:
+        override.created_by = actor
+    duplicate = PriceOverride.objects.filter(
+        workspace=workspace, model_pattern__iexact=override.model_pattern, effective_from=override.effective_from
+    ).exclude(pk=override.pk)
+    if duplicate.exists():
+        raise PriceError("This model already has a price from that date; change that one instead.")
+    override.save()
+    verb = "changed" if old_pattern is not None else "added"
+    return _reprice_after(
+        [override.model_pattern, old_pattern or ""],
+        workspace=workspace,
+        actor=actor,
+        reason=f"Price for {override.model_pattern} {verb}",
+    )
+
+
+@transaction.atomic
+def price_override_delete(*, actor, override: PriceOverride) -> list[RepricingJob]:
+    if override.workspace_id is not None:
+        _require_workspace_admin(actor, override.workspace)
+    elif not getattr(actor, "is_staff", False):
+        raise PriceError("Only staff can remove instance-wide prices.")
+    pattern, workspace = override.model_pattern, override.workspace
+    override.delete()
+    return _reprice_after([pattern], workspace=workspace, actor=actor, reason=f"Price for {pattern} removed")
+
+
+@transaction.atomic
+def workspace_analytics_settings(*, actor, workspace, timezone_name: str, monthly_budget) -> bool:
+    """Set a workspace's time zone and monthly budget. A new time zone moves day boundaries, so
+    the rollups are rebuilt in the background. Returns whether they will be."""
+    import zoneinfo
+
+    _require_workspace_admin(actor, workspace)
+    try:
+        zoneinfo.ZoneInfo(timezone_name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise PriceError(f"Unknown time zone “{timezone_name[:60]}”; use a name like Europe/Berlin.") from None
+    if monthly_budget is not None and monthly_budget < 0:
+        raise PriceError("The budget can't be negative.")
+    moved = timezone_name != workspace.timezone
+    workspace.timezone, workspace.monthly_budget = timezone_name, monthly_budget
+    workspace.save(update_fields=["timezone", "monthly_budget"])
+    if moved:
+        transaction.on_commit(lambda: _send_rollups_rebuild(workspace.pk))
+    return moved
+
+
+def _send_rollups_rebuild(workspace_id: int) -> None:
+    from . import tasks
+
+    try:
+        tasks.rollups_rebuild_task.delay(workspace_id)
+    except Exception:
+        logger.exception("Could not queue the rollup rebuild of workspace %s; rebuilding now", workspace_id)
+        rollups.rebuild(workspace_id)
 
 
 # --- dashboard writes -------------------------------------------------------------------------------
@@ -325,13 +719,18 @@ def sessions_delete(*, session_ids: list[int]) -> dict[str, int]:
     if not session_ids:
         return counts
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {PART_TABLE} p USING {MESSAGE_TABLE} m WHERE p.message_id = m.id AND m.session_id = ANY(%s)",
-            [list(session_ids)],
-        )
-        counts["parts"] = cursor.rowcount
-        cursor.execute(f"DELETE FROM {MESSAGE_TABLE} WHERE session_id = ANY(%s)", [list(session_ids)])
-        counts["messages"] = cursor.rowcount
-        _, per_model = Session.objects.filter(pk__in=session_ids).delete()
+        found = _lock_sessions(cursor, session_ids)
+        session_ids = [pk for pk, _ in found]
+        # their share of the rollups goes with them
+        with rollups.tracking(session_ids):
+            cursor.execute(
+                f"DELETE FROM {PART_TABLE} p USING {MESSAGE_TABLE} m "
+                "WHERE p.message_id = m.id AND m.session_id = ANY(%s)",
+                [session_ids],
+            )
+            counts["parts"] = cursor.rowcount
+            cursor.execute(f"DELETE FROM {MESSAGE_TABLE} WHERE session_id = ANY(%s)", [session_ids])
+            counts["messages"] = cursor.rowcount
+            _, per_model = Session.objects.filter(pk__in=session_ids).delete()
     counts["sessions"] = per_model.get(Session._meta.label, 0)
     return counts

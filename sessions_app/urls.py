@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import overview, public, sessions
+from .views import analytics, prices, public, sessions
 
 app_name = "sessions"
 
@@ -15,5 +15,12 @@ urlpatterns = [
     path("sessions/<int:session_id>/export.<str:fmt>", sessions.session_export, name="export"),
     path("s/<str:slug>", public.shared_session, name="public"),
     path("s/<str:slug>/messages/", public.shared_messages, name="public-messages"),
-    path("analytics/", overview.analytics, name="analytics"),
+    path("analytics/", analytics.analytics, name="analytics"),
+    path("analytics/compare/", analytics.compare, name="analytics-compare"),
+    path("analytics/export.csv", analytics.export_csv, name="analytics-csv"),
+    path("analytics/settings/", prices.prices, name="prices"),
+    path("analytics/settings/prices/<int:override_id>/edit/", prices.price_edit, name="price-edit"),
+    path("analytics/settings/prices/<int:override_id>/delete/", prices.price_delete, name="price-delete"),
+    path("analytics/settings/repricing/<int:job_id>/", prices.repricing_job, name="repricing-job"),
+    path("analytics/settings/repricing/<int:job_id>/resume/", prices.repricing_resume, name="repricing-resume"),
 ]

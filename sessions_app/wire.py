@@ -3,6 +3,14 @@
 Lenient where the real plugins differ (unknown keys ignored, null = absent, ints or floats,
 `sessionId` for `externalId`, `inputTokens`/`outputTokens`, `timestamp` for `createdAt`), strict
 where a value can't be stored (wrong types, missing ids): those raise WireError naming the field.
+
+Usage fields beyond upstream's (all optional; how each agent counts is in pricing.CONVENTIONS):
+`cacheWrite5mTokens` / `cacheWrite1hTokens` split `cacheCreationTokens` by cache lifetime,
+`reasoningTokens` is the part of `completionTokens` that was reasoning, and a session's
+`modelUsage` lists its usage per model (`{"model", "provider", "subagent", "inputTokens" (without
+cache), "outputTokens", "reasoningTokens", "cacheReadTokens", "cacheWriteTokens",
+"cacheWrite5mTokens", "cacheWrite1hTokens"}`), so a session that used several models, or
+subagents, is priced per model and shows its subagents' share apart.
 """
 
 import hashlib
@@ -43,6 +51,10 @@ class SessionInput:
     completion_tokens: int | None = None
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
+    cache_write_5m_tokens: int | None = None
+    cache_write_1h_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    model_usage: str | None = None  # JSON text of the normalised rows
     cost: Decimal | None = None
     duration_ms: int | None = None
     created_at: datetime | None = None
@@ -58,6 +70,11 @@ class MessageInput:
     model: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cache_write_5m_tokens: int | None = None
+    cache_write_1h_tokens: int | None = None
+    reasoning_tokens: int | None = None
     duration_ms: int | None = None
     source: str | None = None
     created_at: datetime | None = None
@@ -68,6 +85,10 @@ class MessageInput:
         """Digest of everything an update would apply (createdAt is only used on insert)."""
         fields = (self.role, self.text_content, self.model, self.prompt_tokens, self.completion_tokens,
                   self.duration_ms, self.source, self.parts)  # fmt: skip
+        usage = (self.cache_read_tokens, self.cache_write_tokens, self.cache_write_5m_tokens,
+                 self.cache_write_1h_tokens, self.reasoning_tokens)  # fmt: skip
+        if any(value is not None for value in usage):  # digests of messages without them stay as they were
+            fields += usage
         return hashlib.blake2b(repr(fields).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
@@ -186,6 +207,41 @@ def parse_json_object(raw: bytes) -> dict:
     return body
 
 
+MAX_MODEL_USAGE_ROWS = 100
+_USAGE_ROW_COUNTS = (
+    "inputTokens", "outputTokens", "reasoningTokens", "cacheReadTokens", "cacheWriteTokens", "cacheWrite5mTokens",
+    "cacheWrite1hTokens",
+)  # fmt: skip
+
+
+def _model_usage(body: dict) -> str | None:
+    """`modelUsage` as JSON text: rows with the same model, provider and subagent flag summed."""
+    rows = body.get("modelUsage")
+    if rows is None:
+        return None
+    if not isinstance(rows, list):
+        raise WireError(f"modelUsage must be a list, got {type(rows).__name__}")
+    if len(rows) > MAX_MODEL_USAGE_ROWS:
+        raise WireError(f"modelUsage has {len(rows)} rows; the limit is {MAX_MODEL_USAGE_ROWS}")
+    merged: dict[tuple, dict] = {}
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise WireError(f"modelUsage[{index}] must be an object")
+        try:
+            model = _string(row, "model", max_length=MAX_SHORT_TEXT)
+            provider = _string(row, "provider", max_length=MAX_SHORT_TEXT)
+            counts = {name: _count(row, name) or 0 for name in _USAGE_ROW_COUNTS}
+        except WireError as exc:
+            raise WireError(f"modelUsage[{index}].{exc}") from None
+        subagent = row.get("subagent") is True
+        key = (model, provider, subagent)
+        if key not in merged:
+            merged[key] = {"model": model, "provider": provider, "subagent": subagent} | dict.fromkeys(counts, 0)
+        for name, value in counts.items():
+            merged[key][name] += value
+    return json.dumps(list(merged.values()), separators=(",", ":"))
+
+
 def parse_session(body: Any) -> SessionInput:
     if not isinstance(body, dict):
         raise WireError(f"A session must be a JSON object, got {type(body).__name__}")
@@ -201,6 +257,10 @@ def parse_session(body: Any) -> SessionInput:
         completion_tokens=_count(body, "completionTokens", "outputTokens"),
         cache_read_tokens=_count(body, "cacheReadTokens"),
         cache_write_tokens=_count(body, "cacheCreationTokens", "cacheWriteTokens"),
+        cache_write_5m_tokens=_count(body, "cacheWrite5mTokens"),
+        cache_write_1h_tokens=_count(body, "cacheWrite1hTokens"),
+        reasoning_tokens=_count(body, "reasoningTokens"),
+        model_usage=_model_usage(body),
         cost=_cost(body),
         duration_ms=_count(body, "durationMs"),
         created_at=_epoch_ms(body, "createdAt", "startedAt"),
@@ -266,6 +326,11 @@ def parse_message(body: Any) -> MessageInput:
         model=_string(body, "model", max_length=MAX_SHORT_TEXT),
         prompt_tokens=_count(body, "promptTokens", "inputTokens"),
         completion_tokens=_count(body, "completionTokens", "outputTokens"),
+        cache_read_tokens=_count(body, "cacheReadTokens"),
+        cache_write_tokens=_count(body, "cacheCreationTokens", "cacheWriteTokens"),
+        cache_write_5m_tokens=_count(body, "cacheWrite5mTokens"),
+        cache_write_1h_tokens=_count(body, "cacheWrite1hTokens"),
+        reasoning_tokens=_count(body, "reasoningTokens"),
         duration_ms=_count(body, "durationMs"),
         source=normalise_source(_string(body, "source", max_length=64)),
         created_at=_epoch_ms(body, "createdAt", "timestamp"),

@@ -314,7 +314,19 @@ def test_hooks_sync_a_growing_session_exactly_once(cli, live, sync_key, home):
     sonnet = (3 * 3 + 250 * 15 + 2000 * 3.75 + 10_000 * 0.3) + (2 * 3 + 80 * 15 + 500 * 3.75 + 12_000 * 0.3)
     sonnet += (7 * 3 + 9 * 15) + (4 * 3 + 60 * 15 + 14_000 * 0.3)
     haiku = 500 * 1 + 40 * 5 + 3000 * 2
-    assert session.cost == Decimal("0.03290800") == Decimal(str(round((sonnet + haiku) / 1e6, 8)))
+    assert session.reported_cost == Decimal("0.03290800") == Decimal(str(round((sonnet + haiku) / 1e6, 8)))
+    # The server prices the same usage itself, per model (the subagent on Haiku's prices), with the
+    # 1-hour writes at the 1-hour rate, and keeps the subagent's share apart.
+    assert (session.computed_cost, session.cost, session.cost_source) == (
+        session.reported_cost,
+        session.reported_cost,
+        "computed",
+    )
+    # the subagent: its Haiku transcript and the inline sidechain line (on Sonnet)
+    assert session.subagent_cost == Decimal(str(round((haiku + 7 * 3 + 9 * 15) / 1e6, 8)))
+    assert session.subagent_tokens == 500 + 40 + 3000 + 7 + 9
+    assert (session.cache_write_5m_tokens, session.cache_write_1h_tokens) == (2_500, 3_000)
+    assert (session.usage_input_tokens, session.usage_cache_write_1h_tokens) == (516, 3_000)
     assert (session.created_at, session.duration_ms, session.end_reason) == (at(1), 20_000, "prompt_input_exit")
 
     assert rows(session) == [

@@ -1,4 +1,5 @@
-"""Replay the requests captured from the real plugins and check what is stored."""
+"""Replay the requests captured from the real plugins and check what is stored, and what the
+server's cost engine makes of each plugin's usage."""
 
 import json
 from datetime import UTC, datetime
@@ -9,7 +10,8 @@ from django.conf import settings
 
 from sessions_app.models import Session
 
-FIXTURES = settings.BASE_DIR.parent / "shared" / "fixtures" / "plugin-requests"
+# Captured from the real plugins (copied into the repository: the suite reads nothing outside it).
+FIXTURES = settings.BASE_DIR / "tests" / "fixtures" / "plugin-requests"
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +79,12 @@ def test_claude_code_sync(client, sync_key, user):
     assert (session.project_path, session.project_name) == ("/home/dev/proj/demo-app", "demo-app")
     assert session.model == "claude-sonnet-4-20250514"
     assert (session.prompt_tokens, session.completion_tokens, session.total_tokens) == (12560, 185, 12745)
-    assert session.cost == Decimal("0.01098")
+    # The upstream plugin folds cache reads and writes into promptTokens: the server can't split
+    # them, so it shows the plugin's own figure and says why.
+    assert (session.reported_cost, session.computed_cost) == (Decimal("0.01098"), None)
+    assert (session.cost, session.cost_source) == (Decimal("0.01098"), "reported")
+    assert "cached tokens inside its prompt tokens" in session.cost_note
+    assert (probe.cost, probe.cost_source) == (None, "none")  # no tokens, no cost: unknown, not $0
     assert session.duration_ms == 9500
     assert session.end_reason == "prompt_input_exit"
     assert session.message_count == 4  # counted by the server; the client said 3, then 2
@@ -109,7 +116,10 @@ def test_droid_sync(client, sync_key):
         "claude-opus-4-5-20251101",
     )
     assert (session.prompt_tokens, session.completion_tokens, session.duration_ms) == (4200, 350, 8200)
-    assert session.cost is None  # droid never reports cost: unknown, not $0
+    # droid never reports a cost: the server prices its tokens (claude-opus-4-5: $5 / $25 per M)
+    assert session.reported_cost is None
+    assert (session.cost, session.cost_source) == (Decimal("0.02975"), "computed")
+    assert session.cost == Decimal(4200 * 5 + 350 * 25) / 1_000_000
     assert session.message_count == 4
     assert [m[0] for m in messages(session)] == ["m-0001", "m-0002", "m-0002-tool-toolu_D1", "m-0004"]
     assert parts(session, "m-0002-tool-toolu_D1") == [
@@ -129,10 +139,13 @@ def test_opencode_sync(client, sync_key):
         0,
         Decimal("0"),
     )
+    assert probe.cost_source == "reported"  # $0 for no tokens is a true figure
 
     session = Session.objects.get(external_id="ses_abc123")
     assert (session.source, session.title, session.provider) == ("opencode", "Fix login bug", "anthropic")
-    assert (session.prompt_tokens, session.completion_tokens, session.cost) == (1000, 200, Decimal("0.0123"))
+    assert (session.prompt_tokens, session.completion_tokens, session.reported_cost) == (1000, 200, Decimal("0.0123"))
+    # computed from the tokens at claude-sonnet-4's $3 / $15 per M; the plugin's figure is kept
+    assert (session.cost, session.cost_source) == (Decimal("0.006"), "computed")
     assert session.project_path == "/home/dev/proj/demo"
     assert session.message_count == 2
     # sent in readdir order, no timestamps: stored in arrival order
@@ -158,6 +171,13 @@ def test_pi_client(client, sync_key):
     assert (session.model, session.provider) == ("Claude Sonnet 4.5", "anthropic")
     assert (session.prompt_tokens, session.completion_tokens, session.total_tokens) == (900, 120, 1020)
     assert (session.cost, session.duration_ms, session.message_count) == (Decimal("0.0045"), 4137, 2)
+    # pi names the model by its display name; the price book knows it as claude-sonnet-4-5
+    assert (session.cost_source, session.computed_cost, session.reported_cost) == (
+        "computed",
+        Decimal("0.0045"),
+        Decimal("0.0045"),
+    )
+    assert session.price_model.startswith("claude-sonnet-4-5")
     user_msg = session.messages.get(external_id="pi-7c1d2e3f-user-1")
     assert user_msg.created_at == datetime.fromtimestamp(1795464658.891, tz=UTC)
     assert [p[0] for p in parts(session, "pi-7c1d2e3f-assistant-2")] == ["text", "thinking", "tool-call", "tool-result"]

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import genai_prices
 import pytest
 from django.db import connection
 
@@ -169,7 +170,21 @@ def assert_stored(session: dict) -> None:
     assert row.completion_tokens == sum(a["tokens"]["output"] + a["tokens"]["reasoning"] for a in assistants)
     assert row.cache_read_tokens == sum(a["tokens"]["cache"]["read"] for a in assistants)
     assert row.cache_write_tokens == sum(a["tokens"]["cache"]["write"] for a in assistants)
-    assert row.cost == Decimal(str(round(sum(a["cost"] for a in assistants), 8)))
+    assert row.reported_cost == Decimal(str(round(sum(a["cost"] for a in assistants), 8)))  # OpenCode's own
+    # the server's price of the same tokens (OpenCode keeps reasoning apart; the plugin adds it to output)
+    tokens = [a["tokens"] for a in assistants]
+    reads, writes = sum(t["cache"]["read"] for t in tokens), sum(t["cache"]["write"] for t in tokens)
+    usage = genai_prices.Usage(
+        input_tokens=sum(t["input"] for t in tokens) + reads + writes,
+        cache_read_tokens=reads,
+        cache_write_tokens=writes,
+        output_tokens=sum(t["output"] + t["reasoning"] for t in tokens),
+    )
+    price = genai_prices.calc_price(
+        usage, "claude-sonnet-4-5", provider_id="anthropic", genai_request_timestamp=row.created_at
+    )
+    assert (row.cost, row.cost_source) == (price.total_price.quantize(Decimal("0.00000001")), "computed")
+    assert row.reasoning_tokens == sum(t["reasoning"] for t in tokens)
     assert row.created_at == ms(info["time"]["created"])
     assert row.duration_ms == info["time"]["updated"] - info["time"]["created"]
     expected = session["messages"]

@@ -438,6 +438,9 @@ USER_LINKS_KEPT = {
     "sessions_app.Session.reviewed_by",
     "evals.ReviewEvent.actor",
     "evals.MessageLabel.labeled_by",
+    # who set a price or started a re-pricing: the workspace's prices stay, without the name
+    "sessions_app.PriceOverride.created_by",
+    "sessions_app.RepricingJob.created_by",
 }
 
 

@@ -194,14 +194,15 @@ def test_usage_counts_only_the_current_workspace(logged_in, usage_data):
     by_source = {row["source"]: row for row in usage["per_source"]}
     assert set(by_source) == {"claude-code", "factory-droid"}
     assert (by_source["claude-code"]["sessions"], by_source["claude-code"]["total"]) == (2, 132)
+    # claude-code (upstream's folded tokens): the plugins' figures; droid (no cost): priced by the server
     assert by_source["claude-code"]["usd"] == Decimal("0.75")
-    assert by_source["factory-droid"]["usd"] is None
+    assert by_source["factory-droid"]["usd"] == Decimal(5 * 3 + 5 * 15) / 1_000_000
     assert usage["source_totals"] == {
         "sessions": 3,
         "prompt": 115,
         "completion": 27,
         "total": 142,
-        "usd": Decimal("0.75"),
+        "usd": Decimal("0.75009"),
     }
 
     page = response.content.decode()

@@ -70,9 +70,23 @@ def mode_field(*, default: str) -> serializers.ChoiceField:
 # --- sessions -------------------------------------------------------------------------------------
 
 
+class UsageOfSessionSerializer(serializers.Serializer):
+    """A session's tokens in one convention, whatever the agent: input without cache, output
+    with reasoning."""
+
+    inputTokens = serializers.IntegerField(source="usage_input_tokens", help_text="Input without cache.")
+    outputTokens = serializers.IntegerField(source="usage_output_tokens", help_text="Output, reasoning included.")
+    reasoningTokens = serializers.IntegerField(source="usage_reasoning_tokens", help_text="Of outputTokens.")
+    cacheReadTokens = serializers.IntegerField(source="usage_cache_read_tokens")
+    cacheWrite5mTokens = serializers.IntegerField(source="usage_cache_write_5m_tokens")
+    cacheWrite1hTokens = serializers.IntegerField(source="usage_cache_write_1h_tokens")
+    totalTokens = serializers.IntegerField(source="usage_total_tokens", help_text="All of the above but reasoning.")
+    subagentTokens = serializers.IntegerField(source="subagent_tokens", help_text="Of the total: subagents'.")
+
+
 class SessionSerializer(serializers.Serializer):
     """A session as `/api/sessions` and `/api/sessions/get` return it (upstream's fields, plus
-    `source`, cache tokens, `costReported`, `endReason` and the eval fields)."""
+    `source`, cache tokens, the cost's provenance, `endReason` and the eval fields)."""
 
     id = serializers.CharField(source="pk", help_text="The server's id of the session.")
     externalId = serializers.CharField(source="external_id", help_text="The plugin's session id.")
@@ -87,8 +101,36 @@ class SessionSerializer(serializers.Serializer):
     totalTokens = serializers.IntegerField(source="total_tokens", help_text="promptTokens + completionTokens.")
     cacheReadTokens = serializers.IntegerField(source="cache_read_tokens")
     cacheCreationTokens = serializers.IntegerField(source="cache_write_tokens")
-    cost = serializers.SerializerMethodField(help_text="USD as reported by the plugin; 0 when never reported.")
+    cacheWrite5mTokens = serializers.IntegerField(source="cache_write_5m_tokens", help_text="As reported.")
+    cacheWrite1hTokens = serializers.IntegerField(source="cache_write_1h_tokens", help_text="As reported.")
+    reasoningTokens = serializers.IntegerField(source="reasoning_tokens", help_text="As reported.")
+    cost = serializers.SerializerMethodField(
+        help_text="USD: the server's computed cost, else the plugin's reported one (see costSource); 0 when "
+        "unknown (costKnown false), as upstream's clients expect a number."
+    )
+    costKnown = serializers.SerializerMethodField(help_text="False when the cost is unknown (not $0).")
+    costSource = serializers.ChoiceField(
+        source="cost_source",
+        choices=["computed", "reported", "unpriced", "none", "pending"],
+        help_text="computed: priced by the server; reported: the plugin's figure (the server couldn't price "
+        "it); unpriced: a model with no price and no usable reported cost; none: no usage reported; pending: "
+        "stored before the cost engine and not re-priced yet.",
+    )
+    costNote = serializers.CharField(source="cost_note", help_text="Why the cost is not computed, or a caveat.")
+    computedCost = serializers.DecimalField(
+        source="computed_cost", max_digits=18, decimal_places=8, coerce_to_string=False, allow_null=True
+    )
+    reportedCost = serializers.DecimalField(
+        source="reported_cost", max_digits=18, decimal_places=8, coerce_to_string=False, allow_null=True
+    )
     costReported = serializers.SerializerMethodField(help_text="False when the plugin never reported a cost.")
+    priceModel = serializers.CharField(
+        source="price_model", help_text="The prices used (price book entry or override)."
+    )
+    usage = UsageOfSessionSerializer(source="*")
+    subagentCost = serializers.DecimalField(
+        source="subagent_cost", max_digits=18, decimal_places=8, coerce_to_string=False, allow_null=True
+    )
     durationMs = serializers.IntegerField(source="duration_ms", allow_null=True)
     isPublic = serializers.BooleanField(source="share_active", help_text="Whether a public link serves it now.")
     messageCount = serializers.IntegerField(source="message_count")
@@ -101,8 +143,11 @@ class SessionSerializer(serializers.Serializer):
     def get_cost(self, session) -> float:
         return 0.0 if session.cost is None else float(session.cost)
 
-    def get_costReported(self, session) -> bool:
+    def get_costKnown(self, session) -> bool:
         return session.cost is not None
+
+    def get_costReported(self, session) -> bool:
+        return session.reported_cost is not None
 
 
 class PartSerializer(serializers.Serializer):
@@ -118,6 +163,19 @@ class MessageSerializer(serializers.Serializer):
     model = serializers.CharField(allow_null=True)
     promptTokens = serializers.IntegerField(source="prompt_tokens", allow_null=True)
     completionTokens = serializers.IntegerField(source="completion_tokens", allow_null=True)
+    cacheReadTokens = serializers.IntegerField(source="cache_read_tokens", allow_null=True)
+    cacheCreationTokens = serializers.IntegerField(source="cache_write_tokens", allow_null=True)
+    cacheWrite5mTokens = serializers.IntegerField(source="cache_write_5m_tokens", allow_null=True)
+    cacheWrite1hTokens = serializers.IntegerField(source="cache_write_1h_tokens", allow_null=True)
+    reasoningTokens = serializers.IntegerField(source="reasoning_tokens", allow_null=True)
+    cost = serializers.DecimalField(
+        max_digits=18,
+        decimal_places=8,
+        coerce_to_string=False,
+        allow_null=True,
+        help_text="USD, computed by the server for this one request (tiered prices apply); null without tokens "
+        "or a price.",
+    )
     durationMs = serializers.IntegerField(source="duration_ms", allow_null=True)
     createdAt = EpochMillisField(source="created_at")
     parts = PartSerializer(many=True, help_text="In order.")
@@ -222,8 +280,10 @@ class UsageSerializer(serializers.Serializer):
 class StatsSerializer(serializers.Serializer):
     sessionCount = serializers.IntegerField()
     messageCount = serializers.IntegerField()
-    totalTokens = serializers.IntegerField()
-    totalCost = serializers.FloatField(help_text="USD; sessions without a reported cost count as 0.")
+    totalTokens = serializers.IntegerField(help_text="promptTokens + completionTokens as reported (upstream's).")
+    totalCost = serializers.FloatField(
+        help_text="USD: the sessions' costs (computed by the server, else reported); unknown ones count as 0."
+    )
     totalDurationMs = serializers.IntegerField()
     modelUsage = serializers.DictField(child=UsageSerializer(), help_text='By model ("unknown" when absent).')
     sourceUsage = serializers.DictField(child=UsageSerializer(), help_text="By plugin.")
@@ -355,6 +415,19 @@ class ContextSerializer(serializers.Serializer):
 # --- the sync API's bodies (documentation only) ---------------------------------------------------
 
 
+class SyncModelUsageSerializer(serializers.Serializer):
+    model = serializers.CharField(required=False, allow_null=True, max_length=255)
+    provider = serializers.CharField(required=False, allow_null=True, max_length=255)
+    subagent = serializers.BooleanField(required=False, help_text="A subagent's usage (shown apart).")
+    inputTokens = serializers.IntegerField(required=False, min_value=0, help_text="Input without cache.")
+    outputTokens = serializers.IntegerField(required=False, min_value=0, help_text="Output, reasoning included.")
+    reasoningTokens = serializers.IntegerField(required=False, min_value=0)
+    cacheReadTokens = serializers.IntegerField(required=False, min_value=0)
+    cacheWriteTokens = serializers.IntegerField(required=False, min_value=0, help_text="Every cache write.")
+    cacheWrite5mTokens = serializers.IntegerField(required=False, min_value=0)
+    cacheWrite1hTokens = serializers.IntegerField(required=False, min_value=0)
+
+
 class SyncSessionSerializer(serializers.Serializer):
     externalId = serializers.CharField(max_length=255, help_text="Required (or `sessionId`): the plugin's id.")
     title = serializers.CharField(required=False, allow_null=True)
@@ -372,9 +445,31 @@ class SyncSessionSerializer(serializers.Serializer):
         required=False, allow_null=True, min_value=0, help_text="Or outputTokens."
     )
     cacheReadTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    cacheCreationTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    cacheCreationTokens = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, help_text="Every cache write (or cacheWriteTokens)."
+    )
+    cacheWrite5mTokens = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, help_text="Of the cache writes: those cached for 5 minutes."
+    )
+    cacheWrite1hTokens = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, help_text="Of the cache writes: those cached for 1 hour."
+    )
+    reasoningTokens = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, help_text="Of completionTokens: reasoning."
+    )
+    modelUsage = SyncModelUsageSerializer(
+        many=True,
+        required=False,
+        allow_null=True,
+        help_text="Usage per model (and subagents apart); when present the server prices each row at its model's "
+        "prices. Replaces the stored rows.",
+    )
     cost = serializers.FloatField(
-        required=False, allow_null=True, min_value=0, help_text="USD; overwrites when present."
+        required=False,
+        allow_null=True,
+        min_value=0,
+        help_text="USD as the plugin priced it; kept as reportedCost, shown only when the server can't price the "
+        "tokens. Overwrites when present.",
     )
     durationMs = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     createdAt = serializers.IntegerField(
@@ -396,6 +491,11 @@ class SyncMessageSerializer(serializers.Serializer):
     model = serializers.CharField(required=False, allow_null=True, max_length=255)
     promptTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     completionTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    cacheReadTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    cacheCreationTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    cacheWrite5mTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    cacheWrite1hTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    reasoningTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     durationMs = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     source = serializers.CharField(required=False, allow_null=True, max_length=64)
     createdAt = serializers.IntegerField(required=False, allow_null=True, help_text="Or timestamp; epoch milliseconds.")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import analytics, views
 
 # Exact paths, no trailing-slash redirects. accounts.middleware.ApiEdgeMiddleware maps the
 # plugins' variants ("/convex.site/sync/...", "//sync/...", a trailing slash) onto these
@@ -21,4 +21,7 @@ read_urlpatterns = [
     path("context", views.ContextApi.as_view(), name="api-context"),
     path("export", views.ExportApi.as_view(), name="api-export"),
     path("stats", views.StatsApi.as_view(), name="api-stats"),
+    path("analytics/summary", analytics.AnalyticsSummaryApi.as_view(), name="api-analytics-summary"),
+    path("analytics/breakdown", analytics.AnalyticsBreakdownApi.as_view(), name="api-analytics-breakdown"),
+    path("analytics/timeseries", analytics.AnalyticsTimeseriesApi.as_view(), name="api-analytics-timeseries"),
 ]

@@ -12,8 +12,8 @@ import time
 from datetime import datetime
 
 from django.core.exceptions import RequestDataTooBig
-from django.db.models import Count, DecimalField, Sum, Value
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models import F, Sum
+from django.db.models.functions import Coalesce
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema, extend_schema_view
@@ -32,9 +32,10 @@ from search.selectors import search_sessions
 
 from .. import services
 from ..exports import iter_messages
-from ..models import Session
+from ..models import DimensionRollup, Session
 from ..selectors import (
     SessionFilters,
+    attach_message_costs,
     decode_cursor,
     decode_message_position,
     message_position,
@@ -294,6 +295,7 @@ class SessionGetApi(ReadApi):
                 )
         session = session_for_key(request.auth, params["id"])
         messages, more = messages_page(session, after=after, size=min(params["messageLimit"], self.max_messages))
+        attach_message_costs(session, messages)
         return Response(
             {
                 "session": serializers.SessionSerializer(session).data,
@@ -350,35 +352,44 @@ class StatsApi(ReadApi):
         operation_id="stats",
         tags=READ,
         summary="Usage totals of the workspace",
+        description="Upstream's totals, from the daily rollups: tokens as the plugins reported them, costs as "
+        "shown (computed by the server, else reported; unknown ones count as 0). `/api/analytics/*` has the "
+        "full figures.",
         responses={200: serializers.StatsSerializer, 401: UNAUTHORIZED},
     )
     def get(self, request):
-        sessions = Session.objects.filter(workspace_id=request.auth.workspace_id).order_by()
-        zero_cost = Value(0, output_field=DecimalField(max_digits=18, decimal_places=8))
-        totals = sessions.aggregate(
-            sessionCount=Count("id"),
-            messageCount=Coalesce(Sum("message_count"), 0),
-            totalTokens=Coalesce(Sum("total_tokens"), 0),
-            totalCost=Coalesce(Sum("cost"), zero_cost),
+        # every session is in exactly one month row of each dimension: all time, a few rows a month
+        months = DimensionRollup.objects.filter(workspace_id=request.auth.workspace_id, period="month").order_by()
+        by_source = months.filter(dimension="source")
+        totals = by_source.aggregate(
+            sessionCount=Coalesce(Sum("sessions"), 0),
+            messageCount=Coalesce(Sum("messages"), 0),
+            totalTokens=Coalesce(Sum(F("prompt_tokens") + F("completion_tokens")), 0),
+            totalCost=Sum("cost"),
             totalDurationMs=Coalesce(Sum("duration_ms"), 0),
         )
-        totals["totalCost"] = float(totals["totalCost"])
+        totals["totalCost"] = float(totals["totalCost"] or 0)
 
-        def usage(key) -> dict:
-            rows = (
-                sessions.annotate(key=key)
-                .values("key")
-                .annotate(tokens=Sum("total_tokens"), cost=Coalesce(Sum("cost"), zero_cost), sessions=Count("id"))
+        def usage(rows, default: str) -> dict:
+            grouped = (
+                rows.values("key")
+                .annotate(
+                    tokens=Sum(F("prompt_tokens") + F("completion_tokens")), cost=Sum("cost"), sessions=Sum("sessions")
+                )
                 .order_by("-tokens", "key")
             )
             return {
-                row["key"]: {"tokens": row["tokens"], "cost": float(row["cost"]), "sessions": row["sessions"]}
-                for row in rows
+                row["key"] or default: {
+                    "tokens": row["tokens"],
+                    "cost": float(row["cost"] or 0),
+                    "sessions": row["sessions"],
+                }
+                for row in grouped
             }
 
         # upstream's `model || "unknown"`
-        totals["modelUsage"] = usage(Coalesce(NullIf("model", Value("")), Value("unknown")))
-        totals["sourceUsage"] = usage(Coalesce(NullIf("source", Value("")), Value("opencode")))
+        totals["modelUsage"] = usage(months.filter(dimension="model"), "unknown")
+        totals["sourceUsage"] = usage(by_source, "opencode")
         return Response(totals)
 
 

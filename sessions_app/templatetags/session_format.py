@@ -72,3 +72,56 @@ SHORT = {
 @register.inclusion_tag("sessions_app/_source_badge.html")
 def source_badge(session):
     return {"source": session.source, "label": session.source_label, "short": SHORT.get(session.source, "?")}
+
+
+@register.filter
+def index(sequence, position):
+    """``values|index:3``: an item of a list by position (None when out of range)."""
+    try:
+        return sequence[int(position)]
+    except (IndexError, TypeError, ValueError):
+        return None
+
+
+@register.filter
+def percent(value, places: int = 0) -> str:
+    """0.873 → "87%" (a fraction); "—" when unknown."""
+    if value in (None, ""):
+        return "—"
+    return f"{float(value) * 100:.{int(places)}f}%"
+
+
+COST_SOURCE_HINTS = {
+    "reported": "The plugin's reported cost: the server could not compute one.",
+    "unpriced": "Unknown: the model has no price.",
+    "none": "Unknown: no tokens or cost were reported.",
+    "pending": "Not priced by the server yet: the plugin's reported cost.",
+}
+
+
+@register.inclusion_tag("sessions_app/_cost.html")
+def session_cost(session):
+    """A session's shown cost, marked when it isn't the server's computed figure."""
+    source = getattr(session, "cost_source", "computed")
+    note = getattr(session, "cost_note", "")
+    hint = COST_SOURCE_HINTS.get(source, "")
+    return {
+        "value": session.cost,
+        "source": source,
+        "title": " ".join(filter(None, [hint, note])) or "Computed by the server from the tokens.",
+    }
+
+
+@register.filter
+def get(mapping, key):
+    """``mapping|get:key``: a dict value by a variable key (None when missing)."""
+    try:
+        return mapping.get(key)
+    except AttributeError:
+        return None
+
+
+@register.filter
+def pair(a, b):
+    """``x|pair:y``: the two values of a comparison row, to loop over (each as `.v`)."""
+    return [{"v": a}, {"v": b}]

@@ -3,13 +3,27 @@ import factory
 from accounts.models import Workspace
 from accounts.tests.factories import UserFactory
 from sessions_app.models import Message, Part, Session, Source
+from sessions_app.services import sessions_added
 
 
 class SessionFactory(factory.django.DjangoModelFactory):
-    """A session in its owner's personal workspace unless `workspace=` is given."""
+    """A session in its owner's personal workspace unless `workspace=` is given.
+
+    `cost=` is the cost the plugin reported; once created, the session is priced by the cost
+    engine and added to the rollups, as the sync would do.
+    """
 
     class Meta:
         model = Session
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        if "cost" in kwargs:
+            kwargs["reported_cost"] = kwargs.pop("cost")
+        session = super()._create(model_class, *args, **kwargs)
+        sessions_added([session.pk])
+        session.refresh_from_db()
+        return session
 
     owner = factory.SubFactory(UserFactory)
     workspace = factory.LazyAttribute(lambda o: Workspace.objects.get(created_by=o.owner, is_personal=True))

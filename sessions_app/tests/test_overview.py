@@ -1,4 +1,4 @@
-"""The Overview (home) and Analytics pages: workspace-scoped aggregates."""
+"""The Overview (home): workspace-scoped totals, chart and top lists, all from the rollups."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -10,13 +10,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Workspace
-from sessions_app import analytics
 from sessions_app.models import Source
 from sessions_app.templatetags.charts import axis_label, nice_scale, stacked_bars
 from sessions_app.tests.factories import SessionFactory
-from sessions_app.views import overview
 
 pytestmark = pytest.mark.django_db
+
+# claude-sonnet-4 in the price book: $3 input, $15 output, $0.30 cache reads, $3.75 5-minute writes
+SONNET_4_COST = Decimal(100 * 3 + 50 * 15 + 10 * 0.3 + 5 * 3.75) / 1_000_000  # session A below
+GPT_4O_COST = Decimal(200 * 2.5 + 100 * 10) / 1_000_000  # session B: $2.50 / $10
 
 
 def days_ago(days: int):
@@ -25,11 +27,13 @@ def days_ago(days: int):
 
 @pytest.fixture
 def known_sessions(user, personal_workspace):
-    """Three sessions with known figures: two in the last 30 days, one older."""
+    """Three OpenCode sessions with known figures: two in the last 30 days, one older whose model
+    has no price (so it shows the cost its plugin reported)."""
     return [
         SessionFactory(
             owner=user,
             workspace=personal_workspace,
+            source=Source.OPENCODE,
             created_at=days_ago(0),
             prompt_tokens=100,
             completion_tokens=50,
@@ -44,10 +48,11 @@ def known_sessions(user, personal_workspace):
         SessionFactory(
             owner=user,
             workspace=personal_workspace,
+            source=Source.OPENCODE,
             created_at=days_ago(2),
             prompt_tokens=200,
             completion_tokens=100,
-            cost=None,  # never reported
+            cost=None,  # never reported: the server prices it
             message_count=2,
             project_name="beta",
             model="gpt-4o",
@@ -56,6 +61,7 @@ def known_sessions(user, personal_workspace):
         SessionFactory(
             owner=user,
             workspace=personal_workspace,
+            source=Source.OPENCODE,
             created_at=days_ago(40),
             prompt_tokens=1000,
             completion_tokens=1000,
@@ -63,6 +69,7 @@ def known_sessions(user, personal_workspace):
             message_count=10,
             duration_ms=120_000,
             project_name="alpha",
+            model="in-house-model",  # not in the price book: the plugin's $2.25 is shown
         ),
     ]
 
@@ -77,9 +84,6 @@ def test_pages_need_login(client, name):
     assert_redirects_to_login(client.get(reverse(name)))
 
 
-# --- overview -------------------------------------------------------------------------------
-
-
 def test_overview_totals(logged_in, known_sessions):
     response = logged_in.get(reverse("home"))
     assert response.status_code == 200
@@ -87,25 +91,23 @@ def test_overview_totals(logged_in, known_sessions):
 
     everything = totals["all"]
     assert everything["sessions"] == 3
-    assert everything["message_count"] == 15
-    assert everything["prompt_tokens"] == 1300
-    assert everything["completion_tokens"] == 1150
-    assert everything["total_tokens"] == 2450
-    assert everything["cache_read_tokens"] == 10
-    assert everything["cache_write_tokens"] == 5
-    assert everything["cost"] == Decimal("2.75")
-    assert everything["unknown_cost_sessions"] == 1
+    assert everything["messages"] == 15
+    assert (everything["input_tokens"], everything["output_tokens"]) == (1300, 1150)
+    assert (everything["cache_read_tokens"], everything["cache_write_tokens"]) == (10, 5)
+    assert everything["total_tokens"] == 2465  # input, output and cache: every token processed
+    assert everything["cost"] == SONNET_4_COST + GPT_4O_COST + Decimal("2.25")
+    assert (everything["sessions_computed"], everything["sessions_reported"]) == (2, 1)
+    assert everything["sessions_unknown_cost"] == 0
 
     recent = totals["recent"]
     assert recent["sessions"] == 2
-    assert recent["message_count"] == 5
-    assert recent["total_tokens"] == 450
-    assert recent["cost"] == Decimal("0.50")
-    assert recent["unknown_cost_sessions"] == 1
+    assert recent["messages"] == 5
+    assert recent["total_tokens"] == 465
+    assert recent["cost"] == SONNET_4_COST + GPT_4O_COST
 
     page = response.content.decode()
-    assert "1 session without a reported cost" in page
-    assert "$2.75" in page
+    assert "$0.0026" in page  # the 30 days' computed cost
+    assert "$2.25" in page  # all time: the one priced from its plugin's figure
 
 
 def test_overview_chart_has_every_day_zero_filled(logged_in, known_sessions):
@@ -116,13 +118,13 @@ def test_overview_chart_has_every_day_zero_filled(logged_in, known_sessions):
     assert daily[-1] | {"cost": None} == {
         "date": today,
         "sessions": 1,
-        "prompt_tokens": 100,
+        "prompt_tokens": 115,  # input with cache reads and writes
         "completion_tokens": 50,
-        "total_tokens": 150,
+        "total_tokens": 165,
         "cost": None,
     }
     assert daily[-3]["total_tokens"] == 300 and daily[-3]["sessions"] == 1
-    assert sum(day["total_tokens"] for day in daily) == 450  # the bars add up to the 30-day total
+    assert sum(day["total_tokens"] for day in daily) == 465  # the bars add up to the 30-day total
     assert all(day["total_tokens"] == 0 for day in daily[:-3] + daily[-2:-1])
 
 
@@ -139,9 +141,9 @@ def test_overview_recent_sessions_and_top_lists(logged_in, known_sessions):
     page = response.content.decode()
     for session in known_sessions:
         assert f'href="{reverse("sessions:detail", args=[session.pk])}"' in page
-    # last 30 days by tokens: beta (300) before alpha (150); the 40-day-old alpha session is outside
+    # last 30 days by tokens: beta (300) before alpha (165); the 40-day-old alpha session is outside
     projects = response.context["top_projects"].rows
-    assert [(row["key"], row["total_tokens"]) for row in projects] == [("beta", 300), ("alpha", 150)]
+    assert [(row["key"], row["total_tokens"]) for row in projects] == [("beta", 300), ("alpha", 165)]
     models = response.context["top_models"].rows
     assert [row["key"] for row in models] == ["gpt-4o", "claude-sonnet-4"]
     assert f'href="{reverse("sessions:list")}?project=beta"' in page
@@ -149,12 +151,22 @@ def test_overview_recent_sessions_and_top_lists(logged_in, known_sessions):
 
 
 def test_overview_unknown_cost_is_a_dash_not_zero(logged_in, user, personal_workspace):
-    SessionFactory(owner=user, workspace=personal_workspace, prompt_tokens=10, cost=None)
+    SessionFactory(owner=user, workspace=personal_workspace, source=Source.OPENCODE, model="in-house-model",
+                   prompt_tokens=10, cost=None)  # fmt: skip
     response = logged_in.get(reverse("home"))
-    assert response.context["totals"]["all"]["cost"] is None
+    totals = response.context["totals"]["all"]
+    assert (totals["cost_known"], totals["sessions_unknown_cost"]) == (False, 1)
     page = response.content.decode()
-    assert "No session reported a cost" in page
+    assert "No session has a known cost" in page
     assert "$0.00" not in page
+
+
+def test_overview_says_which_costs_are_the_plugins(logged_in, known_sessions):
+    page = logged_in.get(reverse("home")).content.decode()
+    assert "1 session at the plugin" not in page  # the 30 days: both computed
+    old = known_sessions[2]
+    assert (old.cost_source, old.cost, old.computed_cost) == ("reported", Decimal("2.25"), None)
+    assert "in-house-model" in old.cost_note
 
 
 def test_overview_ignores_other_workspaces(logged_in, user, other_user, personal_workspace, team, known_sessions):
@@ -165,20 +177,22 @@ def test_overview_ignores_other_workspaces(logged_in, user, other_user, personal
 
     response = logged_in.get(reverse("home"))
     assert response.context["totals"]["all"]["sessions"] == 3
-    assert response.context["totals"]["all"]["total_tokens"] == 2450
-    assert response.context["totals"]["all"]["cost"] == Decimal("2.75")
+    assert response.context["totals"]["all"]["total_tokens"] == 2465
     assert "Team deploy session" not in response.content.decode()
 
 
 def test_team_member_sees_team_totals(logged_in, user, other_user, personal_workspace, team):
     SessionFactory(owner=user, workspace=personal_workspace, prompt_tokens=5)
-    SessionFactory(owner=other_user, workspace=team, prompt_tokens=700, completion_tokens=70, cost=Decimal("1.5"))
-    SessionFactory(owner=user, workspace=team, prompt_tokens=300, completion_tokens=30, cost=Decimal("0.5"))
+    SessionFactory(owner=other_user, workspace=team, source=Source.PI, model="claude-sonnet-4", prompt_tokens=700,
+                   completion_tokens=70)  # fmt: skip
+    SessionFactory(owner=user, workspace=team, source=Source.PI, model="claude-sonnet-4", prompt_tokens=300,
+                   completion_tokens=30)  # fmt: skip
 
     logged_in.post(reverse("accounts:workspace-switch"), {"workspace": team.pk})
     response = logged_in.get(reverse("home"))
     totals = response.context["totals"]["all"]
-    assert (totals["sessions"], totals["total_tokens"], totals["cost"]) == (2, 1100, Decimal("2.0"))
+    assert (totals["sessions"], totals["total_tokens"]) == (2, 1100)
+    assert totals["cost"] == Decimal(1000 * 3 + 100 * 15) / 1_000_000
     assert "Platform team" in response.content.decode()
 
     response = logged_in.get(reverse("sessions:analytics"))
@@ -205,154 +219,6 @@ def test_overview_escapes_names(logged_in, user, personal_workspace):
     assert "<script>alert(1)" not in page
 
 
-# --- analytics ------------------------------------------------------------------------------
-
-
-def test_analytics_summary_and_derived_figures(logged_in, known_sessions):
-    summary = logged_in.get(reverse("sessions:analytics"), {"days": "all"}).context["summary"]
-    assert summary["sessions"] == 3
-    assert summary["total_tokens"] == 2450
-    assert summary["message_count"] == 15
-    assert summary["duration_ms"] == 180_000
-    assert summary["avg_duration_ms"] == 90_000  # over the two sessions that reported a duration
-    assert summary["models"] == 3  # claude-sonnet-4, gpt-4o and the factory's default model
-    assert summary["projects"] == 2
-    assert summary["avg_tokens_per_session"] == pytest.approx(2450 / 3)
-    assert summary["tokens_per_message"] == pytest.approx(2450 / 15)
-    assert summary["prompt_completion_ratio"] == pytest.approx(1300 / 1150)
-    # costs: over the two sessions (150 + 2000 tokens) that reported one
-    assert summary["cost"] == Decimal("2.75")
-    assert summary["cost_per_session"] == Decimal("1.375")
-    assert summary["cost_per_1k_tokens"] == Decimal("2.75") * 1000 / 2150
-
-
-def test_analytics_period_and_source_filters(logged_in, user, personal_workspace, known_sessions):
-    SessionFactory(owner=user, workspace=personal_workspace, source=Source.CODEX, prompt_tokens=7)
-
-    summary = logged_in.get(reverse("sessions:analytics")).context["summary"]  # default: 30 days
-    assert (summary["sessions"], summary["total_tokens"]) == (3, 457)
-
-    summary = logged_in.get(reverse("sessions:analytics"), {"days": "7", "source": "codex-cli"}).context["summary"]
-    assert (summary["sessions"], summary["total_tokens"]) == (1, 7)
-
-    response = logged_in.get(reverse("sessions:analytics"), {"days": "all", "source": "claude-code"})
-    assert response.context["summary"]["sessions"] == 3
-    assert [row["key"] for row in response.context["by_source"].rows] == ["claude-code"]
-
-
-@pytest.mark.parametrize(
-    "params",
-    [{"days": "abc"}, {"days": "-1"}, {"days": "0"}, {"source": "nope"}, {"days": "7" * 50, "source": "<b>"}],
-)
-def test_analytics_bad_params_fall_back_to_defaults(logged_in, known_sessions, params):
-    response = logged_in.get(reverse("sessions:analytics"), params)
-    assert response.status_code == 200
-    assert response.context["period"] == "30"
-    assert response.context["summary"]["sessions"] == 2
-    if "source" in params:
-        assert response.context["source"] == ""
-
-
-def test_analytics_hidden_source_is_not_a_filter(logged_in, user, known_sessions):
-    user.hidden_sources = ["claude-code"]
-    user.save(update_fields=["hidden_sources"])
-    response = logged_in.get(reverse("sessions:analytics"), {"source": "claude-code"})
-    assert response.context["source"] == ""
-    assert "claude-code" not in [value for value, _ in response.context["sources"]]
-
-
-def test_analytics_tables(logged_in, user, personal_workspace, known_sessions):
-    response = logged_in.get(reverse("sessions:analytics"), {"days": "all"})
-    by_model = {row["key"]: row for row in response.context["by_model"].rows}
-    assert by_model["gpt-4o"]["sessions"] == 1 and by_model["gpt-4o"]["cost"] is None
-    assert by_model["claude-sonnet-4"]["avg_duration_ms"] == 60_000
-
-    projects = response.context["projects"]
-    assert [row["key"] for row in projects.rows] == ["alpha", "beta"]  # alpha's last session is the newest
-    alpha = next(row for row in projects.rows if row["key"] == "alpha")
-    assert (alpha["sessions"], alpha["total_tokens"], alpha["duration_ms"]) == (2, 2150, 180_000)
-    assert alpha["cost"] == Decimal("2.75")
-    assert not projects.truncated
-
-    page = response.content.decode()
-    for heading in ("Usage by model", "Usage by provider", "Usage by agent", "Projects"):
-        assert heading in page
-
-
-def test_analytics_projects_sorted_by_last_active(logged_in, user, personal_workspace):
-    now = timezone.now()
-    for name, hours in (("old", 30), ("newest", 1), ("middle", 5)):
-        SessionFactory(
-            owner=user, workspace=personal_workspace, project_name=name, updated_at=now - timedelta(hours=hours)
-        )
-    rows = logged_in.get(reverse("sessions:analytics")).context["projects"].rows
-    assert [row["key"] for row in rows] == ["newest", "middle", "old"]
-
-
-def test_analytics_projects_capped_with_note(logged_in, user, personal_workspace, monkeypatch):
-    monkeypatch.setattr(overview, "TABLE_LIMIT", 2)
-    for name in ("a", "b", "c"):
-        SessionFactory(owner=user, workspace=personal_workspace, project_name=name)
-    response = logged_in.get(reverse("sessions:analytics"))
-    assert len(response.context["projects"].rows) == 2 and response.context["projects"].truncated
-    assert "Showing the 2 most recently active of 3 projects" in response.content.decode()
-
-
-def test_project_without_name_groups_by_path_and_is_not_linked(logged_in, user, personal_workspace):
-    SessionFactory(owner=user, workspace=personal_workspace, project_name=None, project_path="/srv/tool")
-    SessionFactory(owner=user, workspace=personal_workspace, project_name="", project_path="")
-    rows = logged_in.get(reverse("sessions:analytics")).context["projects"].rows
-    by_key = {row["key"]: row for row in rows}
-    assert set(by_key) == {"/srv/tool", None}
-    assert by_key["/srv/tool"]["link"] is None  # the session list filters on project_name only
-
-
-@pytest.mark.parametrize(
-    ("provider", "model", "expected"),
-    [
-        ("Anthropic", "whatever", "anthropic"),
-        ("google-antigravity", None, "google"),
-        ("openai-compatible", None, "openai"),
-        ("github-copilot-oauth", None, "github-copilot"),
-        ("OpenRouter", "claude-sonnet-4", "OpenRouter"),
-        (None, "claude-3-5-haiku", "anthropic"),
-        ("", "gpt-4o", "openai"),
-        (None, "gemini-2.5-pro", "google"),
-        (None, "deepseek-coder", "deepseek"),
-        (None, None, "unknown"),
-    ],
-)
-def test_provider_inference(user, personal_workspace, provider, model, expected):
-    SessionFactory(owner=user, workspace=personal_workspace, provider=provider, model=model)
-    rows = analytics.usage_by_provider(personal_workspace).rows
-    assert [row["key"] for row in rows] == [expected]
-
-
-def test_analytics_empty_and_zero_divisions(logged_in, user, personal_workspace):
-    response = logged_in.get(reverse("sessions:analytics"))
-    assert response.status_code == 200
-    assert "No sessions" in response.content.decode()
-
-    # sessions with no tokens, messages, duration or cost: every ratio is "—", nothing divides by zero
-    SessionFactory(owner=user, workspace=personal_workspace, cost=None)
-    response = logged_in.get(reverse("sessions:analytics"))
-    summary = response.context["summary"]
-    assert summary["tokens_per_message"] is None
-    assert summary["cost_per_session"] is None and summary["cost_per_1k_tokens"] is None
-    assert summary["prompt_completion_ratio"] is None and summary["avg_duration_ms"] is None
-    assert response.status_code == 200
-
-
-def test_analytics_ignores_other_workspaces(logged_in, user, other_user, team, known_sessions):
-    foreign = Workspace.objects.get(created_by=other_user, is_personal=True)
-    SessionFactory(owner=other_user, workspace=foreign, prompt_tokens=99_999, project_name="secret-project")
-    SessionFactory(owner=other_user, workspace=team, prompt_tokens=77_777, model="team-model")
-    response = logged_in.get(reverse("sessions:analytics"), {"days": "all"})
-    assert response.context["summary"]["total_tokens"] == 2450
-    page = response.content.decode()
-    assert "secret-project" not in page and "team-model" not in page
-
-
 # --- query counts ---------------------------------------------------------------------------
 
 
@@ -371,8 +237,11 @@ def make_varied_sessions(owner, workspace, count: int) -> None:
         )
 
 
-@pytest.mark.parametrize("name", ["home", "sessions:analytics"])
-def test_query_count_does_not_grow_with_data(client, name):
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("home", {}), ("sessions:analytics", {}), ("sessions:analytics", {"range": "all", "by": "project"})],
+)
+def test_query_count_does_not_grow_with_data(client, name, params):
     from accounts.tests.factories import UserFactory
 
     def count_queries(sessions: int) -> int:
@@ -380,7 +249,7 @@ def test_query_count_does_not_grow_with_data(client, name):
         make_varied_sessions(user, Workspace.objects.get(created_by=user, is_personal=True), sessions)
         client.force_login(user)
         with CaptureQueriesContext(connection) as queries:
-            assert client.get(reverse(name)).status_code == 200
+            assert client.get(reverse(name), params).status_code == 200
         return len(queries)
 
     assert count_queries(3) == count_queries(30)

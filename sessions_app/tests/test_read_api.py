@@ -518,6 +518,7 @@ def test_schema_is_public_and_describes_both_apis(client, db, path):
         "/health", "/sync/session", "/sync/message", "/sync/batch", "/sync/sessions/list",
         "/api/sessions", "/api/sessions/get", "/api/search", "/api/context", "/api/export", "/api/stats",
         "/api/export/evals", "/api/export/jobs/{job_id}", "/api/export/jobs/{job_id}/download",
+        "/api/analytics/summary", "/api/analytics/breakdown", "/api/analytics/timeseries",
     }  # fmt: skip
     assert schema["components"]["securitySchemes"]["apiKey"] == {
         "type": "http",

@@ -211,6 +211,7 @@ def viewer_context(request: HttpRequest, session: Session, *, fragment: bool = F
     from search.selection import viewer_marks  # the context page's picks and bookmarks
 
     window = message_window(request, session, fragment=fragment)
+    selectors.attach_message_costs(session, [m for m, _, _ in window["items"]])
     can_review = selectors.allowed(request.user, session, REVIEW)
     if can_review:
         from evals.selectors import attach_labels  # reviewers' labels on assistant turns

@@ -179,4 +179,13 @@
   function syncAll() { document.querySelectorAll("form[data-bulk]").forEach(syncSelection); }
   document.body.addEventListener("htmx:afterSettle", syncAll);
   syncAll();
+
+  // Analytics: typing a date picks "Custom range"; picking a preset submits the filters.
+  document.addEventListener("change", function (e) {
+    var form = e.target.form;
+    if (!form || !form.matches("[data-range-form]")) return;
+    var range = form.querySelector("[name=range]");
+    if (e.target.matches("[data-range-custom]") && range) range.value = "custom";
+    if (e.target === range && range.value !== "custom") form.requestSubmit();
+  });
 })();

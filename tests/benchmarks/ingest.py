@@ -164,16 +164,17 @@ def recreate_database(socket_dir: str, name: str, *, create: bool = True) -> Non
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def run_in_child(script: str, name: str, data_dir: Path, env: dict, *, keep: bool) -> None:
+def run_in_child(script: str, name: str, data_dir: Path, env: dict, *, keep: bool, fresh: bool = True) -> None:
     """Run `script --child` (with this process's arguments) with Django pointed at a fresh
     database `name` on the embedded server, drop it afterwards unless `keep`, and exit with the
     child's status. The child finds the server's socket in BENCH_SOCKET.
 
     Django runs only in the child: importing the settings here would start them against the
-    development database.
+    development database. `fresh` False reuses the database a --keep run left.
     """
     server, socket_dir = start_database(data_dir)
-    recreate_database(socket_dir, name)
+    if fresh:
+        recreate_database(socket_dir, name)
     env = {
         **os.environ,
         "DATABASE_URL": f"postgresql://postgres@{quote(socket_dir, safe='')}/{name}",

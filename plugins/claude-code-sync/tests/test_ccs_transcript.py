@@ -138,6 +138,61 @@ def test_repeated_usage_per_message_id_counts_once_with_the_max(make_transcript)
     assert parser.cost() == pytest.approx(expected)
 
 
+def test_model_usage_rows_split_models_subagents_and_cache_lifetimes(make_transcript):
+    """What the server prices: per model, the main agent apart from subagents, 1-hour cache writes
+    apart from 5-minute ones; each API message once however many lines repeat its usage."""
+    t = make_transcript()
+    t.user("Explore, then fix")
+    big = usage(input_tokens=4, output=30, cache_read=2000, cache_write=900, cache_1h=600)
+    t.assistant("msg_main", [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], big)
+    side = usage(input_tokens=50, output=5, cache_write=300, cache_1h=300)
+    t.assistant("msg_side", [{"type": "text", "text": "found"}], side, model="claude-haiku-4-5", isSidechain=True)
+    entries = [json.loads(line) for line in t.path.read_text().splitlines()]
+    parser, records = feed_all(entries)
+    assert parser.model_usage() == [
+        {
+            "model": "claude-haiku-4-5",
+            "subagent": True,
+            "inputTokens": 50,
+            "outputTokens": 5,
+            "cacheReadTokens": 0,
+            "cacheWriteTokens": 300,
+            "cacheWrite5mTokens": 0,
+            "cacheWrite1hTokens": 300,
+        },
+        {
+            "model": "claude-sonnet-4-5-20250929",
+            "subagent": False,
+            "inputTokens": 4,
+            "outputTokens": 30,
+            "cacheReadTokens": 2000,
+            "cacheWriteTokens": 900,
+            "cacheWrite5mTokens": 300,
+            "cacheWrite1hTokens": 600,
+        },
+    ]
+    session = parser.session_record()
+    assert (session["cacheCreationTokens"], session["cacheWrite5mTokens"], session["cacheWrite1hTokens"]) == (
+        1200,
+        300,
+        900,
+    )
+    # the message that carries the API message's usage carries its cache counts too
+    answer = records[1]
+    assert (answer["promptTokens"], answer["cacheReadTokens"], answer["cacheCreationTokens"]) == (4, 2000, 900)
+    assert (answer["cacheWrite5mTokens"], answer["cacheWrite1hTokens"]) == (300, 600)
+    assert "cacheReadTokens" not in records[2]
+
+
+def test_state_files_from_before_subagent_flags_still_load(make_transcript):
+    state = new_state(SID)
+    state["usage"] = {"msg_old": ["claude-sonnet-4-5", 1, 2, 3, 4, 0, 1]}  # 7 items: no subagent flag
+    state["messages"] = 1
+    parser = SessionParser(state, Options())
+    assert parser.model_usage()[0]["subagent"] is False
+    assert parser.session_record()["promptTokens"] == 1
+
+
 def test_unknown_model_means_no_cost_at_all(make_transcript):
     t = make_transcript()
     t.user("hi")
@@ -175,6 +230,19 @@ def test_session_record_fields_and_only_changes_are_resent(make_transcript):
         "completionTokens": 10,
         "cacheReadTokens": 100,
         "cacheCreationTokens": 20,
+        "cacheWrite5mTokens": 20,
+        "modelUsage": [
+            {
+                "model": "claude-sonnet-4-5-20250929",
+                "subagent": False,
+                "inputTokens": 3,
+                "outputTokens": 10,
+                "cacheReadTokens": 100,
+                "cacheWriteTokens": 20,
+                "cacheWrite5mTokens": 20,
+                "cacheWrite1hTokens": 0,
+            }
+        ],
         "cost": pytest.approx((3 * 3 + 10 * 15 + 20 * 3.75 + 100 * 0.3) / 1e6),
         "title": "Please add a health endpoint to the server so that the load balancer can check…",
     }

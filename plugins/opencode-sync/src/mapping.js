@@ -121,6 +121,9 @@ export function messageRecord(info, parts, options, { withParts = true } = {}) {
     model: assistant ? str(info.modelID) : undefined,
     promptTokens: assistant ? num(tokens.input) : undefined,
     completionTokens: assistant ? sumDefined(tokens.output, tokens.reasoning) : undefined,
+    reasoningTokens: assistant ? num(tokens.reasoning) || undefined : undefined,
+    cacheReadTokens: assistant ? num(tokens.cache?.read) || undefined : undefined,
+    cacheCreationTokens: assistant ? num(tokens.cache?.write) || undefined : undefined,
     durationMs: assistant && created !== undefined && completed !== undefined ? Math.max(0, completed - created) : undefined,
     createdAt: created,
     parts: content.wire,
@@ -134,26 +137,69 @@ function sumDefined(...values) {
 
 /**
  * Totals over a session's assistant messages, as OpenCode counts them: input (uncached),
- * output + reasoning, cache read/write, and the sum of OpenCode's own per-message cost.
+ * output + reasoning (reasoning also apart, as the part of it that was), cache read/write, the
+ * same per model (`modelUsage`: a session can switch models, each priced at its own rates by the
+ * server), and the sum of OpenCode's own per-message cost.
  * @param {{info: any}[]} messages
  */
 export function sessionTotals(messages) {
-  const totals = { promptTokens: 0, completionTokens: 0, cacheReadTokens: 0, cacheCreationTokens: 0, cost: 0 };
+  const totals = {
+    promptTokens: 0,
+    completionTokens: 0,
+    reasoningTokens: 0,
+    cacheReadTokens: 0,
+    cacheCreationTokens: 0,
+    cost: 0,
+  };
+  /** @type {Map<string, any>} */
+  const perModel = new Map();
   let assistants = 0;
   for (const { info } of messages) {
     if (info?.role !== "assistant") continue;
     assistants += 1;
     const t = isObject(info.tokens) ? info.tokens : {};
     const cache = isObject(t.cache) ? t.cache : {};
-    totals.promptTokens += num(t.input) ?? 0;
-    totals.completionTokens += (num(t.output) ?? 0) + (num(t.reasoning) ?? 0);
-    totals.cacheReadTokens += num(cache.read) ?? 0;
-    totals.cacheCreationTokens += num(cache.write) ?? 0;
+    const input = num(t.input) ?? 0;
+    const output = (num(t.output) ?? 0) + (num(t.reasoning) ?? 0);
+    const reasoning = num(t.reasoning) ?? 0;
+    const read = num(cache.read) ?? 0;
+    const write = num(cache.write) ?? 0;
+    totals.promptTokens += input;
+    totals.completionTokens += output;
+    totals.reasoningTokens += reasoning;
+    totals.cacheReadTokens += read;
+    totals.cacheCreationTokens += write;
     totals.cost += num(info.cost) ?? 0;
+    const model = str(info.modelID);
+    const provider = str(info.providerID);
+    const key = `${provider ?? ""}\u0000${model ?? ""}`;
+    const row = perModel.get(key) ?? {
+      model,
+      provider,
+      inputTokens: 0,
+      outputTokens: 0,
+      reasoningTokens: 0,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+    };
+    row.inputTokens += input;
+    row.outputTokens += output;
+    row.reasoningTokens += reasoning;
+    row.cacheReadTokens += read;
+    row.cacheWriteTokens += write;
+    perModel.set(key, row);
   }
   // Float sums of many small costs drift (0.1 + 0.2); the server keeps 8 decimals.
   totals.cost = Math.round(totals.cost * 1e10) / 1e10;
-  return assistants ? totals : null;
+  if (!assistants) return null;
+  const rows = [...perModel.values()]
+    .filter((row) => row.inputTokens || row.outputTokens || row.cacheReadTokens || row.cacheWriteTokens)
+    .map((row) => defined(row));
+  return defined({
+    ...totals,
+    reasoningTokens: totals.reasoningTokens || undefined,
+    modelUsage: rows.length ? rows : undefined,
+  });
 }
 
 /**

@@ -124,7 +124,10 @@ test("sync: backfills JSON and SQLite sessions; --new, --all and --force pick th
   assert.deepEqual(fake.sessions.get("ses_json"), {
     externalId: "ses_json", source: "opencode", title: "Fix the flaky test", projectPath: "/home/dev/projects/demo-app",
     projectName: "demo-app", model: "claude-sonnet-4-5", provider: "anthropic", promptTokens: 200, completionTokens: 100,
-    cacheReadTokens: 4000, cacheCreationTokens: 600, cost: 0.0246, durationMs: 20000, createdAt: 1_767_000_000_000,
+    reasoningTokens: 20, cacheReadTokens: 4000, cacheCreationTokens: 600, cost: 0.0246,
+    modelUsage: [{ model: "claude-sonnet-4-5", provider: "anthropic", inputTokens: 200, outputTokens: 100, reasoningTokens: 20,
+      cacheReadTokens: 4000, cacheWriteTokens: 600 }],
+    durationMs: 20000, createdAt: 1_767_000_000_000,
   });
 
   r = await run(env, ["sync", "--new"]);

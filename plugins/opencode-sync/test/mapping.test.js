@@ -33,6 +33,8 @@ test("an assistant message: tokens, duration, model, tool call with its output, 
   assert.equal(record.model, "claude-sonnet-4-5");
   assert.equal(record.promptTokens, 100);
   assert.equal(record.completionTokens, 50, "output + reasoning");
+  assert.equal(record.reasoningTokens, 10, "the part of it that was reasoning");
+  assert.deepEqual([record.cacheReadTokens, record.cacheCreationTokens], [2000, 300], "this request's cache");
   assert.equal(record.durationMs, 3000);
   assert.equal(record.createdAt, info.time.created);
   assert.equal(record.textContent, "Fixed test_0.");
@@ -92,15 +94,34 @@ test("secrets in text, tool input and output are redacted unless redaction is of
   assert.equal(raw.textContent, `my key is ${secret}`);
 });
 
-test("session totals: uncached input, output + reasoning, cache read/write, OpenCode's summed cost", () => {
+test("session totals: uncached input, output + reasoning, cache read/write, per model, OpenCode's summed cost", () => {
   const session = makeSession({ turns: 3 });
   assert.deepEqual(sessionTotals(session.messages), {
     promptTokens: 300,
     completionTokens: 150,
+    reasoningTokens: 30,
     cacheReadTokens: 6000,
     cacheCreationTokens: 900,
     cost: 0.0369,
+    modelUsage: [
+      {
+        model: "claude-sonnet-4-5",
+        provider: "anthropic",
+        inputTokens: 300,
+        outputTokens: 150,
+        reasoningTokens: 30,
+        cacheReadTokens: 6000,
+        cacheWriteTokens: 900,
+      },
+    ],
   });
+  // a session that switched models sends one row per model, so each is priced at its own rates
+  const switched = makeSession({ turns: 2 });
+  switched.messages[3].info = { ...switched.messages[3].info, modelID: "gpt-5", providerID: "openai" };
+  assert.deepEqual(
+    sessionTotals(switched.messages).modelUsage.map((row) => [row.model, row.inputTokens]),
+    [["claude-sonnet-4-5", 100], ["gpt-5", 100]],
+  );
   assert.equal(sessionTotals([session.messages[0]]), null, "no assistant message: no totals");
 });
 
@@ -117,9 +138,21 @@ test("a session record: title, project, model, times; totals only when asked", (
     provider: "anthropic",
     promptTokens: 200,
     completionTokens: 100,
+    reasoningTokens: 20,
     cacheReadTokens: 4000,
     cacheCreationTokens: 600,
     cost: 0.0246,
+    modelUsage: [
+      {
+        model: "claude-sonnet-4-5",
+        provider: "anthropic",
+        inputTokens: 200,
+        outputTokens: 100,
+        reasoningTokens: 20,
+        cacheReadTokens: 4000,
+        cacheWriteTokens: 600,
+      },
+    ],
     durationMs: 20_000,
     createdAt: 1_767_000_000_000,
   });

@@ -146,7 +146,12 @@ def _requests(files: list[Path]) -> Iterator[tuple[list[Path], list[dict]]]:
         yield group, chunks
 
 
-TOKEN_FIELDS = frozenset({"promptTokens", "completionTokens", "cacheReadTokens", "cacheCreationTokens"})
+TOKEN_FIELDS = frozenset(
+    {
+        "promptTokens", "completionTokens", "cacheReadTokens", "cacheCreationTokens", "cacheWrite5mTokens",
+        "cacheWrite1hTokens", "reasoningTokens",
+    }
+)  # fmt: skip
 
 
 def merge(chunks: list[dict]) -> dict:

@@ -16,7 +16,10 @@ Rules:
   conversation: its "user" lines are the prompt the main agent wrote, so they are never messages
   of the session; their token usage and cost do count in the session totals.
 - Tokens: streaming writes one line per content block, each repeating the message's `usage`, so
-  each API `message.id` is counted once with the maximum of each field.
+  each API `message.id` is counted once with the maximum of each field. Cache writes keep their
+  5-minute / 1-hour split (`usage.cache_creation.ephemeral_*_input_tokens`: a 1-hour write costs
+  60% more), and the session sends its usage per model and per main agent / subagents
+  (`modelUsage`), so the server prices each model at its own rates and shows subagents apart.
 """
 
 import json
@@ -34,8 +37,9 @@ TITLE_LENGTH = 80
 SKIPPED_USER_FLAGS = ("isMeta", "isCompactSummary", "isVisibleInTranscriptOnly")
 # Prompts that are not a person's words: slash-command echoes, command output, interruptions.
 NOT_A_TITLE = ("<", "[Request interrupted", "Caveat:")
-# usage entry: [model, input, output, cache read, cache write (all), cache write (1h), credited]
-MODEL, INPUT, OUTPUT, CACHE_READ, CACHE_WRITE, CACHE_WRITE_1H, CREDITED = range(7)
+# usage entry: [model, input, output, cache read, cache write (all), cache write (1h), credited,
+# subagent] (state files written before `subagent` existed have 7 items: main agent)
+MODEL, INPUT, OUTPUT, CACHE_READ, CACHE_WRITE, CACHE_WRITE_1H, CREDITED, SUBAGENT = range(8)
 
 
 @dataclass(frozen=True)
@@ -159,8 +163,9 @@ class SessionParser:
         message = entry.get("message")
         if kind not in ("user", "assistant") or not isinstance(message, dict):
             return None
-        usage_key = self._note_usage(entry, message) if kind == "assistant" else None
-        if sidechain_file or entry.get("isSidechain") is True:
+        sidechain = sidechain_file or entry.get("isSidechain") is True
+        usage_key = self._note_usage(entry, message, sidechain) if kind == "assistant" else None
+        if sidechain:
             return None
         uuid = entry.get("uuid")
         if not isinstance(uuid, str) or not uuid:
@@ -181,6 +186,11 @@ class SessionParser:
                 usage[CREDITED] = 1
                 record["promptTokens"] = usage[INPUT] or None
                 record["completionTokens"] = usage[OUTPUT] or None
+                record["cacheReadTokens"] = usage[CACHE_READ] or None
+                record["cacheCreationTokens"] = usage[CACHE_WRITE] or None
+                if usage[CACHE_WRITE]:
+                    record["cacheWrite5mTokens"] = usage[CACHE_WRITE] - usage[CACHE_WRITE_1H] or None
+                    record["cacheWrite1hTokens"] = usage[CACHE_WRITE_1H] or None
         if self.options.redact:
             record = {**record, "textContent": redact(record["textContent"]), "parts": redact(record.get("parts"))}
         self.state["messages"] += 1
@@ -199,7 +209,7 @@ class SessionParser:
         if entry.get("type") == "summary" and isinstance(entry.get("summary"), str) and entry["summary"].strip():
             state["summary"] = entry["summary"].strip()
 
-    def _note_usage(self, entry: dict, message: dict) -> str | None:
+    def _note_usage(self, entry: dict, message: dict, sidechain: bool) -> str | None:
         usage = message.get("usage")
         if not isinstance(usage, dict):
             return None
@@ -218,9 +228,11 @@ class SessionParser:
             min(write_1h, write),
         ]
         model = message.get("model") if isinstance(message.get("model"), str) else None
+        if model == "<synthetic>":
+            model = None
         known = self.state["usage"].get(key)
         if known is None:
-            self.state["usage"][key] = [model, *values, 0]
+            self.state["usage"][key] = [model, *values, 0, 1 if sidechain else 0]
         else:
             known[INPUT : CACHE_WRITE_1H + 1] = [
                 max(a, b) for a, b in zip(known[INPUT : CACHE_WRITE_1H + 1], values, strict=True)
@@ -305,6 +317,36 @@ class SessionParser:
                 sums[index] += usage[field]
         return sums[0], sums[1], sums[2], sums[3]
 
+    def cache_write_1h(self) -> int:
+        return sum(usage[CACHE_WRITE_1H] for usage in self.state["usage"].values())
+
+    def model_usage(self) -> list[dict]:
+        """Usage per (model, main agent or subagents), as the server's `modelUsage` rows: input
+        without cache, cache reads, and cache writes with their 5-minute / 1-hour split."""
+        rows: dict[tuple, list[int]] = {}
+        for usage in self.state["usage"].values():
+            model = usage[MODEL] or self.state["model"]
+            subagent = len(usage) > SUBAGENT and bool(usage[SUBAGENT])
+            sums = rows.setdefault((model or "", subagent), [0, 0, 0, 0, 0])
+            for index, field in enumerate((INPUT, OUTPUT, CACHE_READ, CACHE_WRITE, CACHE_WRITE_1H)):
+                sums[index] += usage[field]
+        return [
+            compact(
+                {
+                    "model": model or None,
+                    "subagent": subagent,
+                    "inputTokens": sums[0],
+                    "outputTokens": sums[1],
+                    "cacheReadTokens": sums[2],
+                    "cacheWriteTokens": sums[3],
+                    "cacheWrite5mTokens": sums[3] - sums[4],
+                    "cacheWrite1hTokens": sums[4],
+                }
+            )
+            for (model, subagent), sums in sorted(rows.items())
+            if any(sums)
+        ]
+
     def cost(self) -> float | None:
         """USD over every message id; None when any usage is priced by an unknown model."""
         total, priced = 0.0, False
@@ -337,6 +379,7 @@ class SessionParser:
         if not state["messages"]:
             return None
         prompt, completion, cache_read, cache_write = self.totals()
+        write_1h = self.cache_write_1h()
         cwd = state["cwd"]
         fields = compact(
             {
@@ -352,6 +395,9 @@ class SessionParser:
                 "completionTokens": completion or None,
                 "cacheReadTokens": cache_read or None,
                 "cacheCreationTokens": cache_write or None,
+                "cacheWrite5mTokens": cache_write - write_1h or None,
+                "cacheWrite1hTokens": write_1h or None,
+                "modelUsage": self.model_usage() or None,
                 "cost": self.cost(),
                 "endReason": state["endReason"],
             }
