@@ -121,6 +121,14 @@ class WorkspaceAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_member_count=Count("memberships"))
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "timezone" in form.changed_data:
+            # day boundaries moved: the analytics rollups are rebuilt in the background
+            from sessions_app.services import rollups_rebuild_later
+
+            rollups_rebuild_later(obj.pk)
+
     @admin.display(description="Members", ordering="_member_count")
     def member_count(self, obj):
         return obj._member_count

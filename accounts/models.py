@@ -1,12 +1,22 @@
 import hashlib
+import zoneinfo
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+
+def validate_timezone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"Unknown time zone “{value[:60]}”; use a name like Europe/Berlin.") from None
 
 
 class UserManager(BaseUserManager):
@@ -87,6 +97,7 @@ class Workspace(models.Model):
         max_length=64,
         db_default="UTC",
         default="UTC",
+        validators=[validate_timezone],
         help_text="Decides where days and months begin in Analytics, e.g. Europe/Berlin.",
     )
     monthly_budget = models.DecimalField(
@@ -95,6 +106,7 @@ class Workspace(models.Model):
         decimal_places=2,
         null=True,
         blank=True,
+        validators=[MinValueValidator(0)],
         help_text="Admins see a banner at 80% and 100% of it (the month's cost so far).",
     )
 

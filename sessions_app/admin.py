@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
@@ -131,6 +132,34 @@ class PartAdmin(admin.ModelAdmin):
     ordering = ("-pk",)
 
 
+class PriceOverrideAdminForm(forms.ModelForm):
+    """The model's own checks (rates, dates, the model pattern) run as for any ModelForm; this
+    adds the service's: one price per model and moment, whatever the case of the model id."""
+
+    class Meta:
+        model = PriceOverride
+        fields = (
+            "workspace", "model_pattern", "input_per_m", "output_per_m", "cache_read_per_m", "cache_write_5m_per_m",
+            "cache_write_1h_per_m", "effective_from", "note",
+        )  # fmt: skip
+
+    def clean(self):
+        data = super().clean()
+        pattern, moment = data.get("model_pattern"), data.get("effective_from")
+        if (
+            pattern
+            and moment
+            and services.price_override_clashes(
+                workspace=data.get("workspace"),
+                model_pattern=pattern,
+                effective_from=moment,
+                exclude_pk=self.instance.pk,
+            )
+        ):
+            raise forms.ValidationError("This model already has a price from that moment; change that one instead.")
+        return data
+
+
 @admin.register(PriceOverride)
 class PriceOverrideAdmin(admin.ModelAdmin):
     """Staff set instance-wide prices here (no workspace) and any workspace's; each change
@@ -144,6 +173,7 @@ class PriceOverrideAdmin(admin.ModelAdmin):
     search_fields = ("model_pattern", "note", "workspace__slug")
     raw_id_fields = ("workspace", "created_by")
     readonly_fields = ("created_by", "created_at", "updated_at")
+    form = PriceOverrideAdminForm
 
     def save_model(self, request, obj, form, change):
         old = (

@@ -57,6 +57,9 @@ DIMENSIONS = {"model": "Model", "owner": "Person", "project": "Project", "source
 INTERVALS = ("day", "week", "month")
 METRICS = {"tokens": "Tokens", "cost": "Cost"}
 MAX_CUSTOM_DAYS = 3660
+MAX_PERIODS = 1000  # points of a chart or series; longer ranges go per week or month
+EARLIEST_DAY = date(2000, 1, 1)  # no session starts earlier (wire.MIN_EPOCH_MS)
+WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 class QueryError(ValueError):
@@ -143,9 +146,17 @@ def _date(params, name: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise QueryError(name, f"{name} must be a date like 2026-01-31") from None
+    if not EARLIEST_DAY <= day <= date.today() + timedelta(days=366):
+        raise QueryError(name, f"{name} must be between {EARLIEST_DAY.isoformat()} and a year from today")
+    return day
+
+
+def whole_number(value: str | None) -> int | None:
+    """The int of a plain run of ASCII digits (no sign, no spaces, not "²"), else None."""
+    return int(value) if value is not None and WHOLE_NUMBER.fullmatch(value) else None
 
 
 _INVISIBLE = re.compile(r"[\x00-\x1f\x7f]")
@@ -186,9 +197,9 @@ def parse_query(params, workspace) -> Query:
         raise QueryError("source", "source must be at most 64 characters")
     owner = params.get("owner")
     if owner not in (None, ""):
-        if not str(owner).isdigit():
+        owner = whole_number(str(owner))
+        if owner is None:
             raise QueryError("owner", "owner must be a user id")
-        owner = int(owner)
     else:
         owner = None
     return Query(
@@ -548,6 +559,11 @@ def default_interval(query: Query, first_day: date | None) -> str:
     return "day" if days <= 92 else "week" if days <= 800 else "month"
 
 
+def len_periods(start: date, end: date, interval: str) -> int:
+    days = (end - start).days + 1
+    return days if interval == "day" else days // 7 + 2 if interval == "week" else days // 28 + 2
+
+
 def _periods(start: date, end: date, interval: str) -> list[date]:
     if interval == "day":
         return [start + timedelta(days=n) for n in range((end - start).days + 1)]
@@ -605,6 +621,10 @@ def timeseries(
     )  # fmt: skip
     group = by if fine else "key"
     grouped = rows.annotate(bucket=trunc).values("bucket", group).annotate(value=value)
+    if len_periods(first_day, query.end, interval) > MAX_PERIODS:
+        raise QueryError(
+            "interval", f"a chart has at most {MAX_PERIODS} points: choose a longer interval or a shorter range"
+        )
     periods = _periods(first_day, query.end, interval)
     index = {period: n for n, period in enumerate(periods)}
     per_key: dict = {}
@@ -771,7 +791,7 @@ def _csv_value(value) -> str:
 def rows_csv(header: list[str], rows) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(header)
+    writer.writerow([_csv_value(title) for title in header])  # series titles are model names: untrusted
     for row in rows:
         writer.writerow([_csv_value(value) for value in row])
     return out.getvalue()

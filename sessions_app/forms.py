@@ -1,10 +1,11 @@
 import zoneinfo
+from datetime import date
 
 from django import forms
 
 from accounts.selectors import enabled_sources
 
-from .models import EvalStatus
+from .models import MAX_RATE, EvalStatus, validate_model_pattern
 from .selectors import SORTS, SessionFilters, filter_choices, workspace_members
 from .services import SHARE_EXPIRY_CHOICES
 
@@ -141,6 +142,7 @@ def _rate(label: str, *, required: bool = True, help_text: str = "") -> forms.De
         label=label,
         required=required,
         min_value=0,
+        max_value=MAX_RATE,
         max_digits=14,
         decimal_places=6,
         help_text=help_text,
@@ -166,14 +168,17 @@ class PriceOverrideForm(forms.Form):
     effective_from = forms.DateField(
         label="From",
         help_text="Sessions started on or after this day use this price.",
-        widget=forms.DateInput(attrs={"type": "date"}),
+        widget=forms.DateInput(attrs={"type": "date", "min": "2000-01-01", "max": "2100-12-31"}),
     )
     note = forms.CharField(max_length=200, required=False, help_text="e.g. the contract it comes from.")
 
     def clean_model_pattern(self):
         value = self.cleaned_data["model_pattern"].strip()
-        if value == "*" or not value.rstrip("*").strip():
-            raise forms.ValidationError("Name a model, or a prefix ending in *.")
-        if "*" in value[:-1]:
-            raise forms.ValidationError("Only a trailing * is supported.")
+        validate_model_pattern(value)
+        return value
+
+    def clean_effective_from(self):
+        value = self.cleaned_data["effective_from"]
+        if not date(2000, 1, 1) <= value <= date(2100, 12, 31):
+            raise forms.ValidationError("Choose a day between 2000 and 2100.")
         return value

@@ -1,7 +1,11 @@
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, Func, Q, Value
 from django.utils import timezone
@@ -322,10 +326,10 @@ class RollupFigures(models.Model):
     cache_write_1h_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
     subagent_tokens = models.BigIntegerField(default=0)
-    cost = models.DecimalField(max_digits=20, decimal_places=8, default=0, help_text="Shown cost, summed.")
-    computed_cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
-    reported_cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
-    subagent_cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
+    cost = models.DecimalField(max_digits=28, decimal_places=8, default=0, help_text="Shown cost, summed.")
+    computed_cost = models.DecimalField(max_digits=28, decimal_places=8, default=0)
+    reported_cost = models.DecimalField(max_digits=28, decimal_places=8, default=0)
+    subagent_cost = models.DecimalField(max_digits=28, decimal_places=8, default=0)
     # sessions by Session.cost_source
     sessions_computed = models.IntegerField(default=0)
     sessions_reported = models.IntegerField(default=0)
@@ -415,6 +419,23 @@ class DimensionRollup(RollupFigures):
         return f"{self.dimension} {self.key or '?'} {self.period} {self.start}: {self.sessions} sessions"
 
 
+MAX_RATE = 100_000  # USD per million tokens; no model costs near that
+EARLIEST_PRICE = datetime(2000, 1, 1, tzinfo=UTC)  # sessions can't start earlier (wire.MIN_EPOCH_MS)
+
+
+def validate_price_date(value) -> None:
+    if value < EARLIEST_PRICE or value.year > 2100:
+        raise ValidationError("Choose a date between 2000 and 2100.")
+
+
+def validate_model_pattern(value: str) -> None:
+    value = value.strip()
+    if not value.rstrip("*").strip():
+        raise ValidationError("Name a model, or a prefix ending in *, not every model.")
+    if "*" in value[:-1]:
+        raise ValidationError("Only a trailing * is supported.")
+
+
 class PriceOverride(models.Model):
     """A price that replaces the price book's for matching models, from `effective_from` on:
     negotiated rates, a self-hosted model at $0, a model the book doesn't know.
@@ -434,19 +455,43 @@ class PriceOverride(models.Model):
     model_pattern = models.CharField(
         "model",
         max_length=255,
+        validators=[validate_model_pattern],
         help_text='The model id as the plugins send it, e.g. "claude-sonnet-4-5-20250929"; '
         'end it with * to match every id that starts so ("claude-sonnet-4-5*").',
     )
-    input_per_m = models.DecimalField("input $/M", max_digits=14, decimal_places=6)
-    output_per_m = models.DecimalField("output $/M", max_digits=14, decimal_places=6)
-    cache_read_per_m = models.DecimalField("cache read $/M", max_digits=14, decimal_places=6, null=True, blank=True)
+    input_per_m = models.DecimalField(
+        "input $/M", max_digits=14, decimal_places=6, validators=[MaxValueValidator(MAX_RATE)]
+    )
+    output_per_m = models.DecimalField(
+        "output $/M", max_digits=14, decimal_places=6, validators=[MaxValueValidator(MAX_RATE)]
+    )
+    cache_read_per_m = models.DecimalField(
+        "cache read $/M",
+        max_digits=14,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_RATE)],
+    )
     cache_write_5m_per_m = models.DecimalField(
-        "cache write (5 min) $/M", max_digits=14, decimal_places=6, null=True, blank=True
+        "cache write (5 min) $/M",
+        max_digits=14,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_RATE)],
     )
     cache_write_1h_per_m = models.DecimalField(
-        "cache write (1 hour) $/M", max_digits=14, decimal_places=6, null=True, blank=True
+        "cache write (1 hour) $/M",
+        max_digits=14,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_RATE)],
     )
-    effective_from = models.DateTimeField(help_text="Sessions started from this moment on use this price.")
+    effective_from = models.DateTimeField(
+        help_text="Sessions started from this moment on use this price.", validators=[validate_price_date]
+    )
     note = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

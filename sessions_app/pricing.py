@@ -31,6 +31,7 @@ import genai_prices
 from genai_prices import data_snapshot
 
 COST_PLACES = Decimal("0.00000001")  # the 8 decimals sessions store
+MAX_COST = Decimal(10) ** 6  # a session priced at $1M or more is a data error, not a cost
 PER_MILLION = Decimal(1_000_000)
 
 
@@ -458,6 +459,7 @@ NOTE_FOLDED = (
 )
 NOTE_TTL_UNKNOWN = "The plugin didn't say which cache writes lasted 1 hour: all are priced at the 5-minute rate."
 NOTE_NO_MODEL = "No model was reported."
+NOTE_IMPLAUSIBLE = "The tokens priced come to an implausible amount; the server doesn't show it."
 NOTE_ZERO_REPORTED = "The plugin reported $0 for tokens it had no price for."
 
 
@@ -511,6 +513,8 @@ def price_session(facts: SessionFacts, book: PriceBook) -> PricedSession:
         # nothing to price: the plugin's figure if it sent one, else unknown (never a silent $0)
         source = CostSource.REPORTED if reported is not None else CostSource.NO_USAGE
         return PricedSession(usage, subagent_usage, None, None, reported, source, "", "")
+    if computed is not None and computed >= MAX_COST:
+        computed, note = None, NOTE_IMPLAUSIBLE
     if computed is not None:
         return PricedSession(
             usage,
@@ -541,10 +545,13 @@ def price_message(
     reasoning: int | None = None,
     book: PriceBook,
 ) -> Decimal | None:
-    """One message (one request): its cost with tiered prices, or None when it has no tokens or
-    no known price."""
+    """One message (one request): its cost with tiered prices, or None when it has no tokens, no
+    known price, or a convention that hides its cached part (as for sessions)."""
+    convention = convention_of(source)
+    if convention.folds_cache and prompt and not (cache_read or cache_write or cache_write_5m or cache_write_1h):
+        return None
     usage = normalise(
-        convention_of(source),
+        convention,
         prompt=prompt or 0,
         completion=completion or 0,
         cache_read=cache_read or 0,

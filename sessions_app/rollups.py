@@ -16,9 +16,10 @@ messages needs no "before" read: the sync records them in `changes.messages_adde
 
 The differences are applied in key order, in one statement, at the end of the transaction, so
 two concurrent syncs that share rollup rows wait for each other instead of deadlocking.
-`rebuild` takes an exclusive advisory lock per workspace; a write takes it shared just before
-applying its difference, which is enough: the difference is measured against the session state
-the rebuild either saw (it can't see the write's uncommitted rows) or waited for.
+`rebuild` takes an exclusive advisory lock per workspace; a write takes it shared before it reads
+what its sessions contribute and holds it to its commit: so a rebuild either comes before the
+write's reads (and they use the time zone the rebuild used) or waits for it to commit (and sees
+its sessions).
 """
 
 import json
@@ -190,27 +191,6 @@ SELECT 'fine', id FROM fine WHERE sessions = 0
 UNION ALL SELECT 'dimension', id FROM dimension WHERE sessions = 0
 """
 
-# The sync's commonest change: sessions that only gained messages. Their rows exist (each of
-# those sessions is counted in them), so two plain UPDATEs of one column do.
-_ADD_MESSAGES_SQL = f"""
-WITH {_LOCKED}i AS (
-    SELECT {", ".join(f"(e->>{n})::{_array_type(name)} AS {name}" for n, name in enumerate(_FINE_COLUMNS[:7]))},
-           (e->>{len(KEY_COLUMNS) + 1})::bigint AS messages
-    FROM jsonb_array_elements(%(rows)s::jsonb) AS e, locked
-),
-fine AS (
-    UPDATE {ROLLUP_TABLE} AS r SET messages = r.messages + i.messages FROM i
-    WHERE {" AND ".join(f"r.{name} = i.{name}" for name in ("workspace_id", *KEY_COLUMNS))}
-    RETURNING r.id
-),
-d AS (
-    SELECT {_DIMENSION_GROUP}, sum(i.messages) AS messages FROM i {_EXPAND_SQL} GROUP BY {_DIMENSION_GROUP}
-)
-UPDATE {DIMENSION_TABLE} AS r SET messages = r.messages + d.messages
-FROM (SELECT * FROM d ORDER BY {", ".join(("workspace_id", *DIMENSION_KEY_COLUMNS))}) AS d
-WHERE {" AND ".join(f"r.{name} = d.{name}" for name in ("workspace_id", *DIMENSION_KEY_COLUMNS))}
-"""
-
 
 def _cursor():
     """A psycopg cursor on Django's connection (inside its transaction), so the rollup
@@ -222,6 +202,20 @@ def _cursor():
 def lock_workspace(cursor, workspace_id: int, *, exclusive: bool = False) -> None:
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     cursor.execute(f"SELECT {function}(%s, %s)", [LOCK_CLASS, workspace_id])
+
+
+_LOCK_SESSIONS_WORKSPACES_SQL = f"""
+SELECT pg_advisory_xact_lock_shared({LOCK_CLASS}, w.id::int)
+FROM (SELECT DISTINCT workspace_id AS id FROM {SESSION_TABLE} WHERE id = ANY(%s) ORDER BY 1) AS w
+"""
+
+
+def _lock_workspaces_of(cursor, session_ids: list[int]) -> None:
+    """Take the shared rebuild lock of the sessions' workspaces before reading what they
+    contribute: a rebuild (after a time zone change) then can't fall between the read and the
+    write, so both use the time zone the rebuild used, or come after it."""
+    if session_ids:
+        cursor.execute(_LOCK_SESSIONS_WORKSPACES_SQL, [session_ids], prepare=True)
 
 
 Key = tuple  # (workspace_id, day, model, source, owner_id, project, project_named)
@@ -309,10 +303,6 @@ def write(cursor, deltas: dict[Key, list]) -> None:
     lock of their workspaces), and drop the rows left with no session."""
     if not deltas:
         return
-    if all(_only_messages(values) for values in deltas.values()):
-        rows = [[*key, deltas[key][MESSAGES]] for key in sorted(deltas, key=_sort_key)]
-        cursor.execute(_ADD_MESSAGES_SQL, {"rows": json.dumps(rows, default=str)}, prepare=True)
-        return
     # one JSON parameter (rows in key order): far cheaper to send than thirty arrays
     rows = [
         [*key, *deltas[key][:-1], "{" + ",".join(map(str, deltas[key][-1])) + "}"]
@@ -325,11 +315,6 @@ def write(cursor, deltas: dict[Key, list]) -> None:
     for table, ids in ((ROLLUP_TABLE, empty["fine"]), (DIMENSION_TABLE, empty["dimension"])):
         if ids:
             cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s) AND sessions = 0", [ids])
-
-
-def _only_messages(values: list) -> bool:
-    """A delta that adds messages to rows that already count its sessions (and nothing else)."""
-    return not any(values[-1]) and all(v == 0 for n, v in enumerate(values[:-1]) if n != MESSAGES)
 
 
 def _sort_key(key: tuple):
@@ -351,11 +336,14 @@ def tracking(session_ids: Iterable[int]):
     and put sessions that only gained messages in `messages_added` (no "before" read needed)."""
     changes = Changes(list(session_ids))
     with _cursor() as cursor:
+        _lock_workspaces_of(cursor, changes.session_ids)
         before = contributions(cursor, changes.session_ids)
         yield changes
         tracked = set(changes.session_ids)
         only_messages = {pk: n for pk, n in changes.messages_added.items() if n and pk not in tracked}
-        rows = _session_rows(cursor, [*dict.fromkeys(changes.session_ids), *only_messages])
+        ids = [*dict.fromkeys(changes.session_ids), *only_messages]
+        _lock_workspaces_of(cursor, ids)
+        rows = _session_rows(cursor, ids)
         after = _collect((row for _, row in rows), {})
         # a session that only gained messages contributed the same, minus those, before
         earlier = [

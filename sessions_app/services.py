@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import psycopg
+from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -259,7 +260,7 @@ def sync(*, workspace_id: int, owner_id: int, sessions: list[SessionInput], mess
                 changes.messages_added.update(_upsert_messages(cursor, messages, result))
             # message tokens don't change a session's cost: only new or patched sessions are priced
             if inserted_ids or patched_ids:
-                books = {workspace_id: price_book(workspace_id)}
+                books = {workspace_id: _price_book(workspace_id)}
                 sessions_price(cursor, sorted({*inserted_ids, *patched_ids}), books=books)
 
     # Embeddings for semantic search, computed by Celery once this commits (no-op without a provider).
@@ -389,7 +390,7 @@ def sessions_price(cursor, session_ids: list[int], *, books: dict[int, PriceBook
             facts = SessionFacts(*fields[:-2], json.loads(facts.model_usage), fields[-1])
         book = books.get(workspace_id)
         if book is None:
-            book = books[workspace_id] = price_book(workspace_id)
+            book = books[workspace_id] = _price_book(workspace_id)
         new = _priced_row(facts, book)
         if new != current:
             changed.append((session_id, *new))
@@ -402,9 +403,12 @@ def sessions_price(cursor, session_ids: list[int], *, books: dict[int, PriceBook
 
 
 def _lock_sessions(cursor, session_ids) -> list[tuple[int, int]]:
-    """Lock sessions in id order (as the sync does); (id, workspace id) of those that exist."""
+    """Lock sessions in the order the sync does (by external id within a workspace and owner);
+    (id, workspace id) of those that exist."""
     cursor.execute(
-        f"SELECT id, workspace_id FROM {SESSION_TABLE} WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [list(session_ids)]
+        f"SELECT id, workspace_id FROM {SESSION_TABLE} WHERE id = ANY(%s) "
+        "ORDER BY workspace_id, owner_id, external_id FOR UPDATE",
+        [list(session_ids)],
     )
     return cursor.fetchall()
 
@@ -538,11 +542,11 @@ def repricing_job_run(*, job_id: int, batch_size: int = REPRICE_BATCH, on_progre
                 cursor.execute(f"SELECT count(*) FROM {SESSION_TABLE} s WHERE {where}", params)
                 job.total = job.processed + cursor.fetchone()[0]
             RepricingJob.objects.filter(pk=job.pk).update(total=job.total, updated_at=timezone.now())
-        books: dict[int, PriceBook] = {}
         retries = 0
         while True:
             try:
-                taken = _reprice_batch(job, batch_size, books)
+                # each batch reads the price book afresh: a price changed mid-job applies from then on
+                taken = _reprice_batch(job, batch_size, {})
             except (OperationalError, psycopg.OperationalError) as exc:  # lock_timeout, deadlock: a sync had the rows
                 retries += 1
                 if retries > REPRICE_RETRIES:
@@ -550,6 +554,7 @@ def repricing_job_run(*, job_id: int, batch_size: int = REPRICE_BATCH, on_progre
                 logger.info("Re-pricing job %s waits for busy sessions (%s)", job.pk, exc)
                 time.sleep(min(2.0, 0.05 * retries))
                 continue
+            retries = 0
             if not taken:
                 break
             if on_progress is not None:
@@ -602,27 +607,72 @@ def _reprice_after(override_patterns, *, workspace, actor, reason: str) -> list[
     ]
 
 
+PRICE_LOCK_CLASS = 0x0506  # pg_advisory_xact_lock(PRICE_LOCK_CLASS, workspace id or 0 for instance-wide)
+
+
+def _lock_prices(workspace_id: int | None, *, shared: bool) -> None:
+    """A price change holds its scope's lock exclusively until it commits, and whoever prices
+    sessions holds both its workspace's and the instance-wide one shared while it does: so a
+    sync never prices with a book that a committed change (and its re-pricing job) has already
+    replaced."""
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        if workspace_id is None or shared:
+            cursor.execute(f"SELECT {function}(%s, 0)", [PRICE_LOCK_CLASS])
+        if workspace_id is not None:
+            cursor.execute(f"SELECT {function}(%s, %s)", [PRICE_LOCK_CLASS, workspace_id])
+
+
+def _price_book(workspace_id: int) -> PriceBook:
+    """The workspace's price book, read under the shared price locks (call inside a transaction)."""
+    _lock_prices(workspace_id, shared=True)
+    return price_book(workspace_id)
+
+
+def _require_price_admin(actor, workspace) -> None:
+    """Workspace admins set their workspace's prices; staff (the Django admin) any workspace's
+    and the instance-wide ones (`workspace` None)."""
+    if getattr(actor, "is_staff", False):
+        return
+    if workspace is None:
+        raise PriceError("Only staff can change instance-wide prices.")
+    _require_workspace_admin(actor, workspace)
+
+
+def price_override_clashes(*, workspace, model_pattern: str, effective_from, exclude_pk=None) -> bool:
+    """Whether the model already has a price from that moment (in that workspace, or instance-wide)."""
+    return (
+        PriceOverride.objects.filter(
+            workspace=workspace, model_pattern__iexact=model_pattern.strip(), effective_from=effective_from
+        )
+        .exclude(pk=exclude_pk)
+        .exists()
+    )
+
+
 @transaction.atomic
 def price_override_save(
     *, actor, workspace, override: PriceOverride, old_pattern: str | None = None
 ) -> list[RepricingJob]:
     """Create or change a workspace's price override (`workspace` None: instance-wide, staff only)
     and re-price the sessions it affects (both models' when the model changed) in the background."""
-    if workspace is not None:
-        _require_workspace_admin(actor, workspace)
-    elif not getattr(actor, "is_staff", False):
-        raise PriceError("Only staff can set instance-wide prices.")
+    _require_price_admin(actor, workspace)
     override.model_pattern = override.model_pattern.strip()
-    if not override.model_pattern or override.model_pattern == "*":
-        raise PriceError("Name a model (or a prefix ending in *), not every model.")
     override.workspace = workspace
     override.updated_at = timezone.now()
     if override.pk is None:
         override.created_by = actor
-    duplicate = PriceOverride.objects.filter(
-        workspace=workspace, model_pattern__iexact=override.model_pattern, effective_from=override.effective_from
-    ).exclude(pk=override.pk)
-    if duplicate.exists():
+    try:
+        override.full_clean(exclude=["workspace", "created_by"], validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        raise PriceError(" ".join(exc.messages)) from None
+    _lock_prices(workspace.pk if workspace else None, shared=False)
+    if price_override_clashes(
+        workspace=workspace,
+        model_pattern=override.model_pattern,
+        effective_from=override.effective_from,
+        exclude_pk=override.pk,
+    ):
         raise PriceError("This model already has a price from that date; change that one instead.")
     override.save()
     verb = "changed" if old_pattern is not None else "added"
@@ -636,11 +686,9 @@ def price_override_save(
 
 @transaction.atomic
 def price_override_delete(*, actor, override: PriceOverride) -> list[RepricingJob]:
-    if override.workspace_id is not None:
-        _require_workspace_admin(actor, override.workspace)
-    elif not getattr(actor, "is_staff", False):
-        raise PriceError("Only staff can remove instance-wide prices.")
+    _require_price_admin(actor, override.workspace)
     pattern, workspace = override.model_pattern, override.workspace
+    _lock_prices(override.workspace_id, shared=False)
     override.delete()
     return _reprice_after([pattern], workspace=workspace, actor=actor, reason=f"Price for {pattern} removed")
 
@@ -649,21 +697,27 @@ def price_override_delete(*, actor, override: PriceOverride) -> list[RepricingJo
 def workspace_analytics_settings(*, actor, workspace, timezone_name: str, monthly_budget) -> bool:
     """Set a workspace's time zone and monthly budget. A new time zone moves day boundaries, so
     the rollups are rebuilt in the background. Returns whether they will be."""
-    import zoneinfo
+    from accounts.models import validate_timezone
 
     _require_workspace_admin(actor, workspace)
     try:
-        zoneinfo.ZoneInfo(timezone_name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise PriceError(f"Unknown time zone “{timezone_name[:60]}”; use a name like Europe/Berlin.") from None
+        validate_timezone(timezone_name)
+    except ValidationError as e:
+        raise PriceError(e.messages[0]) from None
     if monthly_budget is not None and monthly_budget < 0:
         raise PriceError("The budget can't be negative.")
     moved = timezone_name != workspace.timezone
     workspace.timezone, workspace.monthly_budget = timezone_name, monthly_budget
     workspace.save(update_fields=["timezone", "monthly_budget"])
     if moved:
-        transaction.on_commit(lambda: _send_rollups_rebuild(workspace.pk))
+        rollups_rebuild_later(workspace.pk)
     return moved
+
+
+def rollups_rebuild_later(workspace_id: int) -> None:
+    """After the transaction commits, rebuild a workspace's rollups in the background (here if
+    the queue is unreachable)."""
+    transaction.on_commit(lambda: _send_rollups_rebuild(workspace_id))
 
 
 def _send_rollups_rebuild(workspace_id: int) -> None:

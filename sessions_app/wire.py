@@ -27,6 +27,10 @@ from .models import Role, Source
 MAX_ID_LENGTH = 255
 MAX_SHORT_TEXT = 255
 MAX_BIGINT = 2**63 - 1
+# A token count a session could not have (a year of one agent at full speed is ~1e11): above it,
+# a count is refused, so sums in the rollups and computed costs stay far within their columns.
+MAX_TOKENS = 10**12
+MAX_DURATION_MS = 10**11  # three years
 # createdAt must be epoch milliseconds between 2000-01-01 and 2100-01-01.
 MIN_EPOCH_MS = 946_684_800_000
 MAX_EPOCH_MS = 4_102_444_800_000
@@ -150,16 +154,33 @@ def _number(body: dict, *names: str) -> int | float | None:
     return value
 
 
-def _count(body: dict, *names: str) -> int | None:
+def _count(body: dict, *names: str, limit: int = MAX_BIGINT) -> int | None:
     value = _number(body, *names)
     if value is None:
         return None
     if value < 0:
         raise WireError(f"{names[0]} must not be negative")
     value = round(value)
-    if value > MAX_BIGINT:
-        raise WireError(f"{names[0]} is too large")
+    if value > limit:
+        raise WireError(f"{names[0]} is too large (at most {limit:,})")
     return value
+
+
+def _tokens(body: dict, *names: str) -> int | None:
+    return _count(body, *names, limit=MAX_TOKENS)
+
+
+def _usage(body: dict) -> dict[str, int | None]:
+    """The token counts a session or a message may carry (upstream's names and ours)."""
+    return {
+        "prompt_tokens": _tokens(body, "promptTokens", "inputTokens"),
+        "completion_tokens": _tokens(body, "completionTokens", "outputTokens"),
+        "cache_read_tokens": _tokens(body, "cacheReadTokens"),
+        "cache_write_tokens": _tokens(body, "cacheCreationTokens", "cacheWriteTokens"),
+        "cache_write_5m_tokens": _tokens(body, "cacheWrite5mTokens"),
+        "cache_write_1h_tokens": _tokens(body, "cacheWrite1hTokens"),
+        "reasoning_tokens": _tokens(body, "reasoningTokens"),
+    }
 
 
 def _cost(body: dict) -> Decimal | None:
@@ -230,7 +251,7 @@ def _model_usage(body: dict) -> str | None:
         try:
             model = _string(row, "model", max_length=MAX_SHORT_TEXT)
             provider = _string(row, "provider", max_length=MAX_SHORT_TEXT)
-            counts = {name: _count(row, name) or 0 for name in _USAGE_ROW_COUNTS}
+            counts = {name: _tokens(row, name) or 0 for name in _USAGE_ROW_COUNTS}
         except WireError as exc:
             raise WireError(f"modelUsage[{index}].{exc}") from None
         subagent = row.get("subagent") is True
@@ -239,6 +260,9 @@ def _model_usage(body: dict) -> str | None:
             merged[key] = {"model": model, "provider": provider, "subagent": subagent} | dict.fromkeys(counts, 0)
         for name, value in counts.items():
             merged[key][name] += value
+    for name in _USAGE_ROW_COUNTS:
+        if sum(row[name] for row in merged.values()) > MAX_TOKENS:
+            raise WireError(f"modelUsage: the rows' {name} add up to more than {MAX_TOKENS:,}")
     return json.dumps(list(merged.values()), separators=(",", ":"))
 
 
@@ -253,16 +277,10 @@ def parse_session(body: Any) -> SessionInput:
         model=_string(body, "model", max_length=MAX_SHORT_TEXT),
         provider=_string(body, "provider", max_length=MAX_SHORT_TEXT),
         source=normalise_source(_string(body, "source", max_length=64)),
-        prompt_tokens=_count(body, "promptTokens", "inputTokens"),
-        completion_tokens=_count(body, "completionTokens", "outputTokens"),
-        cache_read_tokens=_count(body, "cacheReadTokens"),
-        cache_write_tokens=_count(body, "cacheCreationTokens", "cacheWriteTokens"),
-        cache_write_5m_tokens=_count(body, "cacheWrite5mTokens"),
-        cache_write_1h_tokens=_count(body, "cacheWrite1hTokens"),
-        reasoning_tokens=_count(body, "reasoningTokens"),
+        **_usage(body),
         model_usage=_model_usage(body),
         cost=_cost(body),
-        duration_ms=_count(body, "durationMs"),
+        duration_ms=_count(body, "durationMs", limit=MAX_DURATION_MS),
         created_at=_epoch_ms(body, "createdAt", "startedAt"),
         end_reason=_string(body, "endReason", max_length=64),
     )
@@ -324,14 +342,8 @@ def parse_message(body: Any) -> MessageInput:
         role=role,
         text_content=_string(body, "textContent", "content"),
         model=_string(body, "model", max_length=MAX_SHORT_TEXT),
-        prompt_tokens=_count(body, "promptTokens", "inputTokens"),
-        completion_tokens=_count(body, "completionTokens", "outputTokens"),
-        cache_read_tokens=_count(body, "cacheReadTokens"),
-        cache_write_tokens=_count(body, "cacheCreationTokens", "cacheWriteTokens"),
-        cache_write_5m_tokens=_count(body, "cacheWrite5mTokens"),
-        cache_write_1h_tokens=_count(body, "cacheWrite1hTokens"),
-        reasoning_tokens=_count(body, "reasoningTokens"),
-        duration_ms=_count(body, "durationMs"),
+        **_usage(body),
+        duration_ms=_count(body, "durationMs", limit=MAX_DURATION_MS),
         source=normalise_source(_string(body, "source", max_length=64)),
         created_at=_epoch_ms(body, "createdAt", "timestamp"),
         parts=_parts(body),

@@ -276,11 +276,11 @@ class AnalyticsBreakdownApi(ReadApi):
         by = _choice(request, "by", DIMENSIONS, "model")
         sort = _choice(request, "sort", aggregates.SORTABLE, "cost")
         direction = _choice(request, "dir", ("asc", "desc"), "desc")
-        limit = request.query_params.get("limit") or "100"
-        if not limit.isdigit() or not int(limit) >= 1:
+        limit = aggregates.whole_number(request.query_params.get("limit") or "100")
+        if limit is None or limit < 1:
             raise exceptions.ValidationError("limit must be a whole number of at least 1")
         table = aggregates.breakdown(
-            request.auth.workspace, query, by, sort=sort, direction=direction, limit=min(int(limit), MAX_ROWS)
+            request.auth.workspace, query, by, sort=sort, direction=direction, limit=min(limit, MAX_ROWS)
         )
         rows = [
             {

@@ -107,7 +107,7 @@ def axis_label(value: int) -> str:
 
 
 SERIES_PLOT_BOTTOM = 172
-SERIES_LABELS = 8  # x-axis labels at most
+SERIES_LABELS = 6  # x-axis labels at most (phones show every other one)
 
 
 def nice_scale_any(maximum: float, ticks: int = 4) -> tuple[float, float]:

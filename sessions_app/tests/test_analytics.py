@@ -195,6 +195,10 @@ def test_presets_and_custom_range_in_the_workspace_time_zone(in_team, user, team
         ({"range": "custom", "from": "yesterday"}, "from"),
         ({"range": "forever"}, "range"),
         ({"owner": "me"}, "owner"),
+        ({"owner": "²"}, "owner"),
+        ({"owner": "9" * 40}, "owner"),
+        ({"range": "custom", "from": "1066-10-14"}, "from"),
+        ({"range": "custom", "to": "9999-12-31"}, "to"),
         ({"metric": "joules"}, "metric"),
         ({"interval": "hour"}, "interval"),
     ],
@@ -205,6 +209,13 @@ def test_bad_parameters_say_what_is_wrong_and_show_the_default(in_team, team_ses
     assert response.context["error"].startswith(field)
     assert response.context["summary"]["sessions"] == 6  # the default view
     assert "can't be shown" in response.content.decode()
+
+
+def test_a_chart_per_day_over_years_is_refused_and_drawn_per_week(in_team, team_sessions):
+    response = in_team.get(reverse("sessions:analytics"), {"interval": "day", "range": "custom", "from": "2020-01-01"})
+    assert response.status_code == 400
+    assert response.context["error"].startswith("interval: a chart has at most 1000 points")
+    assert response.context["timeseries"]["interval"] in ("week", "month")
 
 
 # --- chart ---------------------------------------------------------------------------------------
@@ -268,6 +279,10 @@ def test_csv_download_has_every_row_and_escapes_formulas(in_team, user, team_ws,
     assert '\'=HYPERLINK("http://evil")' in by_model  # a spreadsheet shows it as text
     people = in_team.get(reverse("sessions:analytics-csv"), {"by": "owner"}).content.decode()
     assert people.splitlines()[0].startswith("person,")
+    # the chart's download has a column per model: its header is guarded too
+    series = in_team.get(reverse("sessions:analytics-csv"), {"table": "series", "range": "30d"}).content.decode()
+    header = next(csv.reader(io.StringIO(series)))
+    assert '\'=HYPERLINK("http://evil")' in header and '=HYPERLINK("http://evil")' not in header
 
 
 # --- budget, empty states, isolation ---------------------------------------------------------------
@@ -357,7 +372,20 @@ def test_api_breakdown_and_timeseries(client, team_key, team_sessions, user):
 
 @pytest.mark.parametrize(
     "query",
-    ["range=nope", "range=custom&from=2026-13-01", "by=colour", "sort=drop", "limit=0", "limit=x", "interval=hour"],
+    [
+        "range=nope",
+        "range=custom&from=2026-13-01",
+        "by=colour",
+        "sort=drop",
+        "limit=0",
+        "limit=x",
+        "limit=%C2%B2",
+        "limit=" + "9" * 40,
+        "owner=%C2%B2",
+        "range=custom&to=9999-01-01",
+        "interval=hour",
+        "interval=day&range=custom&from=2020-01-01&to=2026-01-01",
+    ],  # fmt: skip
 )
 def test_api_bad_parameters_are_400_with_a_reason(client, team_key, query):
     path = "/api/analytics/timeseries" if "interval" in query else "/api/analytics/breakdown"

@@ -96,6 +96,9 @@ def test_removing_a_price_asks_first_then_reprices(logged_in, session, django_ca
         ({"input_per_m": "-1"}, "greater than or equal to 0"),
         ({"effective_from": "soon"}, "Enter a valid date"),
         ({"output_per_m": ""}, "This field is required"),
+        ({"output_per_m": "100001"}, "less than or equal to 100000"),
+        ({"effective_from": "1970-01-01"}, "between 2000 and 2100"),
+        ({"effective_from": "9999-12-31"}, "between 2000 and 2100"),
     ],
 )
 def test_bad_prices_get_a_form_error(logged_in, session, fields, message):
@@ -183,6 +186,68 @@ def test_staff_set_instance_wide_prices_in_the_admin(admin_client, user, session
     session.refresh_from_db()
     assert session.cost == Decimal("3")  # 1M × $2 + 100K × $10
     assert RepricingJob.objects.get().workspace is None  # every workspace
+
+
+def _admin_price(admin_client, **fields):
+    data = {"model_pattern": "claude-sonnet-4-5*", "input_per_m": "2", "output_per_m": "10",
+            "effective_from_0": "2026-01-01", "effective_from_1": "00:00:00", "note": ""} | fields  # fmt: skip
+    return admin_client.post(reverse("admin:sessions_app_priceoverride_add"), data)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"effective_from_0": "1970-01-01"}, "between 2000 and 2100"),
+        ({"output_per_m": "999999"}, "less than or equal to 100000"),
+        ({"model_pattern": "*"}, "Name a model"),
+        ({"model_pattern": "CLAUDE-SONNET-4-5*"}, "already has a price from that moment"),
+    ],
+)
+def test_the_admin_shows_a_bad_price_as_a_form_error(admin_client, session, fields, message,
+                                                     django_capture_on_commit_callbacks):  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _admin_price(admin_client).status_code == 302
+    response = _admin_price(admin_client, **fields)
+    assert response.status_code == 200 and message in response.content.decode()
+    assert PriceOverride.objects.count() == 1
+
+
+def test_staff_change_and_remove_any_workspaces_price_in_the_admin(
+    admin_client, session, personal_workspace, django_capture_on_commit_callbacks
+):
+    override = PriceOverride.objects.create(workspace=personal_workspace, model_pattern=MODEL, input_per_m=1,
+                                            output_per_m=5, effective_from=datetime(2026, 1, 1, tzinfo=UTC))  # fmt: skip
+    url = reverse("admin:sessions_app_priceoverride_change", args=[override.pk])
+    data = {"workspace": personal_workspace.pk, "model_pattern": MODEL, "input_per_m": "2", "output_per_m": "10",
+            "effective_from_0": "2026-01-01", "effective_from_1": "00:00:00", "note": "contract"}  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin_client.post(url, data).status_code == 302
+    session.refresh_from_db()
+    assert session.cost == Decimal("3")  # the staff member isn't in the workspace, and may
+    delete = reverse("admin:sessions_app_priceoverride_delete", args=[override.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not PriceOverride.objects.exists()
+    session.refresh_from_db()
+    assert session.cost == BOOK
+
+
+def test_a_workspace_time_zone_changed_in_the_admin_rebuilds_its_rollups(
+    admin_client, user, personal_workspace, django_capture_on_commit_callbacks
+):
+    SessionFactory(owner=user, workspace=personal_workspace, prompt_tokens=5,
+                   created_at=datetime(2026, 3, 1, 23, 30, tzinfo=UTC))  # fmt: skip
+    url = reverse("admin:accounts_workspace_change", args=[personal_workspace.pk])
+    form = {"name": personal_workspace.name, "slug": personal_workspace.slug, "is_personal": "on",
+            "created_by": user.pk, "timezone": "Mars/Olympus", "monthly_budget": "",
+            "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}  # fmt: skip
+    response = admin_client.post(url, form)
+    assert response.status_code == 200 and "Unknown time zone" in response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, form | {"timezone": "Asia/Tokyo"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert rollups.check(personal_workspace.pk) == 0
+    assert rollups.stored(personal_workspace.pk).popitem()[0][1].isoformat() == "2026-03-02"
 
 
 def test_reprice_command_resumes_where_it_stopped(user, personal_workspace, monkeypatch, capsys):

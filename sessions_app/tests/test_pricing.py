@@ -354,6 +354,28 @@ def test_a_session_with_one_unpriced_model_is_not_priced_in_part():
     assert "mystery-model" in priced.cost_note
 
 
+def test_an_implausible_total_is_not_shown_as_a_cost():
+    """Token counts the wire accepts (each under 10^12) can still price to billions on the most
+    expensive model: a session at $1M or more is a data error, so the session says so instead of showing it."""
+    facts = SessionFacts(source="pi", model="claude-opus-4-1", provider="anthropic", created_at=WHEN,
+                         prompt_tokens=10**12 - 1, completion_tokens=10**12 - 1)  # fmt: skip
+    priced = price_session(facts, PriceBook())
+    assert priced.computed_cost is None and priced.cost is None
+    assert priced.cost_note == pricing.NOTE_IMPLAUSIBLE
+
+
+def test_a_folded_claude_code_message_has_no_price_of_its_own():
+    """Upstream claude-code-sync folds cache tokens into a message's prompt tokens too: pricing
+    them all as fresh input would overcount ~10x, so the message shows no cost."""
+    book = PriceBook()
+    kwargs = {"source": "claude-code", "model": "claude-sonnet-4-5", "provider": "anthropic", "when": WHEN,
+              "completion": 100, "book": book}  # fmt: skip
+    assert pricing.price_message(prompt=50_000, **kwargs) is None
+    # our plugin sends Anthropic's split: prompt tokens without the cache read
+    split = pricing.price_message(prompt=5_000, cache_read=45_000, **kwargs)
+    assert split == book_price("claude-sonnet-4-5", uncached=5_000, cache_read=45_000, output=100)
+
+
 def test_message_prices_apply_tiers_per_request_session_totals_the_base_rate():
     """Gemini 2.5 Pro charges more for a request whose prompt passes 200K tokens."""
     book = PriceBook()

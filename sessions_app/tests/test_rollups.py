@@ -251,3 +251,43 @@ def test_writing_rollups_takes_the_workspace_rebuild_lock(user, personal_workspa
             assert [row[0] for row in cursor.fetchall()] == ["ShareLock"]
     assert rollups.check(personal_workspace.pk) == 0
     assert UsageRollup.objects.get().messages == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_during_a_price_change_waits_for_it_and_uses_the_new_price(user, personal_workspace, monkeypatch):
+    """A sync that prices while a price change is being saved must not price with the old book
+    after the change (and the re-pricing job it starts) have committed: it waits for the change."""
+    monkeypatch.setattr(services, "_send_repricing", lambda job_id: None)  # only the sync may price here
+    saved, errors = threading.Event(), []
+
+    def change_price():
+        try:
+            with transaction.atomic():
+                services.price_override_save(
+                    actor=user,
+                    workspace=personal_workspace,
+                    override=PriceOverride(
+                        model_pattern="claude-opus-4-5",
+                        input_per_m=1,
+                        output_per_m=1,
+                        effective_from=datetime(2020, 1, 1, tzinfo=UTC),
+                    ),  # fmt: skip
+                )
+                saved.set()
+                threading.Event().wait(0.5)  # still uncommitted while the sync starts
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            saved.set()
+            connection.close()
+
+    thread = threading.Thread(target=change_price)
+    thread.start()
+    saved.wait(10)
+    body = {"externalId": "during", "model": "claude-opus-4-5", "promptTokens": 1_000_000, "completionTokens": 0,
+            "createdAt": int(START.timestamp() * 1000)}  # fmt: skip
+    services.sync(workspace_id=personal_workspace.pk, owner_id=user.pk, sessions=[parse_session(body)], messages=[])
+    thread.join()
+    assert errors == []
+    assert Session.objects.get().cost == Decimal(1)  # $1/M, not the book's $5/M
+    assert_exact(personal_workspace)

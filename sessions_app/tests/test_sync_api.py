@@ -459,6 +459,18 @@ def test_hostile_text_is_stored_verbatim_except_nul(sync_client):
         ("/sync/session", {"externalId": "s", "createdAt": "2026-01-01"}, "createdAt must be a number"),
         ("/sync/session", {"externalId": "s", "createdAt": 1}, "epoch milliseconds"),
         ("/sync/session", {"externalId": "x" * 300}, "too long"),
+        ("/sync/session", {"externalId": "s", "promptTokens": 10**13}, "promptTokens is too large"),
+        ("/sync/session", {"externalId": "s", "cacheWrite1hTokens": 2e12}, "cacheWrite1hTokens is too large"),
+        ("/sync/session", {"externalId": "s", "durationMs": 10**12}, "durationMs is too large"),
+        (
+            "/sync/session",
+            {
+                "externalId": "s",
+                "modelUsage": [{"model": "a", "inputTokens": 6 * 10**11}, {"model": "b", "inputTokens": 6 * 10**11}],
+            },  # fmt: skip
+            "add up to more than",
+        ),
+        ("/sync/message", {"sessionExternalId": "s", "externalId": "m", "reasoningTokens": 1e15}, "is too large"),
         ("/sync/message", {"externalId": "m", "role": "user"}, "Missing sessionExternalId"),
         ("/sync/message", {"sessionExternalId": "s", "role": "user"}, "Missing externalId"),
         ("/sync/message", {"sessionExternalId": "s", "externalId": "m", "role": "robot"}, "role must be one of"),

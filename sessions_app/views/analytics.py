@@ -92,7 +92,11 @@ def analytics(request: HttpRequest) -> TemplateResponse:
         "filter_labels": _filter_labels(workspace, query),
     }
     if summary["sessions"]:
-        timeseries = aggregates.timeseries(workspace, query, interval=interval, metric=metric)
+        try:
+            timeseries = aggregates.timeseries(workspace, query, interval=interval, metric=metric)
+        except QueryError as exc:  # e.g. per day over years: say so, and chart per week or month
+            context["error"], status = f"{exc.field}: {exc}", 400
+            timeseries = aggregates.timeseries(workspace, query, interval=None, metric=metric)
         table = aggregates.breakdown(workspace, query, by, sort=sort, direction=direction)
         for row in table.rows:
             if row["filter"] is not None:
@@ -246,8 +250,17 @@ def _comparison(request, workspace, query, by) -> tuple:
     for key, label, kind in COMPARE_METRICS:
         x, y = left.get(key), right.get(key)
         change = float((y - x) / x * 100) if x not in (None, 0) and y is not None else None
-        metrics.append({"key": key, "label": label, "kind": kind, "a": x, "b": y, "change": change})
+        tone = None  # whether the change is for the better (green) or the worse (amber), where that's clear
+        if change and key in BETTER_LOWER:
+            tone = "better" if change < 0 else "worse"
+        elif change and key in BETTER_HIGHER:
+            tone = "better" if change > 0 else "worse"
+        metrics.append({"key": key, "label": label, "kind": kind, "a": x, "b": y, "change": change, "tone": tone})
     return by, left, right, metrics, None
+
+
+BETTER_LOWER = {"shown_cost", "cost_per_session", "cost_per_1k_tokens", "incorrect", "sessions_unknown_cost"}
+BETTER_HIGHER = {"good_share", "cache_hit_rate"}
 
 
 COMPARE_METRICS = (
