@@ -22,7 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, F, Min, Q, QuerySet, Sum
+from django.contrib.postgres.fields import ArrayField
+from django.db.models import Aggregate, BigIntegerField, Count, F, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth, TruncWeek
 from django.utils import timezone
 
@@ -289,10 +290,21 @@ SUMS = (
 )  # fmt: skip
 
 
+class BucketSums(Aggregate):
+    """The element-wise sum of the rows' duration bucket arrays, as one array: one expression for
+    Django to build instead of 64 Sums (which cost more to compile than the query takes to run)."""
+
+    function = "sum"
+    template = (
+        "ARRAY[" + ", ".join(f"sum(%(expressions)s[{n}])" for n in range(1, DURATION_BUCKETS + 1)) + "]::bigint[]"
+    )
+    output_field = ArrayField(BigIntegerField())
+
+
 def _aggregates(*, buckets: bool) -> dict:
     aggregates = {name: Sum(name) for name in SUMS}
     if buckets:
-        aggregates |= {f"bucket_{i}": Sum(f"duration_buckets__{i}") for i in range(DURATION_BUCKETS)}
+        aggregates["buckets"] = BucketSums("duration_buckets")
     return aggregates
 
 
@@ -301,8 +313,8 @@ def _clean(row: dict) -> dict:
     out = {name: row.get(name) or 0 for name in SUMS}
     for name in ("cost", "computed_cost", "reported_cost", "subagent_cost"):
         out[name] = Decimal(out[name])
-    if "bucket_0" in row:
-        out["buckets"] = [row.get(f"bucket_{i}") or 0 for i in range(DURATION_BUCKETS)]
+    if "buckets" in row:
+        out["buckets"] = [count or 0 for count in row["buckets"] or [0] * DURATION_BUCKETS]
     return out
 
 
