@@ -16,6 +16,7 @@ from decimal import Decimal
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -260,29 +261,44 @@ def decode_message_position(cursor: str | None):
 # --- prices -----------------------------------------------------------------------------------------
 
 
+_PRICE_OVERRIDES_SQL = f"""
+SELECT id, workspace_id, model_pattern, effective_from, input_per_m, output_per_m, cache_read_per_m,
+       cache_write_5m_per_m, cache_write_1h_per_m
+FROM {PriceOverride._meta.db_table} WHERE workspace_id = %s OR workspace_id IS NULL
+"""
+
+
 def price_book(workspace_id: int) -> PriceBook:
-    """The workspace's price overrides and the instance-wide ones, over the price book."""
-    overrides = PriceOverride.objects.filter(Q(workspace_id=workspace_id) | Q(workspace__isnull=True))
+    """The workspace's price overrides and the instance-wide ones, over the price book.
+
+    Every sync that prices a session reads this: one fixed statement, as the ORM spends more
+    time building the query (about 1 ms) than the database spends answering it."""
+    with connection.cursor() as cursor:
+        cursor.execute(_PRICE_OVERRIDES_SQL, [workspace_id])
+        rows = cursor.fetchall()
     return PriceBook(
         [
             Override(
-                pk=o.pk,
-                workspace_id=o.workspace_id,
-                pattern=o.model_pattern.strip().lower(),
-                effective_from=o.effective_from,
+                pk=pk,
+                workspace_id=override_workspace,
+                pattern=pattern.strip().lower(),
+                effective_from=effective_from,
                 rates=override_rates(
-                    pk=o.pk,
-                    pattern=o.model_pattern,
-                    input_per_m=o.input_per_m,
-                    output_per_m=o.output_per_m,
-                    cache_read_per_m=o.cache_read_per_m,
-                    cache_write_5m_per_m=o.cache_write_5m_per_m,
-                    cache_write_1h_per_m=o.cache_write_1h_per_m,
+                    pk=pk,
+                    pattern=pattern,
+                    input_per_m=input_per_m,
+                    output_per_m=output_per_m,
+                    cache_read_per_m=cache_read_per_m,
+                    cache_write_5m_per_m=cache_write_5m_per_m,
+                    cache_write_1h_per_m=cache_write_1h_per_m,
                 ),
             )
-            for o in overrides
+            for (
+                pk, override_workspace, pattern, effective_from, input_per_m, output_per_m, cache_read_per_m,
+                cache_write_5m_per_m, cache_write_1h_per_m,
+            ) in rows
         ]
-    )
+    )  # fmt: skip
 
 
 def attach_message_costs(session: Session, messages: list[Message], book: PriceBook | None = None) -> None:

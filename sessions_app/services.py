@@ -615,12 +615,14 @@ def _lock_prices(workspace_id: int | None, *, shared: bool) -> None:
     sessions holds both its workspace's and the instance-wide one shared while it does: so a
     sync never prices with a book that a committed change (and its re-pricing job) has already
     replaced."""
-    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     with connection.cursor() as cursor:
-        if workspace_id is None or shared:
-            cursor.execute(f"SELECT {function}(%s, 0)", [PRICE_LOCK_CLASS])
-        if workspace_id is not None:
-            cursor.execute(f"SELECT {function}(%s, %s)", [PRICE_LOCK_CLASS, workspace_id])
+        if shared:  # one statement (a sync takes these on every priced write)
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock_shared(%s, 0), pg_advisory_xact_lock_shared(%s, %s)",
+                [PRICE_LOCK_CLASS, PRICE_LOCK_CLASS, workspace_id or 0],
+            )
+        else:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [PRICE_LOCK_CLASS, workspace_id or 0])
 
 
 def _price_book(workspace_id: int) -> PriceBook:

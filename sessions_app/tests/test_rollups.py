@@ -253,6 +253,22 @@ def test_writing_rollups_takes_the_workspace_rebuild_lock(user, personal_workspa
     assert UsageRollup.objects.get().messages == 1
 
 
+@pytest.mark.django_db
+def test_the_rollup_statements_are_prepared_once_per_connection(user, personal_workspace):
+    """Django turns psycopg's prepared statements off unless told otherwise, which would make
+    `prepare=True` a silent no-op: a one-message sync would re-plan the rollup update (~3 ms)."""
+    body = {"externalId": "prep", "model": "claude-opus-4-5", "promptTokens": 5, "completionTokens": 5}
+    services.sync(workspace_id=personal_workspace.pk, owner_id=user.pk, sessions=[parse_session(body)], messages=[])
+    for n in range(3):
+        message = parse_message({"sessionExternalId": "prep", "externalId": f"m{n}", "role": "user"})
+        services.sync(workspace_id=personal_workspace.pk, owner_id=user.pk, sessions=[], messages=[message])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+        prepared = {statement.strip().split("\n")[0]: runs for statement, runs in cursor.fetchall()}
+    assert prepared.get("WITH locked AS MATERIALIZED (") == 4  # the rollup update, once per sync
+    assert UsageRollup.objects.get().messages == 3
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_sync_during_a_price_change_waits_for_it_and_uses_the_new_price(user, personal_workspace, monkeypatch):
     """A sync that prices while a price change is being saved must not price with the old book
