@@ -438,26 +438,49 @@ def test_the_same_figures_from_either_rollup(in_team, team_key, client, user, te
 
 def test_whole_months_and_edge_days_cover_any_range_exactly(user, personal_workspace):
     """Sessions on every day of four months; every range (month starts and ends, mid-month days,
-    all time) counts exactly the sessions that started in it."""
+    all time) counts exactly the sessions that started in it: the totals, and each model's row
+    with its durations (an edge month may be read as its month minus the days outside the range)."""
     import random
 
-    from sessions_app.analytics import Query, summary
+    from sessions_app.analytics import Query, breakdown, summary
 
     first = date(2026, 1, 1)
     days = [first + timedelta(days=n) for n in range(120)]
+    # the second model on January 2 and 3 and a few days of March: a range from January 4 holds
+    # January's month row with its sessions, which the days before the range then take away
+    model_of = {day: GPT if day in (date(2026, 1, 2), date(2026, 1, 3)) or day.month == 3 and day.day % 7 == 0
+                else SONNET for day in days}  # fmt: skip
+    duration_of = {day: day.day * 60_000 + day.month * 1_000 for day in days}
     for day in days:
-        SessionFactory(owner=user, workspace=personal_workspace, source=Source.PI, model=SONNET, prompt_tokens=day.day,
+        SessionFactory(owner=user, workspace=personal_workspace, source=Source.PI, model=model_of[day],
+                       prompt_tokens=day.day, duration_ms=duration_of[day],
                        created_at=datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=13))  # fmt: skip
     rng = random.Random(3)
     edges = [date(2026, m, 1) for m in range(1, 5)] + [date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 31)]
+    ranges = [(date(2026, 1, 4), date(2026, 2, 28)), (date(2026, 1, 4), date(2026, 4, 27)),
+              (date(2026, 1, 28), date(2026, 3, 2)), (None, date(2026, 2, 27))]  # fmt: skip
     for _ in range(60):
         start, end = sorted(rng.sample(days + edges, 2))
-        start = None if rng.random() < 0.15 else start
+        ranges.append((None if rng.random() < 0.15 else start, end))
+    for start, end in ranges:
         query = Query(preset="custom", start=start, end=end, tz="UTC")
         expected = [d for d in days if (start is None or d >= start) and d <= end]
         figures = summary(personal_workspace, query)
         assert figures["sessions"] == len(expected), (start, end)
         assert figures["input_tokens"] == sum(d.day for d in expected), (start, end)
+        assert figures["duration_ms"] == sum(duration_of[d] for d in expected), (start, end)
+        assert "named" not in figures
+        rows = {row["key"]: row for row in breakdown(personal_workspace, query, "model").rows}
+        for model in (SONNET, GPT):
+            mine = [d for d in expected if model_of[d] == model]
+            if not mine:
+                assert model not in rows, (start, end, model)
+                continue
+            row = rows[model]
+            assert row["sessions"] == len(mine), (start, end, model)
+            assert row["input_tokens"] == sum(d.day for d in mine), (start, end, model)
+            assert row["duration_ms"] == sum(duration_of[d] for d in mine), (start, end, model)
+            assert sum(row["buckets"]) == len(mine) and min(row["buckets"]) == 0, (start, end, model)
 
 
 def test_the_chart_numbers_and_the_comparison_download_as_csv(in_team, team_sessions):
