@@ -229,20 +229,31 @@ def _month_end(day: date) -> date:
 def covering(query: Query) -> Q:
     """The DimensionRollup rows that add up to the range's days: its whole months as month rows,
     the days at its edges as day rows (each part a plain index range)."""
-    ranges = covering_ranges(query)
-    parts = ranges[0]
-    for part in ranges[1:]:
-        parts |= part
-    return parts
+    return _any(covering_ranges(query))
 
 
-def covering_ranges(query: Query) -> list[Q]:
-    """`covering` as its index ranges (one to three)."""
+def _whole_months(query: Query) -> tuple[date | None, date]:
+    """The first and last whole month inside the range (first None: from the beginning); the
+    first is after the last when the range holds no whole month."""
     start, end = query.start, query.end
     first_month = None if start is None else start if start.day == 1 else _month_end(start) + timedelta(days=1)
     last_month = (
         end.replace(day=1) if end == _month_end(end) else (end.replace(day=1) - timedelta(days=1)).replace(day=1)
     )
+    return first_month, last_month
+
+
+def _any(parts: list[Q]) -> Q:
+    combined = parts[0]
+    for part in parts[1:]:
+        combined |= part
+    return combined
+
+
+def covering_ranges(query: Query) -> list[Q]:
+    """`covering` as its index ranges (one to three)."""
+    start, end = query.start, query.end
+    first_month, last_month = _whole_months(query)
     if first_month is not None and last_month < first_month:
         return [_period_range(RollupPeriod.DAY, start, end)]  # no whole month inside the range
     parts = [_period_range(RollupPeriod.MONTH, first_month, last_month)]
@@ -259,10 +270,7 @@ def covering_parts(query: Query) -> tuple[Q, Q | None]:
     then reads at most ~15 day rows per key at each edge instead of ~30 (the sums, and above all the
     64 duration buckets per row, cost by the row). Only for sums: not for counting distinct keys."""
     start, end = query.start, query.end
-    first_month = None if start is None else start if start.day == 1 else _month_end(start) + timedelta(days=1)
-    last_month = (
-        end.replace(day=1) if end == _month_end(end) else (end.replace(day=1) - timedelta(days=1)).replace(day=1)
-    )
+    first_month, last_month = _whole_months(query)
     if first_month is not None and last_month < first_month:
         return covering(query), None
     add = _period_range(RollupPeriod.MONTH, first_month, last_month)
@@ -281,7 +289,7 @@ def covering_parts(query: Query) -> tuple[Q, Q | None]:
             subtract.append(_period_range(RollupPeriod.DAY, end + timedelta(days=1), month_end))
         else:
             add |= _period_range(RollupPeriod.DAY, month, end)
-    return add, (subtract[0] | subtract[1] if len(subtract) == 2 else subtract[0] if subtract else None)
+    return add, (_any(subtract) if subtract else None)
 
 
 def _period_range(period: str, first: date | None, last: date) -> Q:
