@@ -337,12 +337,13 @@ def tracking(session_ids: Iterable[int]):
     changes = Changes(list(session_ids))
     with _cursor() as cursor:
         _lock_workspaces_of(cursor, changes.session_ids)
+        locked = set(changes.session_ids)  # their workspaces' locks are held to the commit
         before = contributions(cursor, changes.session_ids)
         yield changes
         tracked = set(changes.session_ids)
         only_messages = {pk: n for pk, n in changes.messages_added.items() if n and pk not in tracked}
         ids = [*dict.fromkeys(changes.session_ids), *only_messages]
-        _lock_workspaces_of(cursor, ids)
+        _lock_workspaces_of(cursor, [pk for pk in ids if pk not in locked])
         rows = _session_rows(cursor, ids)
         after = _collect((row for _, row in rows), {})
         # a session that only gained messages contributed the same, minus those, before
