@@ -4,6 +4,7 @@ text, secrets and home paths."""
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -186,6 +187,22 @@ def test_redact(text):
 )
 def test_redact_prefixed_names_json_and_bearer(text, expected):
     assert redact(text) == expected
+
+
+# The plugins (claude-code-sync's redact.py, opencode-sync's redact.js) run the same corpus: the
+# three redactors give the same text for every entry.
+REDACTION_CORPUS = json.loads(
+    (Path(__file__).resolve().parents[2] / "tests/fixtures/redaction_corpus.json").read_text()
+)
+
+
+@pytest.mark.parametrize("entry", REDACTION_CORPUS, ids=range(len(REDACTION_CORPUS)))
+def test_the_shared_redaction_corpus(entry):
+    assert redact(entry["input"]) == entry["expected"]
+    # what the exports run: every string of a record, cached
+    from evals.exchanges import clean_value
+
+    assert clean_value([entry["input"]], anonymize_paths=False, redact_secrets=True) == [entry["expected"]]
 
 
 def test_a_secret_named_argument_is_redacted_whole():
