@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from sessions_app.message_text import message_text
 from sessions_app.rendering import (
-    TEXT_TYPES,
     TOOL_CALL_TYPES,
     TOOL_RESULT_TYPES,
-    part_text,
+    call_output,
     strip_thinking,
     tool_call,
     tool_output,
@@ -265,31 +265,23 @@ def turns_from_messages(messages, parts_of=None) -> list[Turn]:
         if message.role not in ROLES:
             continue  # "unknown": no eval format has a place for it
         role = message.role
-        texts, calls, results = [], [], []
-        for part in parts_of(message) if parts_of else message.parts.all():
-            if part.type in TEXT_TYPES:
-                texts.append(part_text(part.content))
-            elif part.type in TOOL_CALL_TYPES:
+        calls, results = [], []
+        parts = list(parts_of(message) if parts_of else message.parts.all())
+        for part in parts:
+            if part.type in TOOL_CALL_TYPES:
                 name, args = tool_call(part.content)
                 call = ToolCall(name, args if isinstance(args, dict) else {"input": args}, None, _call_id(part.content))
                 calls.append(call)
                 # some plugins send the result inside the call part (opencode's tool state; a
                 # failed call carries its `error` instead)
-                output = (
-                    next(
-                        (part.content[k] for k in ("result", "output", "error") if part.content.get(k) is not None),
-                        None,
-                    )
-                    if isinstance(part.content, dict)
-                    else None
-                )
+                output = call_output(part.content)
                 if output is not None:
                     call.output = _text(output)
                 else:
                     pending.setdefault(call.call_id, []).append(call)
             elif part.type in TOOL_RESULT_TYPES:
                 results.append((_call_id(part.content), _text(tool_output(part.content))))
-        text = "\n".join(t for t in texts if t.strip()) or (message.text_content or "")
+        text = message_text(message.text_content, parts)
         if role == "tool" and not results and text.strip():
             results.append((None, text))
             text = ""
