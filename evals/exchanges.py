@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from sessions_app.message_text import message_text
 from sessions_app.rendering import (
-    TEXT_TYPES,
     TOOL_CALL_TYPES,
     TOOL_RESULT_TYPES,
-    part_text,
+    call_output,
     strip_thinking,
     tool_call,
     tool_output,
@@ -112,30 +112,65 @@ _HOME = [
     (re.compile(r"/home/[^/\s\"']+"), "/home/user"),
     (re.compile(r"([A-Za-z]:\\+Users\\+)[^\\\s\"']+"), r"\1user"),
 ]
-# (pattern, text it needs in lower case): most strings have none of it, and a substring check is
-# much cheaper than running the pattern.
+# The text rules are the plugins' (plugins/claude-code-sync/src/claude_code_sync/redact.py,
+# plugins/opencode-sync/src/redact.js), in the same order: tests/fixtures/redaction_corpus.json is
+# run through all three, so a change here needs the same change there. re.ASCII: \b, \w and
+# IGNORECASE as JavaScript has them.
+# A name is a secret's when it ends in one of these (DB_PASSWORD, api_key, GITHUB_TOKEN,
+# STRIPE_SECRET_KEY, client_secret); max_tokens, token_count, AUTHOR or PWD are not.
+_SECRET_WORDS = r"(?:password|passwd|passphrase|secret|token|credentials?|(?:api|access|private|secret|auth)[_-]?key)"  # noqa: S105 - a pattern, not a password
+# Values that are not secrets even under a secret's name: numbers, booleans, $VARIABLES, empty.
+_HARMLESS_VALUE = re.compile(
+    r"(?:\d+(?:\.\d+)?|true|false|null|none|undefined|\$\{?\w+\}?|\[REDACTED\])?", re.ASCII | re.IGNORECASE
+)
+
+
+def _assignment(match: re.Match) -> str:
+    value = match.group(3)
+    quote = value[0] if value[0] in "\"'" else ""
+    if _HARMLESS_VALUE.fullmatch(value[1:-1] if quote else value):
+        return match.group(0)
+    return match.group(0)[: match.start(3) - match.start(0)] + quote + REDACTED + quote
+
+
+# (pattern, replacement, text it needs in lower case): most strings have none of it, and a
+# substring check is much cheaper than running the pattern.
 _SECRETS = [
-    (re.compile(r"\b(sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,})"), ("sk-",)),  # OpenAI / Anthropic keys
-    (re.compile(r"\b(osk_[A-Za-z0-9_-]{16,})"), ("osk_",)),  # OpenSync keys
-    (re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,})"), ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),  # GitHub tokens
-    (re.compile(r"\b(xox[baprs]-[A-Za-z0-9-]{10,})"), ("xox",)),  # Slack tokens
-    (re.compile(r"\b(AKIA[0-9A-Z]{16})\b"), ("akia",)),  # AWS access key ids
-    (re.compile(r"\b(eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"), ("eyj",)),  # JWTs
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"), ("-----begin",)),
-    # NAME=value, NAME: value, "name": "value" with the secret word anywhere in the name
-    # (OPENAI_API_KEY, DB_PASSWORD, GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY). The match starts at the
-    # word (a pattern for the name's start would backtrack on long words); the value has a
-    # letter, so counts such as `total_tokens: 123456` stay.
+    (
+        re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----", re.ASCII),
+        "[REDACTED]",
+        ("-----begin",),
+    ),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", re.ASCII), "[REDACTED]", ("eyj",)),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}", re.ASCII), "[REDACTED]", ("sk-",)),  # OpenAI / Anthropic keys
+    (re.compile(r"\bosk_[A-Za-z0-9_-]{16,}", re.ASCII), "[REDACTED]", ("osk_",)),  # OpenSync keys
+    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}", re.ASCII), "[REDACTED]", ("github_pat_",)),
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}", re.ASCII), "[REDACTED]", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
+    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", re.ASCII), "[REDACTED]", ("akia", "asia")),  # AWS key ids
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}", re.ASCII), "[REDACTED]", ("xox",)),  # Slack tokens
+    # Authorization: Bearer …
+    (re.compile(r"\b(bearer[ \t]+)[A-Za-z0-9._~+/=-]{12,}", re.ASCII | re.IGNORECASE), r"\1[REDACTED]", ("bearer",)),
+    # scheme://user:password@host (postgres://app:s3cret@db/x, redis://:pass@host): the password goes
+    (
+        re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^ \t\r\n:/@'\"`]*:)[^ \t\r\n/@'\"`]+@", re.ASCII),
+        r"\1[REDACTED]@",
+        ("://",),
+    ),
+    # DB_PASSWORD=..., api_key: ..., "password": "...": the value goes, its quotes stay. The name
+    # starts where a run of name characters starts, never inside one (a pattern that can start
+    # anywhere in a long a-b-c-... run rescans it from every `-`); a bare value stops at a
+    # backtick, so "`TOKEN=abc`" keeps its closing one.
     (
         re.compile(
-            r"(?i:((?:api[_-]?key|secret|password|passwd|token|credential)[A-Za-z0-9_.-]*[\"']?\s*[=:]\s*"
-            r"[\"']?)(?=[^\s\"',}]*[A-Za-z])([^\s\"',}]{6,}))"
+            r"""(?<![A-Za-z0-9_.-])(["']?)([A-Za-z0-9_.-]*?""" + _SECRET_WORDS + r""")\b\1[ \t]*[:=][ \t]*"""
+            r"""("[^"\n]*"|'[^'\n]*'|[^ \t\r\n"'`,;&|()}<>]+)""",
+            re.ASCII | re.IGNORECASE,
         ),
-        ("api", "secret", "passw", "token", "credential"),
+        _assignment,
+        ("passw", "passphrase", "secret", "token", "credential", "key"),
     ),
-    (re.compile(r"(?i:(\bbearer\s+)([A-Za-z0-9._~+/=-]{12,}))"), ("bearer",)),  # Authorization: Bearer …
 ]
-_SECRET_MARKERS = tuple(marker for _, markers in _SECRETS for marker in markers)
+_SECRET_MARKERS = tuple(marker for _, _, markers in _SECRETS for marker in markers)
 # Dict keys whose string value is a secret as a whole (tool arguments such as {"password": …}).
 SECRET_KEY = re.compile(r"(?i)(api[_-]?key|access[_-]?key|private[_-]?key|secret|password|passwd|token|credentials?)$")
 _HOME_MARKERS = ("/Users/", "/home/", "Users\\")
@@ -154,13 +189,9 @@ def redact(text: str) -> str:
     lowered = text.lower()
     if not any(marker in lowered for marker in _SECRET_MARKERS):
         return text
-    for pattern, markers in _SECRETS:
-        if not any(marker in lowered for marker in markers):
-            continue
-        if pattern.groups == 2:
-            text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
-        else:
-            text = pattern.sub(REDACTED, text)
+    for pattern, replacement, markers in _SECRETS:
+        if any(marker in lowered for marker in markers):
+            text = pattern.sub(replacement, text)
     return text
 
 
@@ -234,31 +265,23 @@ def turns_from_messages(messages, parts_of=None) -> list[Turn]:
         if message.role not in ROLES:
             continue  # "unknown": no eval format has a place for it
         role = message.role
-        texts, calls, results = [], [], []
-        for part in parts_of(message) if parts_of else message.parts.all():
-            if part.type in TEXT_TYPES:
-                texts.append(part_text(part.content))
-            elif part.type in TOOL_CALL_TYPES:
+        calls, results = [], []
+        parts = list(parts_of(message) if parts_of else message.parts.all())
+        for part in parts:
+            if part.type in TOOL_CALL_TYPES:
                 name, args = tool_call(part.content)
                 call = ToolCall(name, args if isinstance(args, dict) else {"input": args}, None, _call_id(part.content))
                 calls.append(call)
                 # some plugins send the result inside the call part (opencode's tool state; a
                 # failed call carries its `error` instead)
-                output = (
-                    next(
-                        (part.content[k] for k in ("result", "output", "error") if part.content.get(k) is not None),
-                        None,
-                    )
-                    if isinstance(part.content, dict)
-                    else None
-                )
+                output = call_output(part.content)
                 if output is not None:
                     call.output = _text(output)
                 else:
                     pending.setdefault(call.call_id, []).append(call)
             elif part.type in TOOL_RESULT_TYPES:
                 results.append((_call_id(part.content), _text(tool_output(part.content))))
-        text = "\n".join(t for t in texts if t.strip()) or (message.text_content or "")
+        text = message_text(message.text_content, parts)
         if role == "tool" and not results and text.strip():
             results.append((None, text))
             text = ""

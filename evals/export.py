@@ -41,6 +41,10 @@ WARNINGS = {
 }
 
 
+# The warnings that mean a session has no record in the file.
+LEFT_OUT = ("no_answer", "filtered_out")
+
+
 @dataclass
 class Report:
     """What an export (or its preview) found. `warnings`: code -> {"count", "examples"}."""
@@ -50,7 +54,7 @@ class Report:
     skipped: int = 0
     session_ids: list[int] = field(default_factory=list)  # the sessions with at least one record
     warnings: dict = field(default_factory=dict)
-    sources: dict = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)  # source -> sessions written (write() only)
     models: list[str] = field(default_factory=list)
     content_hash: str = ""
 
@@ -209,6 +213,8 @@ class _Zip(_Writer):
                 "skipped_sessions": report.skipped,
                 "content_hash": report.content_hash,
             },
+            # why the skipped sessions are not in the zip: reason -> {"count", "examples"}
+            "left_out": {code: report.warnings[code] for code in LEFT_OUT if code in report.warnings},
             "sources": report.sources,
             "models": report.models,
             "files": self.files,
@@ -238,13 +244,14 @@ def write(
     digest = hashlib.sha256()
     models: set[str] = set()
     for pk, conversation in conversations:
-        source = conversation.meta["source"]
-        report.sources[source] = report.sources.get(source, 0) + 1
-        if conversation.meta["model"]:
-            models.add(conversation.meta["model"])
         records, canonical = _session(fmt, options, conversation, report)
         if records:
+            # per agent and model: the sessions in the file, not the ones left out
             report.session_ids.append(pk)
+            source = conversation.meta["source"]
+            report.sources[source] = report.sources.get(source, 0) + 1
+            if conversation.meta["model"]:
+                models.add(conversation.meta["model"])
         for record, text in zip(records, canonical, strict=True):
             digest.update(text.encode())
             digest.update(b"\n")

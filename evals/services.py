@@ -8,6 +8,7 @@ import logging
 import re
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import timedelta
@@ -18,9 +19,11 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from sessions_app import rollups
-from sessions_app.models import EvalStatus, Message, Session
+from sessions_app.message_text import message_text
+from sessions_app.models import EvalStatus, Message, Part, Session
+from sessions_app.rendering import TEXT_TYPES
 
-from .exchanges import Conversation, conversations
+from .exchanges import Conversation, PartRow, conversations
 from .export import Report, resolve, write
 from .formats import Format, Options
 from .language import detect_language
@@ -88,12 +91,22 @@ def _clean(field: str, value):
 
 
 def session_language(session_id: int) -> str | None:
-    texts = (
+    """The language of the fenced code in the text of the session's first LANGUAGE_SAMPLE
+    messages (sessions_app.message_text: text content and text parts), in two queries."""
+    messages = list(
         Message.objects.filter(session_id=session_id)
         .order_by("created_at", "order")
-        .values_list("search_text", flat=True)[:LANGUAGE_SAMPLE]
+        .values_list("id", "text_content")[:LANGUAGE_SAMPLE]
     )
-    return detect_language(texts.iterator(chunk_size=500))
+    parts: dict[int, list[PartRow]] = defaultdict(list)
+    rows = (
+        Part.objects.filter(message_id__in=[pk for pk, _ in messages], type__in=TEXT_TYPES)
+        .order_by("message_id", "order")
+        .values_list("message_id", "type", "content")
+    )
+    for message_id, kind, content in rows.iterator(chunk_size=500):
+        parts[message_id].append(PartRow(kind, content))
+    return detect_language(message_text(text, parts.get(pk, ())) for pk, text in messages)
 
 
 @transaction.atomic

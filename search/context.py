@@ -4,9 +4,9 @@ Markdown or XML-tagged text (or a list of chat messages) that fits a token budge
 
 A picked session contributes its first message (the task), the messages that matched or were
 picked one by one, and its last `last` messages, oldest first; each stretch left out between
-them is marked. A message's content is its text parts joined by newlines, else its text (the
-rule of upstream's /api/context) without `<thinking>` blocks; messages with neither (tool
-plumbing) are skipped.
+them is marked. A message's content is its text (sessions_app.message_text: the text content,
+then the text parts not already in it) without `<thinking>` blocks; messages with neither (tool
+plumbing) are skipped. In Markdown, content can't make a heading that looks like a message's.
 
 Fitting the budget: sessions are taken in the order given (pick order on the page, rank order
 in the API). Within a session, messages go in by priority: picked or matched ones, then the
@@ -26,7 +26,8 @@ from xml.sax.saxutils import quoteattr
 from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber
 
-from sessions_app.api.exports import message_content
+from sessions_app.exports import escape_headings
+from sessions_app.message_text import message_text
 from sessions_app.models import Message, Session
 from sessions_app.rendering import strip_thinking
 
@@ -145,7 +146,7 @@ def load_blocks(workspace, picks: Sequence[Pick], *, last: int = DEFAULT_LAST) -
     totals: dict[int, int] = {}
     for message in messages:
         totals[message.session_id] = message.in_session
-        content = strip_thinking(message_content(message)).strip()
+        content = strip_thinking(message_text(message.text_content, message.parts.all())).strip()
         if not content:
             continue
         if len(content) > MAX_MESSAGE_CHARS:
@@ -179,7 +180,7 @@ class TextFormat:
     def open(self, session: Session) -> str:
         return (
             f"--- Session: {session.title or 'Untitled'} ---\n"
-            f"Project: {session.project_path or 'N/A'}\n"
+            f"Project: {session.project_path or session.project_name or 'N/A'}\n"
             f"Model: {session.model or 'N/A'}\n\n"
         )
 
@@ -210,7 +211,7 @@ class MarkdownFormat(TextFormat):
         )
 
     def entry(self, entry: Entry) -> str:
-        return f"### {HEADINGS.get(entry.role, 'Message')}\n\n{entry.content}\n\n"
+        return f"### {HEADINGS.get(entry.role, 'Message')}\n\n{escape_headings(entry.content)}\n\n"
 
     def gap(self, n: int) -> str:
         return f"*… {_plural(n)} left out …*\n\n"

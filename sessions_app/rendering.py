@@ -146,16 +146,38 @@ def part_text(content: Any) -> str:
     return str(content)
 
 
+def _state(content: dict) -> dict:
+    # OpenCode's own tool part: {"tool": name, "callID", "state": {"status", "input", "output", "error"}}
+    state = content.get("state")
+    return state if isinstance(state, dict) else {}
+
+
 def tool_call(content: Any) -> tuple[str, Any]:
-    """(tool name, arguments) of a tool-call part, across the plugins' spellings."""
+    """(tool name, arguments) of a tool-call part, across the plugins' spellings: {toolName, args}
+    (claude-code-sync, pi, droid), {id, name, args} (opencode-sync), {tool, state: {input}}
+    (OpenCode's part as it stores it)."""
     if isinstance(content, dict):
         name = content.get("toolName") or content.get("name") or content.get("tool") or "tool"
         args = next((content[key] for key in ("args", "arguments", "input", "params") if key in content), None)
+        if args is None:
+            args = _state(content).get("input")
         if isinstance(args, str):
             with contextlib.suppress(ValueError):
                 args = json.loads(args)
         return str(name), args
     return "tool", content
+
+
+def call_output(content: Any) -> Any:
+    """The result a tool-call part carries itself, or None: {result} (droid), {output} or {error}
+    (opencode-sync), {state: {output} or {error}} (OpenCode's part)."""
+    if not isinstance(content, dict):
+        return None
+    for where in (content, _state(content)):
+        for key in ("result", "output", "error"):
+            if where.get(key) is not None:
+                return where[key]
+    return None
 
 
 def tool_output(content: Any) -> Any:
@@ -210,6 +232,9 @@ def message_blocks(text_content: str | None, parts) -> list[Block]:
             name, args = tool_call(part.content)
             text, lang = pretty(args if args is not None else {})
             blocks.append(Block("tool_call", render_code(text, lang), name))
+            if (output := call_output(part.content)) is not None:
+                text, lang = pretty(output)
+                blocks.append(Block("tool_result", render_code(text, lang), "Result"))
         elif part.type in TOOL_RESULT_TYPES:
             text, lang = pretty(tool_output(part.content))
             blocks.append(Block("tool_result", render_code(text, lang), "Result"))

@@ -6,8 +6,9 @@ No Django imports here, so benchmarks can run the same statement against a bare 
 PART_TABLE = "sessions_app_part"
 
 # The searchable text of a message (sessions_app.Message.search_text, indexed by full-text and
-# trigram search): its text content, then its parts: text parts only when there is no text
-# content (plugins often send the same words twice), tool names and arguments, tool results
+# trigram search): its text content, then its parts: the text parts whose words are not already
+# in the text content (sessions_app.message_text's rule: plugins often send the same words twice,
+# and sometimes not), tool names and arguments, tool results
 # and other parts cut to PART_SEARCH_CHARS each; the whole cut to MESSAGE_SEARCH_CHARS (a
 # tsvector holds at most 1 MB, and a whole file read by a tool is mostly noise for search).
 MESSAGE_SEARCH_CHARS = 50_000
@@ -16,7 +17,9 @@ SEARCH_TEXT_SQL = f"""
 left(concat_ws(E'\\n', m.text_content, (
     SELECT string_agg(
         CASE
-            WHEN p.type = 'text' AND coalesce(m.text_content, '') <> '' THEN NULL
+            WHEN p.type = 'text' AND strpos(coalesce(m.text_content, ''), btrim(CASE jsonb_typeof(p.content)
+                WHEN 'string' THEN p.content #>> '{{}}' ELSE coalesce(p.content ->> 'text', p.content ->> 'content')
+                END, E' \t\r\n')) > 0 THEN NULL
             WHEN jsonb_typeof(p.content) = 'string' THEN
                 CASE WHEN p.type IN ('text', 'thinking', 'reasoning') THEN p.content #>> '{{}}'
                      ELSE left(p.content #>> '{{}}', {PART_SEARCH_CHARS}) END

@@ -430,6 +430,9 @@ def test_an_empty_export_is_still_a_valid_file(name, no_answer):
 
 
 def test_zip_layout(session, code_session, no_answer):
+    # the session left out is another agent's, with another model: neither is in the manifest
+    Session.objects.filter(pk=no_answer.pk).update(source="opencode", model="gpt-5")
+    no_answer.refresh_from_db()
     data, report, fmt, options = export("filesystem", [session, code_session, no_answer])
     files = parse(fmt, data)
     names = ["sessions/session-ses_8f3a2c1d9e7b4a60.txt", "sessions/session-ses_code.txt"]
@@ -444,7 +447,8 @@ def test_zip_layout(session, code_session, no_answer):
         "skipped_sessions": 1,
         "content_hash": report.content_hash,
     }
-    assert manifest["sources"] == {"claude-code": 3} and manifest["models"] == ["claude-sonnet-4-20250514"]
+    assert manifest["sources"] == {"claude-code": 2} and manifest["models"] == ["claude-sonnet-4-20250514"]
+    assert manifest["left_out"] == {"no_answer": {"count": 1, "examples": ["ses_noanswer"]}}
     assert manifest["files"] == names
     readme = files["README.txt"]
     assert "What's next" in readme and "unzip opensync-filesystem-2026-01-17.zip" in readme
@@ -547,7 +551,7 @@ def test_report_counts_and_session_ids(session, code_session, no_answer, tools_o
     assert (report.sessions, report.records, report.skipped) == (4, 4, 1)  # a tool-only turn is a golden
     assert report.session_ids == [session.pk, code_session.pk, tools_only.pk]
     assert report.warnings["no_answer"] == {"count": 1, "examples": ["ses_noanswer"]}
-    assert report.sources == {"claude-code": 4} and report.models == ["claude-sonnet-4-20250514"]
+    assert report.sources == {"claude-code": 3} and report.models == ["claude-sonnet-4-20250514"]  # written only
     _, report, _, _ = export("openai", sessions)
     assert (report.sessions, report.records, report.skipped) == (4, 3, 2)  # no ideal: no sample
     assert report.session_ids == [session.pk, code_session.pk]

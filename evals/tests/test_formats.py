@@ -4,6 +4,7 @@ text, secrets and home paths."""
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -71,6 +72,48 @@ def test_exchanges_answers_and_tool_pairing(session):
         ("read_file", {"path": "/home/alice/src/config.py"}, "def parse_config(path): ...")
     ]
     assert first.expected is None and conv.exchanges[1].expected == "A regression test for the empty value."
+
+
+def test_every_plugins_tool_parts_give_arguments_and_output(user):
+    """The tool-call and tool-result shapes the plugins send (sync-plugins.md §4.3, the plugins in
+    plugins/), and OpenCode's own tool part, which used to give null arguments and no output."""
+    session = SessionFactory(owner=user)
+    at = iter(T0 + timedelta(seconds=i) for i in range(100))
+
+    def message(role, text="", parts=()):
+        m = MessageFactory(session=session, role=role, text_content=text, created_at=next(at))
+        for order, (kind, content) in enumerate(parts):
+            PartFactory(message=m, type=kind, content=content, order=order)
+
+    message("user", "Go.")
+    message(
+        "assistant",
+        "Looking.",
+        [
+            ("text", "Looking."),
+            ("text", "```python\nx = 1\n```"),  # words the text content lacks
+            ("tool", {"tool": "grep", "callID": "c1", "state": {"status": "completed", "input": {"pattern": "TODO"},
+                                                               "output": "a.py:3: TODO"}}),
+            ("tool", {"tool": "bash", "state": {"status": "error", "input": {"command": "make"}, "error": "exit 2"}}),
+            ("tool-call", {"id": "c2", "toolName": "read", "args": {"path": "x.py"}, "output": "print(1)"}),
+            ("tool_use", {"toolName": "Edit", "args": {"file_path": "y.py"}, "result": "edited"}),
+            ("tool-call", {"id": "toolu_1", "toolName": "Bash", "args": {"command": "ls"}}),
+            ("tool-call", {"toolName": "read", "args": {"path": "z.ts"}}),
+        ],
+    )  # fmt: skip
+    message("tool", parts=[("tool-result", {"toolUseId": "toolu_1", "output": "a.txt", "isError": False})])
+    message("assistant", parts=[("tool-result", "export {}")])  # pi: the result as a string, no id
+    message("assistant", "Done.")
+    (exchange,) = conversation(session).exchanges
+    assert exchange.assistant[0].text == "Looking.\n```python\nx = 1\n```"
+    assert [(c.name, c.input_parameters, c.output) for c in exchange.tool_calls] == [
+        ("grep", {"pattern": "TODO"}, "a.py:3: TODO"),
+        ("bash", {"command": "make"}, "exit 2"),
+        ("read", {"path": "x.py"}, "print(1)"),
+        ("Edit", {"file_path": "y.py"}, "edited"),
+        ("Bash", {"command": "ls"}, "a.txt"),
+        ("read", {"path": "z.ts"}, "export {}"),
+    ]
 
 
 def test_deepeval_goldens_follow_the_rules(session):
@@ -186,6 +229,22 @@ def test_redact(text):
 )
 def test_redact_prefixed_names_json_and_bearer(text, expected):
     assert redact(text) == expected
+
+
+# The plugins (claude-code-sync's redact.py, opencode-sync's redact.js) run the same corpus: the
+# three redactors give the same text for every entry.
+REDACTION_CORPUS = json.loads(
+    (Path(__file__).resolve().parents[2] / "tests/fixtures/redaction_corpus.json").read_text()
+)
+
+
+@pytest.mark.parametrize("entry", REDACTION_CORPUS, ids=range(len(REDACTION_CORPUS)))
+def test_the_shared_redaction_corpus(entry):
+    assert redact(entry["input"]) == entry["expected"]
+    # what the exports run: every string of a record, cached
+    from evals.exchanges import clean_value
+
+    assert clean_value([entry["input"]], anonymize_paths=False, redact_secrets=True) == [entry["expected"]]
 
 
 def test_a_secret_named_argument_is_redacted_whole():

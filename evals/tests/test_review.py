@@ -12,7 +12,7 @@ from evals.models import EvalTag, ReviewEvent
 from evals.services import MAX_TAGS, ReviewError, session_review
 from sessions_app.models import Session
 from sessions_app.services import sessions_delete
-from sessions_app.tests.factories import MessageFactory, SessionFactory
+from sessions_app.tests.factories import MessageFactory, PartFactory, SessionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -85,6 +85,19 @@ def test_marking_eval_ready_detects_the_language_of_the_code_blocks(user):
         MessageFactory(session=session, text_content=text, search_text=text)
     session_review(session=session, actor=user, eval_ready=True)
     assert Session.objects.get(pk=session.pk).detected_language == "python"
+
+
+def test_language_detection_reads_the_code_in_text_parts(user):
+    """A message with text content and text parts: the code in the parts counts (the text content
+    alone used to be read)."""
+    session = SessionFactory(owner=user)
+    for i in range(2):
+        message = MessageFactory(session=session, role="assistant", text_content=f"Here it is ({i}).")
+        PartFactory(message=message, type="text", content=f"Here it is ({i}).", order=0)
+        PartFactory(message=message, type="text", content="```rust\nfn main() {}\n```", order=1)
+    MessageFactory(session=session, text_content="```python\nx = 1\n```")
+    session_review(session=session, actor=user, eval_ready=True)
+    assert Session.objects.get(pk=session.pk).detected_language == "rust"
 
 
 @pytest.mark.parametrize(

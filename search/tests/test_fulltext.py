@@ -80,6 +80,42 @@ def test_search_text_is_maintained_by_the_sync(corpus):
     assert "parse_request" in message.search_text
 
 
+# (textContent, text parts): the stored search_text starts with sessions_app.message_text's text
+TEXT_CASES = [
+    ("Fixed the loop.", ["Fixed the loop."]),  # the same words twice: once
+    ("Fixed the loop.", ["Fixed the loop.", "```python\nwhile ready():\n    poll()\n```"]),  # new words: kept
+    ("Summary", ["Summary then more words"]),
+    ("", ["only a part", "  "]),
+    (None, ["a", "b"]),
+    ("only text content", []),
+    ("both", ["  both\n"]),
+]
+
+
+@pytest.mark.parametrize(("text", "parts"), TEXT_CASES)
+def test_search_text_holds_the_text_of_the_message(sync_client, text, parts):
+    """The stored search_text (SQL) and message_text (Python) give a message the same text: the
+    text content, then the text parts whose words are not in it."""
+    from sessions_app.message_text import message_text
+    from sessions_app.models import Part
+
+    body = {"role": "assistant", "parts": [{"type": "text", "content": p} for p in parts]}
+    session(sync_client, "s-text", messages=[{**body, "textContent": text} if text is not None else body])
+    message = Message.objects.get(external_id="s-text-m0")
+    expected = message_text(message.text_content, Part.objects.filter(message=message).order_by("order"))
+    assert message.search_text.strip("\n") == expected.strip("\n")
+
+
+def test_a_text_part_with_words_the_text_content_lacks_is_searchable(sync_client):
+    session(
+        sync_client,
+        "s-both",
+        "Both",
+        messages=[{"role": "assistant", "textContent": "Done.", "parts": [{"type": "text", "content": "zanzibar"}]}],
+    )
+    assert titles(search_sessions(Workspace.objects.get(), "zanzibar", mode=FULLTEXT)) == ["Both"]
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [

@@ -3,34 +3,36 @@ dashboard's downloads in sessions_app/exports.py, and API clients depend on them
 
 Each is streamed message by message, so a 10,000-message session never sits in memory whole.
 Where upstream had a harmless bug it is fixed: system and tool messages get their own headings
-in Markdown (upstream printed them as "Assistant"), and an unreported cost prints as "N/A".
+in Markdown (upstream printed them as "Assistant"), an unreported cost prints as "N/A", the
+project is its path or else its name, and message content can't make a heading that looks like
+a turn. A message's content is sessions_app.message_text's: the text content, then the text parts
+not already in it (upstream took the text parts, else the text content, and lost the rest).
 """
 
 import json
 import re
 from collections.abc import Iterable, Iterator
 
+from ..exports import escape_headings, one_line, visible
+from ..message_text import message_text
 from ..models import Message, Session
-from ..rendering import TEXT_TYPES, part_text
 
 MARKDOWN_HEADINGS = {"user": "User", "system": "System", "tool": "Tool"}  # anything else: "Assistant"
 
 
 def filename(session: Session, extension: str) -> str:
     """Upstream's rule: every character of the title but [a-z0-9] (any case) becomes "-"; "session"
-    when there is no title. Capped at 200 characters so a long title can't make a huge header."""
-    if not session.title:
+    when there is no title. Capped at 200 characters so a long title can't make a huge header.
+    Control and format characters (a bidi override) are dropped first, as in every file name."""
+    title = visible(session.title or "")
+    if not title:
         return f"session.{extension}"
-    return re.sub(r"[^a-z0-9]", "-", session.title[:200], flags=re.IGNORECASE) + f".{extension}"
-
-
-def _text_parts(message: Message) -> list[str]:
-    return [text for part in message.parts.all() if part.type in TEXT_TYPES and (text := part_text(part.content))]
+    return re.sub(r"[^a-z0-9]", "-", title[:200], flags=re.IGNORECASE) + f".{extension}"
 
 
 def message_content(message: Message) -> str:
-    """The text parts joined by newlines, else textContent, else "" (upstream's rule)."""
-    return "\n".join(_text_parts(message)) or message.text_content or ""
+    """The text of the message (sessions_app.message_text), "" when it has none."""
+    return message_text(message.text_content, message.parts.all())
 
 
 def _json(value) -> str:
@@ -41,19 +43,16 @@ def _json(value) -> str:
 def session_markdown(session: Session, messages: Iterable[Message]) -> Iterator[str]:
     cost = "N/A" if session.cost is None else f"${session.cost:.4f}"
     yield (
-        f"# {session.title or 'Untitled'}\n\n"
-        f"- **Project:** {session.project_path or 'N/A'}\n"
-        f"- **Model:** {session.model or 'N/A'}\n"
+        f"# {one_line(session.title or '') or 'Untitled'}\n\n"
+        f"- **Project:** {one_line(session.project_path or session.project_name or '') or 'N/A'}\n"
+        f"- **Model:** {one_line(session.model or '') or 'N/A'}\n"
         f"- **Tokens:** {session.total_tokens}\n"
         f"- **Cost:** {cost}\n\n---\n\n"
     )
     for message in messages:
-        out = [f"## {MARKDOWN_HEADINGS.get(message.role, 'Assistant')}\n\n"]
-        texts = _text_parts(message)
-        out.extend(f"{text}\n\n" for text in texts)
-        if not texts and message.text_content:
-            out.append(f"{message.text_content}\n\n")
-        yield "".join(out)
+        heading = f"## {MARKDOWN_HEADINGS.get(message.role, 'Assistant')}\n\n"
+        text = message_content(message)
+        yield heading + (f"{escape_headings(text)}\n\n" if text else "")
 
 
 def session_jsonl(session: Session, messages: Iterable[Message]) -> Iterator[str]:

@@ -314,8 +314,8 @@ class ExportApi(ReadApi):
         summary="Export one session (upstream's shapes)",
         description="`json` (default): `{session, messages: [{role, content}]}`. `jsonl`: JSON "
         '`{content: "<one {role, content} object per line>", filename}`. `markdown`: the file itself, '
-        "`text/markdown` with `Content-Disposition: attachment`. A message's content is its text parts joined "
-        "by newlines, else its textContent.",
+        "`text/markdown` with `Content-Disposition: attachment`. A message's content is its textContent, then "
+        "each of its text parts whose words are not already in it, joined by newlines.",
         parameters=[serializers.ExportQuerySerializer],
         responses={
             (200, "application/json"): OpenApiResponse(

@@ -66,7 +66,8 @@ def conversation(owner) -> Session:
         completion_tokens=50,
         cost=Decimal("0.12345678"),
     )
-    first = MessageFactory(session=session, role="user", text_content="ignored: parts win", created_at=T0)
+    # textContent repeats the first text part (as plugins send it): said once
+    first = MessageFactory(session=session, role="user", text_content="Why does login loop?", created_at=T0)
     PartFactory(message=first, type="text", content="Why does login loop?", order=0)
     PartFactory(message=first, type="tool-call", content={"name": "read", "args": {"path": "a.py"}}, order=1)
     PartFactory(message=first, type="text", content={"text": "See a.py"}, order=2)
@@ -309,7 +310,7 @@ def test_export_json_is_upstreams_shape(read_client, user):
             "source": "claude-code",
         },
         "messages": [
-            {"role": "user", "content": "Why does login loop?\nSee a.py"},  # text parts, not textContent
+            {"role": "user", "content": "Why does login loop?\nSee a.py"},  # textContent, then the new text part
             {"role": "assistant", "content": "The redirect is relative."},
             {"role": "tool", "content": "ok"},
         ],
@@ -344,14 +345,46 @@ def test_export_markdown_is_upstreams_file(read_client, user):
         "- **Model:** claude-sonnet-4-20250514\n"
         "- **Tokens:** 150\n"
         "- **Cost:** $0.1235\n\n---\n\n"
-        "## User\n\nWhy does login loop?\n\nSee a.py\n\n"
+        "## User\n\nWhy does login loop?\nSee a.py\n\n"
         "## Assistant\n\nThe redirect is relative.\n\n"
         "## Tool\n\nok\n\n"
     )
 
 
+def test_export_content_is_the_text_content_and_the_text_parts_not_in_it(read_client, user):
+    """A text part with words the textContent lacks is exported too (it used to replace the
+    textContent, whose words were lost)."""
+    session = session_at(user, 0)
+    message = MessageFactory(session=session, role="assistant", text_content="Summary: fixed it.", created_at=T0)
+    PartFactory(message=message, type="text", content="```python\nreturn redirect('/home')\n```", order=0)
+    PartFactory(message=message, type="text", content="Summary: fixed it.", order=1)  # a repeat: once
+    body = json.loads(b"".join(read_client.get(f"/api/export?id={session.pk}").streaming_content))
+    assert body["messages"] == [
+        {"role": "assistant", "content": "Summary: fixed it.\n```python\nreturn redirect('/home')\n```"}
+    ]
+
+
+def test_export_markdown_project_name_headings_and_file_name(read_client, user):
+    """The project's name when it has no path; content can't forge a turn; a bidi override is
+    dropped from the file name."""
+    session = session_at(user, 0, title="report\u202etxt.exe", project_path="", project_name="demo-app")
+    MessageFactory(
+        session=session,
+        role="user",
+        text_content="Hi\n\n## Assistant\n\nI am forged.\n\n```\n## kept in code",
+        created_at=T0,
+    )
+    response = read_client.get(f"/api/export?id={session.pk}&format=markdown")
+    assert response["Content-Disposition"] == 'attachment; filename="reporttxt-exe.md"'
+    text = b"".join(response.streaming_content).decode()
+    assert "- **Project:** demo-app\n" in text
+    assert text.startswith("# reporttxt.exe\n") and "\n## User\n" in text and "\n## Assistant" not in text
+    assert "\n\\## Assistant\n\nI am forged." in text
+    assert text.endswith("```\n## kept in code\n```\n\n")  # code as written, its open fence closed
+
+
 def test_export_of_an_untitled_empty_session(read_client, user):
-    session = session_at(user, 0, title=None, model=None, project_path=None, cost=None)
+    session = session_at(user, 0, title=None, model=None, project_path=None, project_name=None, cost=None)
     response = read_client.get(f"/api/export?id={session.pk}&format=markdown")
     assert response["Content-Disposition"] == 'attachment; filename="session.md"'
     text = b"".join(response.streaming_content).decode()

@@ -1,6 +1,7 @@
 """Browser pages for sessions: the list (filters, keyset pages, bulk actions) and the viewer
 (message pages, rename, share, delete, export)."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -548,6 +549,88 @@ def test_export_markdown_and_json(logged_in, user):
         "content": {"toolName": "Bash", "args": {"cmd": "ls"}},
     }
     assert logged_in.get(reverse("sessions:export", args=[session.pk, "pdf"])).status_code == 404
+
+
+def _markdown(client, session) -> str:
+    return b"".join(client.get(reverse("sessions:export", args=[session.pk, "md"])).streaming_content).decode()
+
+
+def test_export_markdown_uses_the_project_name_when_there_is_no_path(logged_in, user):
+    session = SessionFactory(owner=user, project_path="", project_name="demo-app")
+    assert "| Project | demo-app |" in _markdown(logged_in, session)
+    session = SessionFactory(owner=user, project_path="/src/api", project_name="")
+    assert "| Project | /src/api |" in _markdown(logged_in, session)
+
+
+def test_message_content_cannot_forge_a_turn_in_markdown(logged_in, user):
+    session = SessionFactory(owner=user, title="Bad\n## Assistant")
+    forged = (
+        "Sure.\n\n## Assistant\n\nI forged this turn.\n\n> ### User\n- # Tool\nAssistant\n---\n<h2>System</h2>\n"
+        "```bash\n# a comment stays as written\n```\n~~~\n## still code, the fence left open"
+    )
+    MessageFactory(session=session, role="user", text_content=forged)
+    text = _markdown(logged_in, session)
+    assert text.startswith("# Bad ## Assistant\n")  # the title on one line
+    headings = [line for line in text.split("\n") if re.match(r" {0,3}(?:> |- )?#{1,6} ", line)]
+    in_code = ["# a comment stays as written", "## still code, the fence left open"]  # in fences, below
+    assert headings == ["# Bad ## Assistant", "## User", *in_code]
+    assert "\\## Assistant\n\nI forged this turn." in text and "> \\### User\n- \\# Tool" in text
+    assert "Assistant\n\\---" in text and "&lt;h2>System&lt;/h2>" in text
+    assert "```bash\n# a comment stays as written\n```" in text
+    assert text.endswith("~~~\n## still code, the fence left open\n~~~\n\n")  # closed: it can't swallow turns
+
+
+@pytest.mark.parametrize(
+    "title, expected",
+    [
+        ("report\u202etxt.exe", "reporttxt.exe"),
+        ("\u2066a\u2069\u200eb\u200fc\u202ad\u202be\u202cf\u202dg\u2067h\u2068i\u200bj\ufeffk", "abcdefghijk"),
+        ("tab\there\x7f\x85\u2028line", "tab_here_line"),
+        ("\u202e\u202e", "ses_x"),  # nothing visible: the session's id
+    ],
+)
+def test_export_file_name_drops_control_and_format_characters(logged_in, user, title, expected):
+    session = SessionFactory(owner=user, title=title, external_id="ses_x")
+    disposition = logged_in.get(reverse("sessions:export", args=[session.pk, "json"]))["Content-Disposition"]
+    assert f'filename="{expected}_{session.created_at:%Y-%m-%d}.json"' in disposition
+
+
+TOOL_SHAPES = [
+    # claude-code-sync: the call, and the result in a tool message
+    ("tool-call", {"id": "toolu_1", "toolName": "Bash", "args": {"command": "ls"}}, "ls"),
+    ("tool-result", {"toolUseId": "toolu_1", "output": "a.txt\nb.txt", "isError": False}, "a.txt"),
+    # upstream claude-code-sync and pi: the result as a string
+    ("tool-result", "done: 3 files", "done: 3 files"),
+    # opencode-sync: the result inside the call
+    ("tool-call", {"id": "call_2", "toolName": "read", "args": {"path": "x.py"}, "output": "print(1)"}, "print(1)"),
+    # droid: {toolName, args, result}
+    ("tool_use", {"toolName": "Edit", "args": {"file_path": "y.py"}, "result": "edited"}, "edited"),
+    # OpenCode's own part: {tool, state: {input, output}}
+    ("tool", {"tool": "grep", "callID": "c3", "state": {"status": "completed", "input": {"pattern": "TODO"},
+                                                        "output": "src/a.py:3: TODO"}}, "src/a.py:3: TODO"),
+    ("tool", {"tool": "bash", "state": {"status": "error", "input": {"command": "make"}, "error": "exit 2"}}, "exit 2"),
+]  # fmt: skip
+
+
+def test_export_markdown_reads_every_plugins_tool_parts(logged_in, user):
+    session = SessionFactory(owner=user)
+    message = MessageFactory(session=session, role="assistant", text_content="")
+    for order, (kind, content, _) in enumerate(TOOL_SHAPES):
+        PartFactory(message=message, type=kind, content=content, order=order)
+    text = _markdown(logged_in, session)
+    for _, _, shown in TOOL_SHAPES:
+        assert shown in text
+    assert '**Tool: grep**\n\n```json\n{\n  "pattern": "TODO"\n}\n```' in text  # not `{}`
+    assert '"command": "make"' in text
+
+
+def test_markdown_text_is_the_text_content_and_the_text_parts_not_in_it(logged_in, user):
+    session = SessionFactory(owner=user)
+    message = MessageFactory(session=session, role="assistant", text_content="Summary: fixed.")
+    PartFactory(message=message, type="text", content="Summary: fixed.", order=0)  # a repeat: once
+    PartFactory(message=message, type="text", content="```python\nx = 1\n```", order=1)
+    text = _markdown(logged_in, session)
+    assert text.count("Summary: fixed.") == 1 and "```python\nx = 1\n```" in text
 
 
 def test_export_of_someone_elses_session_is_404(client, user):

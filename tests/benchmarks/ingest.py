@@ -282,8 +282,8 @@ def search_text(message: dict) -> str:
     pieces = [text] if text else []
     for part in message.get("parts", []):
         kind, content = part["type"], part["content"]
-        if kind == "text" and text:
-            continue
+        if kind == "text" and isinstance(content, str) and content.strip(" \t\r\n") in (text or ""):
+            continue  # its words are already in the text content (sessions_app/message_text.py)
         if isinstance(content, str):
             pieces.append(content if kind in ("text", "thinking", "reasoning") else content[:PART_SEARCH_CHARS])
         elif isinstance(content, dict):

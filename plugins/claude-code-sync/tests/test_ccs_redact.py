@@ -1,5 +1,8 @@
 """Client-side secret redaction."""
 
+import json
+from pathlib import Path
+
 import pytest
 from claude_code_sync.redact import MARK, redact, redact_text
 
@@ -15,6 +18,16 @@ SECRETS = [
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
     "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----",
 ]
+
+
+# The server (evals/exchanges.py) and opencode-sync (test/redact.test.js) run the same corpus: the
+# three redactors give the same text for every entry.
+CORPUS = json.loads((Path(__file__).resolve().parents[3] / "tests/fixtures/redaction_corpus.json").read_text())
+
+
+@pytest.mark.parametrize("entry", CORPUS, ids=range(len(CORPUS)))
+def test_the_shared_redaction_corpus(entry):
+    assert redact_text(entry["input"]) == entry["expected"]
 
 
 @pytest.mark.parametrize("secret", SECRETS)

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { redactDeep, redactText } from "../src/redact.js";
 
@@ -22,10 +23,10 @@ test("known token formats are replaced wherever they appear", () => {
 test("Bearer tokens, PEM private keys and NAME=value secrets", () => {
   assert.equal(redactText("curl -H 'Authorization: Bearer abc.def-ghi_jkl'"), "curl -H 'Authorization: Bearer [REDACTED]'");
   const pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAA\n-----END OPENSSH PRIVATE KEY-----";
-  assert.equal(redactText(`key:\n${pem}\nend`), "key:\n[REDACTED] private key\nend");
+  assert.equal(redactText(`key:\n${pem}\nend`), "key:\n[REDACTED]\nend");
   assert.equal(
     redactText('export DATABASE_PASSWORD="hunter2 2" GITHUB_TOKEN=abc123 STRIPE_SECRET_KEY=\'xyz\''),
-    'export DATABASE_PASSWORD=[REDACTED] GITHUB_TOKEN=[REDACTED] STRIPE_SECRET_KEY=[REDACTED]',
+    "export DATABASE_PASSWORD=\"[REDACTED]\" GITHUB_TOKEN=[REDACTED] STRIPE_SECRET_KEY='[REDACTED]'",
   );
   assert.equal(redactText("https://x.test/cb?access_token=zzz&x=1"), "https://x.test/cb?access_token=[REDACTED]&x=1");
 });
@@ -53,4 +54,12 @@ test("redactDeep walks objects and arrays and blanks secret-named fields", () =>
     list: ["[REDACTED]", 3, null, true],
   });
   assert.equal(value.env.password, "pw", "the input is not modified");
+});
+
+// The server (evals/exchanges.py) and claude-code-sync run the same corpus: the three redactors
+// give the same text for every entry.
+test("the shared redaction corpus", () => {
+  const corpus = JSON.parse(readFileSync(new URL("../../../tests/fixtures/redaction_corpus.json", import.meta.url), "utf8"));
+  assert.ok(corpus.length > 40);
+  for (const { input, expected } of corpus) assert.equal(redactText(input), expected, input);
 });
