@@ -196,12 +196,10 @@ def _message_texts(session_id: int) -> Iterator[tuple[int, str, str]]:
         if not rows:
             return
         ids = [row[0] for row in rows]
-        without_text = [row[0] for row in rows if not (row[2] or "").strip()]
         parts: dict[int, list] = {}
-        # text parts count only where there is no text content (see text.message_text)
-        wanted = Q(type__in=TOOL_CALL_TYPES)
-        if without_text:
-            wanted |= Q(type__in=TEXT_TYPES, message_id__in=without_text)
+        # every message's text parts: text.message_text keeps those whose words are not already in
+        # its text content (sessions_app.message_text's rule)
+        wanted = Q(type__in=(*TOOL_CALL_TYPES, *TEXT_TYPES))
         for message_id, type_, content in (
             Part.objects.filter(wanted, message_id__in=ids)
             .order_by("message_id", "order")

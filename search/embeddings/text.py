@@ -1,6 +1,7 @@
 """What gets embedded: the text of a message, its chunks, and the text of a session.
 
-* A message's text is its `text_content`, or its text parts when it has none, followed by one
+* A message's text is sessions_app.message_text's rule (its `text_content`, then the text parts
+  whose words are not already in it: the same text search, context and exports use), followed by one
   line per tool call ("Tool: <name> <arguments>", arguments cut to TOOL_ARGS_CHARS). Tool
   results and thinking are left out: they are mostly file contents and command output, which
   full-text search finds better and which would drown the message's meaning.
@@ -19,9 +20,11 @@
 import hashlib
 import json
 from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import Any
 
-from sessions_app.rendering import TEXT_TYPES, TOOL_CALL_TYPES, part_text, tool_call
+from sessions_app import message_text as text_rule
+from sessions_app.rendering import TOOL_CALL_TYPES, tool_call
 
 TOOL_ARGS_CHARS = 1_000
 SESSION_TEXT_CHARS = 8_000
@@ -30,9 +33,7 @@ SESSION_TEXT_CHARS = 8_000
 def message_text(text_content: str | None, parts: Iterable[tuple[str, Any]]) -> str:
     """The text embedded for one message; `parts` are (type, content) in display order."""
     parts = list(parts)
-    text = (text_content or "").strip()
-    if not text:
-        text = "\n".join(filter(None, (part_text(content).strip() for type_, content in parts if type_ in TEXT_TYPES)))
+    text = text_rule.message_text(text_content, (SimpleNamespace(type=t, content=c) for t, c in parts)).strip()
     pieces = [text] if text else []
     for type_, content in parts:
         if type_ in TOOL_CALL_TYPES:

@@ -217,6 +217,17 @@ def test_sync_still_answers_when_the_provider_fails(provider, sync_client, djang
 # --- the task -------------------------------------------------------------------------------------
 
 
+def test_task_embeds_text_parts_that_the_text_content_lacks(provider):
+    """The worker reads every message's text parts, not only those of messages without text
+    content, so code a client sent only as a part is embedded (sessions_app.message_text)."""
+    session = SessionFactory()
+    message = MessageFactory(session=session, text_content="Here is the fix")
+    PartFactory(message=message, order=0, type="text", content={"text": "Here is the fix"})
+    PartFactory(message=message, order=1, type="text", content={"text": "def retry(n): return backoff(n)"})
+    embed_session.apply(args=(session.pk,))
+    assert "Here is the fix\ndef retry(n): return backoff(n)" in provider.texts
+
+
 def test_task_for_a_deleted_session_exits_quietly(provider):
     session = SessionFactory()
     MessageFactory(session=session, text_content="hello there")
@@ -375,7 +386,7 @@ def test_long_message_is_embedded_in_chunks(provider, settings):
 
 def test_message_text_prefers_text_content_and_adds_tool_calls():
     parts = [
-        ("text", "the same words"),
+        ("text", "The words"),
         ("tool_use", {"name": "read", "input": {"path": "src/app/models.py"}}),
         ("tool-call", {"toolName": "bash", "args": json.dumps({"command": "x" * 5000})}),
     ]
@@ -386,6 +397,13 @@ def test_message_text_prefers_text_content_and_adds_tool_calls():
     assert lines[2].startswith('Tool: bash {"command":"xxx') and len(lines[2]) == len("Tool: bash ") + 1000
     assert message_text(None, [("text", {"text": "from a part"})]) == "from a part"
     assert message_text("", []) == ""
+
+
+def test_message_text_keeps_text_parts_that_text_content_lacks():
+    """sessions_app.message_text's rule: a text part whose words are not in textContent (code a
+    client left out of it) is embedded too, once."""
+    parts = [("text", "Here is the fix"), ("text", "def retry(n):\n    return backoff(n)")]
+    assert message_text("Here is the fix", parts) == "Here is the fix\ndef retry(n):\n    return backoff(n)"
 
 
 def test_session_text_puts_the_prompts_first_and_is_bounded():
