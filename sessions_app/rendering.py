@@ -94,7 +94,7 @@ def sanitize(html: str) -> str:
 def render_markdown(text: str) -> SafeString:
     """Markdown → sanitized HTML, of at most DISPLAY_LIMIT characters of the text."""
     if len(text) > DISPLAY_LIMIT:
-        text = text[:DISPLAY_LIMIT] + f"\n\n… ({len(text) - DISPLAY_LIMIT:,} more characters in the export)"
+        text = text[:DISPLAY_LIMIT] + f"\n\n… ({len(text) - DISPLAY_LIMIT:,} more characters: see the full text)"
     return _render_markdown(text)
 
 
@@ -107,7 +107,7 @@ def _render_markdown(text: str) -> SafeString:
 def render_code(text: str, lang: str = "") -> SafeString:
     """A block of code or tool output: highlighted when the language is known, escaped otherwise."""
     if len(text) > DISPLAY_LIMIT:
-        text = text[:DISPLAY_LIMIT] + f"\n… ({len(text) - DISPLAY_LIMIT:,} more characters in the export)"
+        text = text[:DISPLAY_LIMIT] + f"\n… ({len(text) - DISPLAY_LIMIT:,} more characters: see the full text)"
     body = _highlight(text, lang) or str(escape(text))
     return mark_safe(sanitize(f'<pre class="highlight"><code>{body}</code></pre>'))  # noqa: S308
 
@@ -125,6 +125,7 @@ class Block:
     kind: str  # text | thinking | tool_call | tool_result | other
     html: SafeString
     label: str = ""
+    cut: bool = False  # the text was longer than DISPLAY_LIMIT: the page links to the whole of it
 
 
 def part_text(content: Any) -> str:
@@ -179,6 +180,10 @@ def pretty(value: Any) -> tuple[str, str]:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str), "json"
 
 
+def _cut(text: str) -> bool:
+    return len(text) > DISPLAY_LIMIT
+
+
 def message_blocks(text_content: str | None, parts) -> list[Block]:
     """What the viewer shows for one message, in order.
 
@@ -192,10 +197,10 @@ def message_blocks(text_content: str | None, parts) -> list[Block]:
     def add_text(text: str) -> None:
         for thought in _thinking_tag.findall(text):
             if not has_thinking_part and thought.strip():
-                blocks.append(Block("thinking", render_markdown(thought.strip()), "Thinking"))
+                blocks.append(Block("thinking", render_markdown(thought.strip()), "Thinking", _cut(thought.strip())))
         text = _thinking_tag.sub("", text).strip()
         if text:
-            blocks.append(Block("text", render_markdown(text)))
+            blocks.append(Block("text", render_markdown(text), cut=_cut(text)))
 
     if not has_text_part and text_content:
         add_text(text_content)
@@ -205,15 +210,15 @@ def message_blocks(text_content: str | None, parts) -> list[Block]:
         elif part.type in THINKING_TYPES:
             thought = part_text(part.content).strip()
             if thought:
-                blocks.append(Block("thinking", render_markdown(thought), "Thinking"))
+                blocks.append(Block("thinking", render_markdown(thought), "Thinking", _cut(thought)))
         elif part.type in TOOL_CALL_TYPES:
             name, args = tool_call(part.content)
             text, lang = pretty(args if args is not None else {})
-            blocks.append(Block("tool_call", render_code(text, lang), name))
+            blocks.append(Block("tool_call", render_code(text, lang), name, _cut(text)))
         elif part.type in TOOL_RESULT_TYPES:
             text, lang = pretty(tool_output(part.content))
-            blocks.append(Block("tool_result", render_code(text, lang), "Result"))
+            blocks.append(Block("tool_result", render_code(text, lang), "Result", _cut(text)))
         elif part.content not in (None, "", {}, []):
             text, lang = pretty(part.content)
-            blocks.append(Block("other", render_code(text, lang), part.type))
+            blocks.append(Block("other", render_code(text, lang), part.type, _cut(text)))
     return blocks
