@@ -37,13 +37,16 @@ ALLOWED_ATTRIBUTES = {
     "div": {"class"},
     "pre": {"class"},
     "span": {"class"},
-    "td": {"style"},
-    "th": {"style"},
+    "td": {"class"},
+    "th": {"class"},
 }
-ALLOWED_STYLES = {"text-align"}
 
 _formatter = HtmlFormatter(nowrap=True, classprefix="tok-")
 _thinking_tag = re.compile(r"<thinking>(.*?)</thinking>\s*", re.DOTALL)
+# markdown-it aligns table columns with style="text-align:…", which the Content-Security-Policy
+# blocks (no inline styles): a class does the same (app.css). Raw HTML is off, so these cells
+# can only come from markdown-it.
+_aligned_cell = re.compile(r'<(t[hd]) style="text-align:(left|center|right)">')
 
 
 def strip_thinking(text: str) -> str:
@@ -85,7 +88,6 @@ def sanitize(html: str) -> str:
         html,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
-        filter_style_properties=ALLOWED_STYLES,
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow ugc",
     )
@@ -101,7 +103,8 @@ def render_markdown(text: str) -> SafeString:
 @lru_cache(maxsize=2048)
 def _render_markdown(text: str) -> SafeString:
     # Cached on the truncated text, so the cache holds at most 2048 × DISPLAY_LIMIT characters.
-    return mark_safe(sanitize(_md.render(text)))  # noqa: S308 - sanitized by nh3 just above
+    html = _aligned_cell.sub(r'<\1 class="align-\2">', _md.render(text))
+    return mark_safe(sanitize(html))  # noqa: S308 - sanitized by nh3 just above
 
 
 def render_code(text: str, lang: str = "") -> SafeString:
