@@ -14,9 +14,10 @@ from .api.errors import json_error
 
 logger = logging.getLogger(__name__)
 
-# The plugins' base URL may carry a "/convex.site" suffix (so their `login` accepts it) or a
-# trailing slash (giving "//sync/..."): both reach the same views.
-API_PATH = re.compile(r"^/+(?:convex\.site/+)?(?P<endpoint>(?:sync|api)(?:/.*?)?|health)/*$")
+# The plugins' base URL may end in a path segment ending in "convex.site" (so their `login`
+# accepts it: opencode-sync wants ".convex.site", e.g. http://host:8000/opensync.convex.site)
+# or a trailing slash (giving "//sync/..."): all reach the same views.
+API_PATH = re.compile(r"^/+(?:[^/]*convex\.site/+)?(?P<endpoint>(?:sync|api)(?:/.*?)?|health)/*$")
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
