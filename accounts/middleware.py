@@ -14,9 +14,10 @@ from .api.errors import json_error
 
 logger = logging.getLogger(__name__)
 
-# The plugins' base URL may carry a "/convex.site" suffix (so their `login` accepts it) or a
-# trailing slash (giving "//sync/..."): both reach the same views.
-API_PATH = re.compile(r"^/+(?:convex\.site/+)?(?P<endpoint>(?:sync|api)(?:/.*?)?|health)/*$")
+# The plugins' base URL may end in a path segment ending in "convex.site" (so their `login`
+# accepts it: opencode-sync wants ".convex.site", e.g. http://host:8000/opensync.convex.site)
+# or a trailing slash (giving "//sync/..."): all reach the same views.
+API_PATH = re.compile(r"^/+(?:[^/]*convex\.site/+)?(?P<endpoint>(?:sync|api)(?:/.*?)?|health)/*$")
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
@@ -101,3 +102,23 @@ class HtmxLoginRedirectMiddleware:
             return response
         back = htmx.current_url_abs_path or "/"
         return HttpResponseClientRedirect(f"{login_url}?{urlencode({REDIRECT_FIELD_NAME: back})}")
+
+
+class SecureCookiesMiddleware:
+    """Cookies set on a request that came over HTTPS are marked Secure, so a session or CSRF
+    cookie first handed out over HTTPS is never sent back over plain http (where anyone on the
+    path could read it). request.is_secure() follows SECURE_PROXY_SSL_HEADER behind a proxy.
+    SECURE_COOKIES=true still marks them Secure on every request (settings), http included.
+
+    It must sit outside SessionMiddleware, CsrfViewMiddleware and MessageMiddleware in
+    MIDDLEWARE: their cookies are set on the way out, before this sees the response."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.is_secure():
+            for cookie in response.cookies.values():
+                cookie["secure"] = True
+        return response

@@ -15,7 +15,12 @@ api_urlpatterns = [
     *read_urlpatterns,
     *eval_read_urlpatterns,
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # api/swagger_ui.html: drf-spectacular's page with the CSP nonce on its inline style and script
+    path(
+        "docs",
+        SpectacularSwaggerView.as_view(url_name="api-schema", template_name="api/swagger_ui.html"),
+        name="api-docs",
+    ),
 ]
 
 urlpatterns = [

@@ -37,13 +37,16 @@ ALLOWED_ATTRIBUTES = {
     "div": {"class"},
     "pre": {"class"},
     "span": {"class"},
-    "td": {"style"},
-    "th": {"style"},
+    "td": {"class"},
+    "th": {"class"},
 }
-ALLOWED_STYLES = {"text-align"}
 
 _formatter = HtmlFormatter(nowrap=True, classprefix="tok-")
 _thinking_tag = re.compile(r"<thinking>(.*?)</thinking>\s*", re.DOTALL)
+# markdown-it aligns table columns with style="text-align:…", which the Content-Security-Policy
+# blocks (no inline styles): a class does the same (app.css). Raw HTML is off, so these cells
+# can only come from markdown-it.
+_aligned_cell = re.compile(r'<(t[hd]) style="text-align:(left|center|right)">')
 
 
 def strip_thinking(text: str) -> str:
@@ -85,7 +88,6 @@ def sanitize(html: str) -> str:
         html,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
-        filter_style_properties=ALLOWED_STYLES,
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow ugc",
     )
@@ -94,20 +96,21 @@ def sanitize(html: str) -> str:
 def render_markdown(text: str) -> SafeString:
     """Markdown → sanitized HTML, of at most DISPLAY_LIMIT characters of the text."""
     if len(text) > DISPLAY_LIMIT:
-        text = text[:DISPLAY_LIMIT] + f"\n\n… ({len(text) - DISPLAY_LIMIT:,} more characters in the export)"
+        text = text[:DISPLAY_LIMIT] + f"\n\n… ({len(text) - DISPLAY_LIMIT:,} more characters: see the full text)"
     return _render_markdown(text)
 
 
 @lru_cache(maxsize=2048)
 def _render_markdown(text: str) -> SafeString:
     # Cached on the truncated text, so the cache holds at most 2048 × DISPLAY_LIMIT characters.
-    return mark_safe(sanitize(_md.render(text)))  # noqa: S308 - sanitized by nh3 just above
+    html = _aligned_cell.sub(r'<\1 class="align-\2">', _md.render(text))
+    return mark_safe(sanitize(html))  # noqa: S308 - sanitized by nh3 just above
 
 
 def render_code(text: str, lang: str = "") -> SafeString:
     """A block of code or tool output: highlighted when the language is known, escaped otherwise."""
     if len(text) > DISPLAY_LIMIT:
-        text = text[:DISPLAY_LIMIT] + f"\n… ({len(text) - DISPLAY_LIMIT:,} more characters in the export)"
+        text = text[:DISPLAY_LIMIT] + f"\n… ({len(text) - DISPLAY_LIMIT:,} more characters: see the full text)"
     body = _highlight(text, lang) or str(escape(text))
     return mark_safe(sanitize(f'<pre class="highlight"><code>{body}</code></pre>'))  # noqa: S308
 
@@ -125,6 +128,7 @@ class Block:
     kind: str  # text | thinking | tool_call | tool_result | other
     html: SafeString
     label: str = ""
+    cut: bool = False  # the text was longer than DISPLAY_LIMIT: the page links to the whole of it
 
 
 def part_text(content: Any) -> str:
@@ -201,6 +205,10 @@ def pretty(value: Any) -> tuple[str, str]:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str), "json"
 
 
+def _cut(text: str) -> bool:
+    return len(text) > DISPLAY_LIMIT
+
+
 def message_blocks(text_content: str | None, parts) -> list[Block]:
     """What the viewer shows for one message, in order.
 
@@ -214,10 +222,10 @@ def message_blocks(text_content: str | None, parts) -> list[Block]:
     def add_text(text: str) -> None:
         for thought in _thinking_tag.findall(text):
             if not has_thinking_part and thought.strip():
-                blocks.append(Block("thinking", render_markdown(thought.strip()), "Thinking"))
+                blocks.append(Block("thinking", render_markdown(thought.strip()), "Thinking", _cut(thought.strip())))
         text = _thinking_tag.sub("", text).strip()
         if text:
-            blocks.append(Block("text", render_markdown(text)))
+            blocks.append(Block("text", render_markdown(text), cut=_cut(text)))
 
     if not has_text_part and text_content:
         add_text(text_content)
@@ -227,18 +235,18 @@ def message_blocks(text_content: str | None, parts) -> list[Block]:
         elif part.type in THINKING_TYPES:
             thought = part_text(part.content).strip()
             if thought:
-                blocks.append(Block("thinking", render_markdown(thought), "Thinking"))
+                blocks.append(Block("thinking", render_markdown(thought), "Thinking", _cut(thought)))
         elif part.type in TOOL_CALL_TYPES:
             name, args = tool_call(part.content)
             text, lang = pretty(args if args is not None else {})
-            blocks.append(Block("tool_call", render_code(text, lang), name))
+            blocks.append(Block("tool_call", render_code(text, lang), name, _cut(text)))
             if (output := call_output(part.content)) is not None:
                 text, lang = pretty(output)
-                blocks.append(Block("tool_result", render_code(text, lang), "Result"))
+                blocks.append(Block("tool_result", render_code(text, lang), "Result", _cut(text)))
         elif part.type in TOOL_RESULT_TYPES:
             text, lang = pretty(tool_output(part.content))
-            blocks.append(Block("tool_result", render_code(text, lang), "Result"))
+            blocks.append(Block("tool_result", render_code(text, lang), "Result", _cut(text)))
         elif part.content not in (None, "", {}, []):
             text, lang = pretty(part.content)
-            blocks.append(Block("other", render_code(text, lang), part.type))
+            blocks.append(Block("other", render_code(text, lang), part.type, _cut(text)))
     return blocks

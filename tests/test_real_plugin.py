@@ -4,6 +4,7 @@ Claude Code drives it: hook JSON on stdin, a transcript file on disk."""
 import json
 import os
 import subprocess
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -143,4 +144,35 @@ def test_real_claude_code_sync_session_arrives(plugin_cli, live, sync_key, tmp_p
     tool = session.messages.get(external_id="toolu_01XYZ").parts.get()
     assert tool.type == "tool-call" and tool.content["toolName"] == "Edit"
     # synctest's probe session arrived too
+    assert Session.objects.filter(title="Connection Test", source="claude-code").count() == 1
+
+
+def login(cli, env, url: str, key: str) -> subprocess.CompletedProcess:
+    """`claude-code-sync login` answered as a person would: the URL, then the key. Its readline is
+    re-created per question, so the key must come after a pause or it is lost."""
+    proc = subprocess.Popen(
+        [cli, "login"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    )
+    proc.stdin.write(url + "\n")
+    proc.stdin.flush()
+    time.sleep(1.5)
+    out, err = proc.communicate(key + "\n", timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_real_login_accepts_the_dot_convex_site_base_url(plugin_cli, live, sync_key, tmp_path):
+    """The README's `login` form, http://host:port/opensync.convex.site, passes the plugin's own
+    check ("must contain convex.site"; opencode-sync wants ".convex.site"), its /health probe, and
+    then carries the plugin's syncs."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"PATH": f"{Path(node_executable()).parent}{os.pathsep}{os.environ['PATH']}", "HOME": str(home)}
+    url = f"http://127.0.0.1:{live}/opensync.convex.site"
+    result = login(plugin_cli, env, url, sync_key)
+    assert result.returncode == 0 and "Configuration saved" in result.stdout, result.stdout + result.stderr
+    saved = json.loads((home / ".config" / "claude-code-sync" / "config.json").read_text())
+    assert saved["convexUrl"] == url and saved["apiKey"] == sync_key
+
+    status = subprocess.run([plugin_cli, "synctest"], env=env, capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0 and "Failed" not in status.stdout + status.stderr, status.stdout + status.stderr
     assert Session.objects.filter(title="Connection Test", source="claude-code").count() == 1

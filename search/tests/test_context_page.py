@@ -112,17 +112,34 @@ def test_removing_a_session_and_clearing(logged_in, user, convo):
 def test_budget_and_format_are_kept_and_bad_values_are_form_errors(logged_in, convo):
     session, _ = convo
     pick(logged_in, session)
-    body = logged_in.get("/context/panel/?budget=120&format=xml", **HX).content.decode()
+    body = logged_in.post("/context/panel/", {"budget": 120, "format": "xml"}, **HX).content.decode()
     assert "of 120 tokens" in body and "&lt;session id=" in body
-    body = logged_in.get("/context/panel/?budget=5&format=xml", **HX).content.decode()
+    body = logged_in.post("/context/panel/", {"budget": 5, "format": "xml"}, **HX).content.decode()
     assert "Token budget: Ensure this value is greater than or equal to 100." in body
     assert "of 120 tokens" in body  # the last good setting
     download = logged_in.get("/context/download/")
     assert download["Content-Type"] == "application/xml; charset=utf-8"
     assert download["Content-Disposition"].startswith('attachment; filename="context-')
     assert download.content.decode().startswith("<context>\n<session id=")
-    logged_in.get("/context/panel/?budget=4000&format=markdown", **HX)
+    logged_in.post("/context/panel/", {"budget": 4000, "format": "markdown"}, **HX)
     assert logged_in.get("/context/download/").content.decode().startswith("# Context from past coding sessions")
+
+
+def test_a_get_of_the_panel_changes_no_setting(logged_in, convo):
+    """GET /context/panel/ used to store ?budget= and ?format=: a link or a prefetch could change them."""
+    session, _ = convo
+    pick(logged_in, session)
+    logged_in.post("/context/panel/", {"budget": 3000, "format": "markdown"}, **HX)
+    body = logged_in.get("/context/panel/?budget=120&format=xml", **HX).content.decode()
+    assert "of 3000 tokens" in body and "&lt;session id=" not in body
+    assert logged_in.get("/context/download/")["Content-Type"] == "text/markdown; charset=utf-8"
+    assert logged_in.get("/context/panel/?budget=120&format=xml")["Location"] == "/context/"
+    assert "of 3000 tokens" in logged_in.get("/context/").content.decode()
+
+
+def test_a_bad_budget_without_javascript_says_why(logged_in, convo):
+    response = logged_in.post("/context/panel/", {"budget": 5, "format": "text"}, follow=True)
+    assert "Token budget: Ensure this value is greater than or equal to 100." in response.content.decode()
 
 
 def test_a_small_budget_trims_and_says_so(logged_in, user):
@@ -130,7 +147,7 @@ def test_a_small_budget_trims_and_says_so(logged_in, user):
     for i in range(20):
         MessageFactory(session=session, text_content="lorem ipsum " * 100, created_at=T0 + timedelta(minutes=i))
     pick(logged_in, session)
-    body = logged_in.get("/context/panel/?budget=600&format=text", **HX).content.decode()
+    body = logged_in.post("/context/panel/", {"budget": 600, "format": "text"}, **HX).content.decode()
     assert "Trimmed to fit" in body and "of 600 tokens" in body
 
 
@@ -175,7 +192,7 @@ def test_without_javascript_every_action_redirects_back(logged_in, convo):
         "/context/pick/", {"action": "add", "session": session.pk, "next": "https://evil.example/"}
     )
     assert response["Location"] == "/context/"
-    assert logged_in.get("/context/panel/?budget=2000&format=markdown")["Location"] == "/context/"
+    assert logged_in.post("/context/panel/", {"budget": 2000, "format": "markdown"})["Location"] == "/context/"
     assert "of 2000 tokens" in logged_in.get("/context/").content.decode()
     response = logged_in.post("/context/saved/", {"q": "login", "mode": "hybrid"})
     assert response["Location"] == "/context/?q=login&mode=hybrid"

@@ -9,6 +9,7 @@ and a plain form post answered with a redirect without JavaScript.
 
 from datetime import date
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect
@@ -16,7 +17,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import content_disposition_header, urlencode
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.selectors import current_workspace
 from sessions_app.models import Message, Session
@@ -202,17 +203,22 @@ def _pairs(pick) -> list[tuple[int, int | None]]:
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def context_panel(request: HttpRequest) -> HttpResponse:
-    """The assembled context. With `budget` and `format`, those are stored first."""
+    """GET: the assembled context (it reloads itself when the picks change). POST: store the
+    budget and format, then the context they give. Only a POST writes: a GET may be prefetched,
+    retried or followed from a link without anyone meaning to change the settings."""
     workspace = current_workspace(request)
     selection = Selection(request, workspace)
     form = None
-    if "budget" in request.GET or "format" in request.GET:
-        form = ContextOptionsForm(request.GET)
+    if request.method == "POST":
+        form = ContextOptionsForm(request.POST)
         if form.is_valid():
             selection.budget, selection.format = form.cleaned_data["budget"], form.cleaned_data["format"]
             selection.save()
+        elif not is_fragment_request(request):
+            errors = " ".join(f"{form[name].label}: {e}" for name, errs in form.errors.items() for e in errs)
+            messages.error(request, f"{errors} The last valid setting is used.")
     if not is_fragment_request(request):
         return _back(request)
     return TemplateResponse(request, f"{TEMPLATE}#output", _panel(request, workspace, selection, form))

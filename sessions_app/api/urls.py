@@ -3,7 +3,7 @@ from django.urls import path
 from . import analytics, views
 
 # Exact paths, no trailing-slash redirects. accounts.middleware.ApiEdgeMiddleware maps the
-# plugins' variants ("/convex.site/sync/...", "//sync/...", a trailing slash) onto these
+# plugins' variants ("/<name>.convex.site/sync/...", "//sync/...", a trailing slash) onto these
 # before resolution.
 urlpatterns = [
     path("health", views.HealthApi.as_view(), name="health"),

@@ -46,6 +46,24 @@ def test_sync_paths_accept_plugin_base_url_variants_without_redirect(sync_client
     assert Session.objects.filter(external_id="s-variant").count() == 1
 
 
+# opencode-sync's `login` rejects "/convex.site" (it wants ".convex.site" in the URL): a base URL
+# whose last segment ends in ".convex.site" satisfies every upstream plugin's `login`.
+@pytest.mark.parametrize(
+    "prefix", ["/opensync.convex.site", "/my-team.opensync.convex.site", "/.convex.site", "/opensync.convex.site/"]
+)
+def test_a_base_url_ending_in_dot_convex_site_reaches_the_api(sync_client, prefix):
+    assert sync_client.get(f"{prefix}/health").status_code == 200
+    response = post(sync_client, f"{prefix}/sync/session", {"externalId": "s-dot-convex"})
+    assert response.status_code == 200, response.content
+    assert Session.objects.filter(external_id="s-dot-convex").count() == 1
+    assert sync_client.get(f"{prefix}/sync/sessions/list").json()["sessionIds"] == ["s-dot-convex"]
+
+
+@pytest.mark.parametrize("path", ["/opensync.convex.site.evil/health", "/a/opensync.convex.site/health", "/x/health"])
+def test_other_prefixes_are_not_the_api(client, path):
+    assert client.get(path).status_code == 404
+
+
 def test_trailing_slash_is_not_redirected(sync_client):
     response = post(sync_client, "/sync/session/", {"externalId": "s-slash"})
     assert response.status_code == 200

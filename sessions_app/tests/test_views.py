@@ -341,7 +341,8 @@ def test_viewer_renders_markdown_code_tools_and_thinking(logged_in, user):
     assert '<details class="block block-thinking"><summary>Thinking</summary>' in page  # collapsed
     assert '<span class="tok-k">def</span>' in page  # highlighted on the server
     assert "Tool call <code>Edit</code>" in page
-    assert "&quot;file_path&quot;" in page and "\n  " in page  # pretty-printed arguments
+    # pretty-printed arguments (what is shown; the page no longer carries a hidden copy of the text)
+    assert '<span class="tok-w">  </span><span class="tok-nt">"file_path"</span>' in page
     assert "Tool result" in page
 
 

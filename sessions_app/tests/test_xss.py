@@ -39,7 +39,8 @@ class Tags(HTMLParser):
         self._in_script = False
 
     def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
+        # the CSP nonce differs on every response: compare the layout's tags without it
+        self.tags.append((tag, {name: value for name, value in attrs if name != "nonce"}))
         self._in_script = tag == "script"
 
     def handle_endtag(self, tag):
@@ -118,7 +119,7 @@ def test_hostile_content_renders_inert_in_viewer_and_public_page(sync_client, us
     viewer = Client()
     viewer.force_login(user)
     html = viewer.get(reverse("sessions:detail", args=[session.pk])).content.decode()
-    assert "alert(&#x27;xss-1&#x27;)" in html or "alert(&#39;xss-1&#39;)" in html  # shown as text
+    assert "&lt;script&gt;alert('xss-1')&lt;/script&gt;" in html  # shown as text
     assert_inert(html, viewer.get(reverse("sessions:detail", args=[benign.pk])).content.decode())
 
     viewer.post(reverse("sessions:share", args=[session.pk]), {"action": "share"})

@@ -6,15 +6,16 @@ A private, revoked or expired link is a plain 404.
 """
 
 from django.db.models import Q
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from .. import selectors
 from ..models import Session
-from .sessions import is_fragment_request, message_window, render
+from .sessions import is_fragment_request, message_text_response, message_window, render
 
 
 def shared(slug: str) -> Session:
@@ -41,7 +42,7 @@ def shared_session(request: HttpRequest, slug: str) -> TemplateResponse:
         "session": session,
         "public": True,
         "messages_url": reverse("sessions:public-messages", args=[slug]),
-        **message_window(request, session),
+        **message_window(request, session, public=True),
     }
     return _no_index(render(request, "sessions_app/session_public.html", context))
 
@@ -55,6 +56,20 @@ def shared_messages(request: HttpRequest, slug: str) -> TemplateResponse:
         "session": session,
         "public": True,
         "messages_url": request.path,
-        **message_window(request, session, fragment=True),
+        **message_window(request, session, fragment=True, public=True),
     }
     return _no_index(TemplateResponse(request, "sessions_app/session_detail.html#message-page", context))
+
+
+@require_GET
+def shared_message_text(request: HttpRequest, slug: str, position: str) -> HttpResponse:
+    """One message's whole text (Copy, "Show the full text"), named by its position in the
+    shared session (the paging cursors' form), so the page carries no message ids."""
+    session = shared(slug)
+    at = selectors.decode_message_position(position)
+    message = None
+    if at is not None:
+        message = session.messages.prefetch_related("parts").filter(created_at=at[0], order=at[1]).first()
+    if message is None:
+        raise Http404("No such message")
+    return _no_index(message_text_response(message))

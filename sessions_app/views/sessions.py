@@ -157,11 +157,14 @@ def _bulk_done(request, back, text, sessions, action, *, error=False):
 # --- the viewer -------------------------------------------------------------------------------------
 
 
-def message_window(request: HttpRequest, session: Session, *, fragment: bool = False) -> dict:
+def message_window(request: HttpRequest, session: Session, *, fragment: bool = False, public: bool = False) -> dict:
     """Which messages a viewer request shows: from the start, from `?at=<message id>`,
     after `?after=<cursor>` (load more) or before `?before=<cursor>` (load earlier).
 
     A fragment extends the page in one direction only, so it carries only that direction's link.
+    Each message comes with the URL of its whole text (Copy, "Show the full text"): the page
+    itself carries only what it shows. The public page names a message by its position in the
+    shared session, never by its id.
     """
     before = selectors.decode_message_position(request.GET.get("before"))
     after = selectors.decode_message_position(request.GET.get("after"))
@@ -180,13 +183,27 @@ def message_window(request: HttpRequest, session: Session, *, fragment: bool = F
         rows, more_after = selectors.messages_page(session, after=after, size=MESSAGE_PAGE_SIZE)
         more_before = bool(after) and bool(rows) and not fragment and _has_before(session, rows[0])
     return {
-        "items": [(m, message_blocks(m.text_content, list(m.parts.all())), exports.message_markdown(m)) for m in rows],
+        "items": [(m, message_blocks(m.text_content, list(m.parts.all())), text_url(session, m, public)) for m in rows],
         "before_cursor": selectors.message_position(rows[0]) if rows and more_before else None,
         "after_cursor": selectors.message_position(rows[-1]) if rows and more_after else None,
         "show_before": more_before,
         "show_after": more_after,
         "target": target.pk if target else None,
     }
+
+
+def text_url(session: Session, message: Message, public: bool) -> str:
+    if public:
+        return reverse("sessions:public-message-text", args=[session.share_slug, selectors.message_position(message)])
+    return reverse("sessions:message-text", args=[session.pk, message.pk])
+
+
+def message_text_response(message: Message) -> HttpResponse:
+    """A message's whole text as Markdown, what Copy puts on the clipboard. Plain text: a
+    browser shows it as it is (never as HTML), fast even at megabytes."""
+    response = HttpResponse(exports.message_markdown(message), content_type="text/plain; charset=utf-8")
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
 
 
 def _has_before(session: Session, first: Message) -> bool:
@@ -248,6 +265,17 @@ def session_messages(request: HttpRequest, session_id: int) -> TemplateResponse:
         return redirect(f"{reverse('sessions:detail', args=[session.pk])}?{query}")
     context = viewer_context(request, session, fragment=True)
     return TemplateResponse(request, "sessions_app/session_detail.html#message-page", context)
+
+
+@login_required
+@require_GET
+def message_text(request: HttpRequest, session_id: int, message_id: int) -> HttpResponse:
+    """One message's whole text, fetched when it is copied or opened: 404 where the viewer is."""
+    session = selectors.get_session_for_user(request.user, session_id)
+    message = session.messages.prefetch_related("parts").filter(pk=message_id).first()
+    if message is None:
+        raise Http404("No such message")
+    return message_text_response(message)
 
 
 def _title(request, session):

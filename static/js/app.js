@@ -96,6 +96,40 @@
     } else { select(); }
   });
 
+  // <button data-copy-url="…">: copies the text at that URL (a message's whole text, which the
+  // page doesn't carry: a 5 MB message would weigh 5 MB on every view). The clipboard item takes
+  // a promise, so the copy stays tied to the click while the text downloads; where the clipboard
+  // API is unavailable the text is shown, selected, under the button's message.
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest("[data-copy-url]");
+    if (!button) return;
+    var label = button.textContent;
+    var say = function (text) { button.textContent = text; setTimeout(function () { button.textContent = label; }, 1500); };
+    var text = fetch(button.dataset.copyUrl, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) throw new Error(r.status);
+      return r.text();
+    });
+    var failed = function () { say("Copy failed"); };
+    var select = function () {
+      text.then(function (value) {
+        var box = document.createElement("textarea");
+        box.className = "copy-fallback"; box.readOnly = true; box.value = value;
+        (button.closest("article") || button.parentNode).appendChild(box);
+        box.focus(); box.select();
+        button.textContent = "Press Ctrl+C";
+      }, failed);
+    };
+    if (!(navigator.clipboard && window.isSecureContext)) { select(); return; }
+    var copied;
+    if (window.ClipboardItem && navigator.clipboard.write) {
+      var blob = text.then(function (value) { return new Blob([value], { type: "text/plain" }); });
+      copied = navigator.clipboard.write([new ClipboardItem({ "text/plain": blob })]);
+    } else {
+      copied = text.then(function (value) { return navigator.clipboard.writeText(value); });
+    }
+    copied.then(function () { say("Copied"); }, function () { text.then(select, failed); });
+  });
+
   // Ctrl+K / Cmd+K focuses the page's search box where it offers the shortcut (the context page).
   document.addEventListener("keydown", function (e) {
     if (e.key.toLowerCase() !== "k" || !(e.ctrlKey || e.metaKey) || e.altKey || e.shiftKey) return;
