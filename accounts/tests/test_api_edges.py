@@ -182,3 +182,23 @@ def test_whole_number_takes_ascii_digits_only(value):
 
 def test_whole_number():
     assert [inputs.whole_number(v) for v in ("0", "007", "9" * 18)] == [0, 7, 10**18 - 1]
+
+
+# --- the schema tells the truth ---------------------------------------------------------------------
+
+
+def test_the_schema_lists_the_limits_on_every_operation_and_the_export_s_real_media_types(client):
+    from sessions_app.api.schema import COMMON_ERRORS
+
+    schema = client.get("/api/schema?format=json").json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert {str(status) for status in COMMON_ERRORS} <= set(operation["responses"]), (method, path)
+            assert operation["responses"]["414"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/Error"
+            }
+    for path in ("/api/export/evals", "/api/export/jobs/{job_id}/download"):
+        files = schema["paths"][path]["get"]["responses"]["200"]["content"]
+        assert files["application/json"]["schema"]["type"] == "array"  # DeepEval: JSON, not bytes
+        assert files["application/x-ndjson"]["schema"] == {"type": "string", "description": "One JSON record per line."}
+        assert files["application/zip"]["schema"] == {"type": "string", "format": "binary"}
