@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import Role
 from accounts.selectors import current_workspace, enabled_sources, role_in
+from sessions_app.inputs import whole_number
 from sessions_app.selectors import filter_choices, workspace_members
 from sessions_app.views.sessions import render
 
@@ -74,7 +75,7 @@ def _preview_context(request: HttpRequest, workspace, form: ExportForm) -> dict:
     base = {
         "form": form,
         "option_fields": [form[name] for name in OPTION_FIELDS],
-        "ticked": [value for value in form.data.getlist("ids") if value.isdigit()],
+        "ticked": [value for value in form.data.getlist("ids") if whole_number(value) is not None],
         "fmt": FORMATS.get(form.data.get("format")),
     }
     if not form.is_valid():

@@ -2,6 +2,7 @@ from django import forms
 
 from accounts.selectors import enabled_sources
 from sessions_app.forms import SessionFilterForm
+from sessions_app.inputs import whole_number
 from sessions_app.models import EvalStatus
 from sessions_app.selectors import filter_choices, workspace_members
 from sessions_app.views.sessions import BULK_LIMIT
@@ -95,7 +96,7 @@ class ExportForm(forms.Form):
 
     def clean_ids(self) -> list[int]:
         raw = self.data.getlist("ids") if hasattr(self.data, "getlist") else []
-        return sorted({int(value) for value in raw[:BULK_LIMIT] if str(value).isdigit()})
+        return sorted({pk for value in raw[:BULK_LIMIT] if (pk := whole_number(str(value))) is not None})
 
     def clean(self):
         data = super().clean()

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from sessions_app import rollups
+from sessions_app.inputs import unstorable_message
 from sessions_app.message_text import message_text
 from sessions_app.models import EvalStatus, Message, Part, Session
 from sessions_app.rendering import TEXT_TYPES
@@ -53,6 +54,8 @@ def normalise_tags(tags) -> list[str]:
         tag = re.sub(r"\s+", " ", str(tag)).strip().lower()
         if not tag:
             continue
+        if problem := unstorable_message(tag):
+            raise ReviewError(f"A tag can't be stored: {problem}")
         if len(tag) > MAX_TAG_CHARS:
             raise ReviewError(f"A tag can have at most {MAX_TAG_CHARS} characters: “{tag[:60]}…”.")
         if tag not in out:
@@ -65,6 +68,8 @@ def normalise_tags(tags) -> list[str]:
 def _long_text(value, *, what: str, limit: int) -> str:
     """Free text from a form: Windows line ends made Unix ones, at most `limit` characters."""
     value = (value or "").replace("\r\n", "\n")
+    if problem := unstorable_message(value):
+        raise ReviewError(f"{what} can't be stored: {problem}")
     if len(value) > limit:
         raise ReviewError(f"{what} can have at most {limit:,} characters.")
     return value

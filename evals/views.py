@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.selectors import current_workspace, role_in
 from sessions_app.forms import SessionFilterForm
+from sessions_app.inputs import whole_number
 from sessions_app.models import EvalStatus, Message, Session
 from sessions_app.selectors import REVIEW, allowed, can, get_session_for_user
 from sessions_app.views.sessions import bulk_ids, is_fragment_request, safe_next, viewer_context
@@ -94,10 +95,8 @@ def queue(request: HttpRequest) -> HttpResponse:
     shortcuts (static/js/app.js, data-review-queue)."""
     workspace = current_workspace(request)
     form = SessionFilterForm.for_request(request, workspace)
-    raw = request.GET.get("pos", "")
-    session, position, total = queue_position(
-        request.user, workspace, form.filters(), int(raw) - 1 if raw.isdigit() else 0
-    )
+    position = whole_number(request.GET.get("pos"))
+    session, position, total = queue_position(request.user, workspace, form.filters(), position - 1 if position else 0)
     params = request.GET.copy()
 
     def at(index: int) -> str:

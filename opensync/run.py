@@ -160,6 +160,7 @@ def main() -> int:
         workers = os.environ.get("WEB_CONCURRENCY", "3")
         children["web"] = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "opensync.wsgi:application", "--bind", f"{host}:{port}",
+             "--worker-class", "opensync.gunicorn_worker.JsonErrorWorker",
              "--workers", workers, "--timeout", "120", "--graceful-timeout", "10", "--access-logfile", "-"],
             env=env, start_new_session=True,
         )  # fmt: skip

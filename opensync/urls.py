@@ -3,7 +3,7 @@ from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from accounts.api.errors import json_error
+from accounts.api.errors import json_error, suspicious_message, suspicious_status
 from accounts.middleware import API_PATH
 from evals.api.urls import read_urlpatterns as eval_read_urlpatterns
 from sessions_app.api.urls import read_urlpatterns
@@ -44,11 +44,20 @@ def page_not_found(request, exception):
     return defaults.page_not_found(request, exception)
 
 
+def bad_request(request, exception):
+    """Django's SuspiciousOperations outside the API views (a body over DATA_UPLOAD_MAX_MEMORY_SIZE
+    read by a middleware, too many fields): 413 or 400 JSON on the API."""
+    if API_PATH.match(request.path_info):
+        return json_error(suspicious_message(exception), suspicious_status(exception))
+    return defaults.bad_request(request, exception)
+
+
 def server_error(request):
     if API_PATH.match(request.path_info):
         return json_error("Internal server error", 500)
     return defaults.server_error(request)
 
 
+handler400 = bad_request
 handler404 = page_not_found
 handler500 = server_error

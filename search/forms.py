@@ -1,9 +1,24 @@
 from django import forms
+from django.core.exceptions import ValidationError
+
+from sessions_app.inputs import validate_text
 
 from . import context
 from .selectors import FULLTEXT, HYBRID, MAX_QUERY_CHARS, MODES, SEMANTIC
 
 MODE_CHOICES = [(FULLTEXT, "Full-text"), (SEMANTIC, "Semantic"), (HYBRID, "Hybrid")]
+
+
+def query_error(query: str) -> str | None:
+    """Why the search box's text can't be searched for (the Search and Context pages), or None."""
+    if len(query) > MAX_QUERY_CHARS:
+        return f"The search is too long: at most {MAX_QUERY_CHARS} characters."
+    try:
+        validate_text(query)
+    except ValidationError as exc:
+        return f"The search can't be run: {exc.messages[0]}"
+    return None
+
 
 FORMAT_CHOICES = [(context.TEXT, "Plain text"), (context.MARKDOWN, "Markdown"), (context.XML, "XML-tagged")]
 
@@ -35,7 +50,7 @@ class PickForm(forms.Form):
 
 
 class SavedSearchForm(forms.Form):
-    q = forms.CharField(label="Search", max_length=MAX_QUERY_CHARS, strip=True)
+    q = forms.CharField(label="Search", max_length=MAX_QUERY_CHARS, strip=True, validators=[validate_text])
     mode = forms.ChoiceField(choices=[(mode, mode) for mode in MODES])
     name = forms.CharField(max_length=120, required=False, strip=True)
 

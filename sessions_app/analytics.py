@@ -28,6 +28,7 @@ from django.db.models import Aggregate, BigIntegerField, Count, F, Min, Q, Query
 from django.db.models.functions import TruncMonth, TruncWeek
 from django.utils import timezone
 
+from .inputs import whole_number
 from .models import (
     DURATION_BUCKETS,
     DURATION_RATIO,
@@ -61,7 +62,6 @@ METRICS = {"tokens": "Tokens", "cost": "Cost"}
 MAX_CUSTOM_DAYS = 3660
 MAX_PERIODS = 1000  # points of a chart or series; longer ranges go per week or month
 EARLIEST_DAY = date(2000, 1, 1)  # no session starts earlier (wire.MIN_EPOCH_MS)
-WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 class QueryError(ValueError):
@@ -154,11 +154,6 @@ def _date(params, name: str) -> date | None:
     if not EARLIEST_DAY <= day <= date.today() + timedelta(days=366):
         raise QueryError(name, f"{name} must be between {EARLIEST_DAY.isoformat()} and a year from today")
     return day
-
-
-def whole_number(value: str | None) -> int | None:
-    """The int of a plain run of ASCII digits (no sign, no spaces, not "²"), else None."""
-    return int(value) if value is not None and WHOLE_NUMBER.fullmatch(value) else None
 
 
 _INVISIBLE = re.compile(r"[\x00-\x1f\x7f]")

@@ -22,6 +22,8 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from . import inputs
+
 # Longer texts are cut for display (a tool result can be a whole file); exports keep everything.
 DISPLAY_LIMIT = 20_000
 HIGHLIGHT_LIMIT = 50_000
@@ -167,7 +169,7 @@ def tool_call(content: Any) -> tuple[str, Any]:
             args = _state(content).get("input")
         if isinstance(args, str):
             with contextlib.suppress(ValueError):
-                args = json.loads(args)
+                args = inputs.loads(args)
         return str(name), args
     return "tool", content
 
@@ -198,7 +200,7 @@ def pretty(value: Any) -> tuple[str, str]:
         stripped = value.strip()
         if stripped[:1] in "{[":
             try:
-                return json.dumps(json.loads(stripped), indent=2, ensure_ascii=False), "json"
+                return json.dumps(inputs.loads(stripped), indent=2, ensure_ascii=False), "json"
             except ValueError:
                 pass
         return value, ""

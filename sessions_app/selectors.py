@@ -24,6 +24,8 @@ from django.utils import timezone
 from accounts.models import Role
 from accounts.selectors import role_in
 
+from . import inputs
+from .inputs import whole_number
 from .models import Message, PriceOverride, Session
 from .pricing import Override, PriceBook, override_rates, price_message
 
@@ -44,11 +46,8 @@ def workspace_members(workspace) -> list | None:
 
 
 def get_session_for_user(user, session_id, *, action: str = VIEW) -> Session:
-    session = (
-        Session.objects.select_related("owner", "workspace").filter(pk=session_id).first()
-        if str(session_id).isdigit()
-        else None
-    )
+    pk = whole_number(str(session_id))
+    session = Session.objects.select_related("owner", "workspace").filter(pk=pk).first() if pk is not None else None
     role = role_in(user, session.workspace) if session is not None else None
     if role is None:
         raise Http404("No such session")
@@ -188,7 +187,7 @@ def encode_cursor(value, pk: int) -> str:
 def decode_cursor(cursor: str):
     """(value, pk) from a cursor, or None when it was tampered with (the list starts over)."""
     try:
-        value, pk = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        value, pk = inputs.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if isinstance(value, dict) and "t" in value:
             value = datetime.fromisoformat(value["t"])
         elif isinstance(value, dict) and "d" in value:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from . import inputs
 from .models import Role, Source
 
 MAX_ID_LENGTH = 255
@@ -218,11 +219,13 @@ def normalise_source(source: str | None) -> str | None:
 
 def parse_json_object(raw: bytes) -> dict:
     try:
-        body = json.loads(raw)
+        body = inputs.loads(raw)
     except UnicodeDecodeError:
         raise WireError("Request body must be UTF-8 encoded JSON") from None
     except json.JSONDecodeError as exc:
         raise WireError(f"Malformed JSON body: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except inputs.JsonTooDeep as exc:
+        raise WireError(f"Malformed JSON body: {exc}") from None
     if not isinstance(body, dict):
         raise WireError(f"Request body must be a JSON object, got {type(body).__name__}")
     return body

@@ -76,6 +76,7 @@ def start_gunicorn(
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "opensync.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--worker-class", "opensync.gunicorn_worker.JsonErrorWorker",
          "--workers", str(workers), "--log-level", "warning"],
         cwd=BASE_DIR, env=env, start_new_session=True,
     )  # fmt: skip

@@ -87,3 +87,41 @@ def test_concurrent_clients_store_each_row_once(live, key):
     assert Message.objects.count() == messages
     assert session.message_count == messages
     assert Part.objects.count() == 2 * messages
+
+
+def raw_exchange(port: int, data: bytes) -> tuple[int, dict, bytes]:
+    """Send raw bytes, read the whole answer: (status, headers, body)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    "data, status, error",
+    [
+        # gunicorn's --limit-request-line (4094 bytes)
+        (b"GET /api/sessions?q=" + b"x" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "URI Too Long: Request Line"),
+        # --limit-request-fields (100 headers)
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(150)) + b"\r\n",
+         431, "Request Header Fields Too Large: "),
+        # --limit-request-field_size (8190 bytes)
+        (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * 9000 + b"\r\n\r\n", 431,
+         "Request Header Fields Too Large: "),
+        (b"NOT A REQUEST\r\n\r\n", 400, "Bad Request: "),
+    ],
+)  # fmt: skip
+def test_gunicorn_s_own_errors_are_json(live, data, status, error):
+    """Errors gunicorn answers before Django sees the request (opensync.gunicorn_worker)."""
+    import json
+
+    found, headers, body = raw_exchange(live, data)
+    assert found == status and headers["content-type"] == "application/json"
+    assert json.loads(body)["error"].startswith(error)

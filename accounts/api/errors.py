@@ -2,7 +2,8 @@
 
 import logging
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation, ValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -24,6 +25,10 @@ def _flatten(detail) -> str:
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, SuspiciousOperation):
+        # Django's own limits (DATA_UPLOAD_MAX_MEMORY_SIZE, _NUMBER_FIELDS, _NUMBER_FILES) and
+        # malformed requests: the client's fault, which DRF would leave to become a 500.
+        return Response({"error": suspicious_message(exc)}, status=suspicious_status(exc))
     if isinstance(exc, ValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     response = drf_exception_handler(exc, context)
@@ -40,6 +45,16 @@ def exception_handler(exc, context):
         message = _flatten(getattr(exc, "detail", response.data))
     response.data = {"error": message}
     return response
+
+
+def suspicious_status(exc: SuspiciousOperation) -> int:
+    return 413 if isinstance(exc, RequestDataTooBig) else 400
+
+
+def suspicious_message(exc: SuspiciousOperation) -> str:
+    if isinstance(exc, RequestDataTooBig):
+        return f"Request body is too large; the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
+    return str(exc) or "Bad request"
 
 
 def json_error(message: str, status: int, **headers) -> JsonResponse:

@@ -115,10 +115,22 @@ def _exposed(response):
     return response
 
 
+# What each format's file is, as a schema of its media type: DeepEval's is a JSON array of
+# records, the JSONL and YAML ones text, the zip bytes.
+FILE_SCHEMAS = {
+    "application/json": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+    "application/x-ndjson": {"type": "string", "description": "One JSON record per line."},
+    "application/yaml": {"type": "string"},
+    "application/zip": {"type": "string", "format": "binary"},
+}
+
+
 def _file_schema(description: str) -> dict:
     return {
-        (200, fmt.content_type): OpenApiResponse(OpenApiTypes.BINARY, description=description)
-        for fmt in {f.content_type: f for f in FORMATS.values()}.values()
+        (200, content_type): OpenApiResponse(
+            FILE_SCHEMAS.get(content_type, OpenApiTypes.BINARY), description=description
+        )
+        for content_type in sorted({f.content_type for f in FORMATS.values()})
     }
 
 
@@ -138,8 +150,9 @@ class EvalExportApi(ReadApi):
         operation_id="exportEvals",
         tags=EVALS,
         summary="Export an eval dataset (the file)",
-        description="Builds the export while you wait and answers the file itself, not JSON: `deepeval` a JSON "
-        "array, `openai`/`openai-evals-api`/`promptfoo`/`chat` JSONL (`application/x-ndjson`), `promptfoo-yaml` "
+        description="Builds the export while you wait and answers the file itself, not a JSON wrapper: `deepeval` a "
+        "JSON array (`application/json`), `openai`/`openai-evals-api`/`promptfoo`/`chat` JSONL "
+        "(`application/x-ndjson`), `promptfoo-yaml` "
         "YAML, `filesystem` a zip (`manifest.json`, `README.txt`, `sessions/session-<externalId>.txt`). "
         "`Content-Disposition: attachment` names it `opensync-<format>-<YYYY-MM-DD>.<ext>`. Headers: "
         "`X-Export-Sessions` (sessions in scope, skipped ones included), `X-Export-TestCases` (records), "

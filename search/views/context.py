@@ -20,12 +20,13 @@ from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.selectors import current_workspace
+from sessions_app.inputs import whole_number
 from sessions_app.models import Message, Session
 from sessions_app.selectors import SessionFilters, session_page
 from sessions_app.views.sessions import is_fragment_request, render, safe_next
 
 from .. import context, selectors, services
-from ..forms import MODE_CHOICES, BookmarkForm, ContextOptionsForm, PickForm, SavedSearchForm
+from ..forms import MODE_CHOICES, BookmarkForm, ContextOptionsForm, PickForm, SavedSearchForm, query_error
 from ..models import Bookmark, SavedSearch
 from ..selection import DOWNLOADS, Selection
 from ..selectors import SessionHit
@@ -101,19 +102,17 @@ def context_page(request: HttpRequest) -> TemplateResponse:
     query = request.GET.get("q", "").strip()
     mode = request.GET.get("mode", selectors.FULLTEXT)
     mode = mode if mode in selectors.MODES else selectors.FULLTEXT
-    offset = request.GET.get("offset", "")
-    offset = min(int(offset), MAX_OFFSET) if offset.isdigit() else 0
-    error, result, hits, more_url = None, None, [], None
+    offset = min(whole_number(request.GET.get("offset")) or 0, MAX_OFFSET)
+    result, hits, more_url = None, [], None
+    error = query_error(query)
     params = request.GET.copy()
-    if len(query) > selectors.MAX_QUERY_CHARS:
-        error = f"The search is too long: at most {selectors.MAX_QUERY_CHARS} characters."
-    elif query:
+    if query and not error:
         result = selectors.search_sessions(workspace, query, mode=mode, limit=PAGE_SIZE + 1, offset=offset)
         hits = result.hits
         if len(hits) > PAGE_SIZE and offset + PAGE_SIZE <= MAX_OFFSET:
             params["offset"] = offset + PAGE_SIZE
             more_url = f"{reverse('search:context')}?{params.urlencode()}"
-    else:  # no search yet: the latest sessions
+    elif not query:  # no search yet: the latest sessions
         sessions, cursor = session_page(workspace, SessionFilters(), cursor=request.GET.get("cursor"), size=PAGE_SIZE)
         hits = [SessionHit(session, 0.0) for session in sessions]
         if cursor:
@@ -133,6 +132,7 @@ def context_page(request: HttpRequest) -> TemplateResponse:
         "more_url": more_url,
         "section": "context",
         "is_saved": bool(query)
+        and not error
         and SavedSearch.objects.filter(user=request.user, workspace=workspace, query=query, mode=mode).exists(),
     }
     if not is_fragment_request(request):

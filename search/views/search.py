@@ -9,10 +9,11 @@ from django.views.decorators.http import require_GET
 
 from accounts.selectors import current_workspace
 from sessions_app.forms import SessionFilterForm
+from sessions_app.inputs import whole_number
 from sessions_app.views.sessions import render
 
 from .. import selectors
-from ..forms import MODE_CHOICES
+from ..forms import MODE_CHOICES, query_error
 
 PAGE_SIZE = 20
 MAX_OFFSET = 500  # deeper than anyone pages through ranked results
@@ -27,13 +28,10 @@ def search(request: HttpRequest) -> TemplateResponse:
     query = request.GET.get("q", "").strip()
     mode = request.GET.get("mode", selectors.FULLTEXT)
     mode = mode if mode in selectors.MODES else selectors.FULLTEXT
-    offset = request.GET.get("offset", "")
-    offset = min(int(offset), MAX_OFFSET) if offset.isdigit() else 0
-    error = None
+    offset = min(whole_number(request.GET.get("offset")) or 0, MAX_OFFSET)
+    error = query_error(query)
     result = None
-    if len(query) > selectors.MAX_QUERY_CHARS:
-        error = f"The search is too long: at most {selectors.MAX_QUERY_CHARS} characters."
-    elif query:
+    if query and not error:
         result = selectors.search_sessions(
             workspace, query, mode=mode, limit=PAGE_SIZE + 1, offset=offset, filters=filters
         )

@@ -51,6 +51,35 @@ def describe(result, generator, request, public):
     return result
 
 
+# The errors any operation may answer, whatever its view does: the server's limits, checked
+# before the view runs (accounts.middleware.ApiEdgeMiddleware, Django, gunicorn's
+# opensync.gunicorn_worker). All are `{"error": ...}`. An operation's own description of a
+# status wins. Another answer every endpoint can give (a rate limit's 429) belongs here.
+COMMON_ERRORS = {
+    400: "A malformed request: a bad `Content-Length`, too many query parameters, or (for a body) JSON "
+    "that doesn't parse or is nested more than 100 levels deep.",
+    413: "The body is over OPENSYNC_MAX_REQUEST_BYTES.",
+    414: "The request line (method, path and query string) is over 4,094 bytes.",
+    431: "Too many request headers (over 100), or one over 8,190 bytes.",
+}
+
+
+def common_errors(result, generator, request, public):
+    """Adds COMMON_ERRORS to every operation (a drf-spectacular postprocessing hook)."""
+    for operations in result["paths"].values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status, description in COMMON_ERRORS.items():
+                responses.setdefault(
+                    str(status),
+                    {
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                        "description": description,
+                    },
+                )
+    return result
+
+
 def error(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=description)
 

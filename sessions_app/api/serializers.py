@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from search import context
 
+from ..inputs import validate_text
 from ..models import Role, Source
 
 MAX_QUERY_CHARS = 500
@@ -52,6 +53,7 @@ def text_filter(name: str, help_text: str, *, max_length: int = 255) -> serializ
         required=False,
         allow_blank=True,
         max_length=max_length,
+        validators=[validate_text],
         help_text=help_text,
         error_messages={"max_length": f"{name} must be at most {max_length} characters"},
     )

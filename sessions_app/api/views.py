@@ -11,7 +11,6 @@ import re
 import time
 from datetime import datetime
 
-from django.core.exceptions import RequestDataTooBig
 from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 from django.http import StreamingHttpResponse
@@ -72,9 +71,8 @@ class SyncApi(APIView):
 
     def post(self, request):
         try:
+            # a body over DATA_UPLOAD_MAX_MEMORY_SIZE raises RequestDataTooBig: a 413 from the exception handler
             body = parse_json_object(request.body)
-        except RequestDataTooBig:
-            return json_error("Request body is too large", 413)
         except WireError as exc:
             return json_error(str(exc), 400)
         key = request.auth

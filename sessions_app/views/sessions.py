@@ -21,6 +21,7 @@ from accounts.selectors import current_workspace, plugin_base_url
 
 from .. import exports, selectors, services
 from ..forms import RenameForm, SessionFilterForm, ShareForm
+from ..inputs import whole_number
 from ..models import Message, Session
 from ..rendering import message_blocks
 from ..selectors import EDIT, REVIEW
@@ -86,8 +87,8 @@ def session_list(request: HttpRequest) -> TemplateResponse:
 def bulk_ids(request: HttpRequest) -> list[int]:
     ids = []
     for raw in request.POST.getlist("ids")[:BULK_LIMIT]:
-        if raw.isdigit():
-            ids.append(int(raw))
+        if (pk := whole_number(raw)) is not None:
+            ids.append(pk)
     return ids
 
 
@@ -168,10 +169,10 @@ def message_window(request: HttpRequest, session: Session, *, fragment: bool = F
     """
     before = selectors.decode_message_position(request.GET.get("before"))
     after = selectors.decode_message_position(request.GET.get("after"))
-    at = request.GET.get("at", "")
+    at = whole_number(request.GET.get("at"))
     target = None
-    if at.isdigit():
-        target = session.messages.filter(pk=int(at)).only("created_at", "order").first()
+    if at is not None:
+        target = session.messages.filter(pk=at).only("created_at", "order").first()
     if before:
         rows, more_before = selectors.messages_page(session, before=before, size=MESSAGE_PAGE_SIZE)
         # With HTMX the page below is already on screen; a plain page links on to it.
