@@ -22,8 +22,9 @@ def schedule_embeddings(session_ids) -> None:
     Debounced per session: while a run is queued but not yet started, further syncs of that
     session queue nothing more. The key lives exactly as long as the run's countdown and is never
     deleted, so any sync that found it committed before that run starts and is seen by it; any
-    later sync finds it expired and queues the next run. With the default cache (per process)
-    each web process debounces on its own, which only costs a few more (cheap, hash-skipping) runs.
+    later sync finds it expired and queues the next run. The cache is the shared Redis (settings
+    CACHES); with a per-process cache (a broker that isn't Redis) each web process debounces on its
+    own, which only costs a few more (cheap, hash-skipping) runs.
     """
     if not settings.OPENSYNC_EMBEDDINGS_PROVIDER:
         return

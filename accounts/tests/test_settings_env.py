@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from opensync.settings.env import env_bool, env_choice, env_int, env_list, env_str
+from opensync.settings.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
 
 NAME = "OPENSYNC_TEST_SETTING"
 
@@ -155,3 +155,28 @@ def test_env_str_empty_file_variable_is_ignored(monkeypatch):
     monkeypatch.setenv(NAME, "plain")
     monkeypatch.setenv(f"{NAME}_FILE", "")
     assert env_str(NAME) == "plain"
+
+
+# --- env_rate -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("3000/m", (3000, 60)), ("30/h", (30, 3600)), ("5/5m", (5, 300)), (" 10/30s ", (10, 30)), ("2/D", (2, 86400))],
+)
+def test_env_rate_parses(monkeypatch, raw, expected):
+    monkeypatch.setenv(NAME, raw)
+    assert env_rate(NAME, "1/s") == expected
+
+
+def test_env_rate_default_when_unset_and_off_turns_it_off(monkeypatch):
+    assert env_rate(NAME, "120/m") == (120, 60)
+    monkeypatch.setenv(NAME, "off")
+    assert env_rate(NAME, "120/m") is None
+
+
+@pytest.mark.parametrize("raw", ["lots", "100", "100/", "100/w", "x/m", "1.5/m", "0/m", "5/0m", "-1/m", "10/-5s"])
+def test_env_rate_rejects_other_values(monkeypatch, raw):
+    monkeypatch.setenv(NAME, raw)
+    with pytest.raises(ImproperlyConfigured, match=NAME):
+        env_rate(NAME, "1/s")

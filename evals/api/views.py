@@ -146,6 +146,8 @@ def _job_url(request, name: str, job: ExportJob) -> str:
 class EvalExportApi(ReadApi):
     """The export of the key's workspace's eval-ready sessions: now (GET) or as a job (POST)."""
 
+    throttle_scope = "export"  # both build a dataset: their own, smaller budget
+
     @extend_schema(
         operation_id="exportEvals",
         tags=EVALS,

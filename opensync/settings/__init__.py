@@ -6,7 +6,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from . import embedded
-from .env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from .env import env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -333,3 +333,68 @@ MIDDLEWARE[_security:_security] = ["csp.middleware.CSPMiddleware", "accounts.mid
 # Swagger UI would load a badge from validator.swagger.io (sending it our schema's URL) on a
 # public host: off, which the CSP would block anyway.
 SPECTACULAR_SETTINGS["SWAGGER_UI_SETTINGS"] = {"deepLinking": True, "validatorUrl": None}
+
+# --- Abuse limits: the shared cache, per-key API rate limits, login limits ---------------------
+# Limits count in the cache, so the cache must be one for every web process: Redis (by default
+# the broker's). Django's cache is per process otherwise, and each gunicorn worker would count
+# on its own (a limit of N would let N per worker through).
+
+
+def _redis_url(url: str) -> str:
+    """kombu's spelling of a Redis unix socket (the embedded broker's `redis+socket:///…`) as
+    redis-py spells it (`unix:///…`); other Redis URLs are the same for both."""
+    for scheme in ("redis+socket://", "socket://"):
+        if url.startswith(scheme):
+            return "unix://" + url.removeprefix(scheme)
+    return url
+
+
+CACHE_URL = _redis_url(env_str("CACHE_URL") or CELERY_BROKER_URL)
+if CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "accounts.cache.FailOpenRedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "opensync",
+            # Redis down or unreachable costs a request at most this long (then it fails open).
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+elif env_str("CACHE_URL"):
+    raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} must be a redis://, rediss:// or unix:// URL.")
+else:  # a broker that isn't Redis (amqp://, memory://) and no CACHE_URL: per process, see README
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Requests per API key and scope (accounts.api.throttling; README "Configuration"). Every plugin
+# sends one request at a time and waits for the answer: ours a batch of at most 200 records (40 to
+# 100 ms of server time), so ~25 a second; the upstream ones one request per message, which a
+# sequential client can make at most as fast as the server answers. 6,000 a minute (100 a second)
+# would need every round trip under 10 ms; the upstream plugins don't retry a 429.
+    "sync": env_rate("OPENSYNC_RATE_LIMIT_SYNC", "6000/m"),
+    "read": env_rate("OPENSYNC_RATE_LIMIT_READ", "1200/m"),
+    "search": env_rate("OPENSYNC_RATE_LIMIT_SEARCH", "120/m"),
+    "export": env_rate("OPENSYNC_RATE_LIMIT_EXPORT", "30/h"),
+}
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["accounts.api.throttling.ApiKeyRateThrottle"]
+
+
+def _allauth_rates(*rates: tuple[tuple[int, int] | None, str]) -> str:
+    return ",".join(f"{rate[0]}/{rate[1]}s/{per}" for rate, per in rates if rate is not None)
+
+
+# Failed logins are limited per account (the email) *and* per client IP; the account's limit
+# comes first, so tries at an account already locked don't use up the IP's budget, and someone
+# hammering one account doesn't lock everyone behind the same IP (an office, a VPN) out.
+ACCOUNT_RATE_LIMITS = {
+    "login": _allauth_rates((env_rate("OPENSYNC_LOGIN_ATTEMPTS_PER_IP", "60/m"), "ip")),
+    "login_failed": _allauth_rates(
+        (env_rate("OPENSYNC_LOGIN_FAILURES_PER_ACCOUNT", "5/5m"), "key"),
+        (env_rate("OPENSYNC_LOGIN_FAILURES_PER_IP", "30/m"), "ip"),
+    ),
+}
+# The client IP behind a reverse proxy: the number of proxies you run in front that append to
+# X-Forwarded-For, or the header your proxy puts the client IP in (e.g. X-Real-IP). Without
+# either, every user seems to come from the proxy's address and shares one IP budget.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env_str("TRUSTED_CLIENT_IP_HEADER").strip() or None
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"].append("sessions_app.api.schema.document_rate_limits")

@@ -76,3 +76,26 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of {sorted(choices)}")
     return value
+
+
+_RATE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def env_rate(name: str, default: str) -> tuple[int, int] | None:
+    """A rate limit, "<count>/<period>": "3000/m", "30/h", "5/5m", "10/30s" -> (count, seconds).
+    "off" turns the limit off (None)."""
+    raw = os.environ.get(name)
+    value = (default if raw is None or raw.strip() == "" else raw).strip().lower()
+    if value == "off":
+        return None
+    count, _, period = value.partition("/")
+    number, unit = period[:-1], period[-1:]
+    try:
+        amount, seconds = int(count), int(number or 1) * _RATE_UNITS[unit]
+    except (ValueError, KeyError):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a rate: use <count>/<period> like 3000/m, 30/h, 5/5m or 10/30s, or off"
+        ) from None
+    if amount < 1 or seconds < 1:
+        raise ImproperlyConfigured(f"{name}={value!r}: the count and the period must be at least 1")
+    return amount, seconds

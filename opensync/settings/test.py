@@ -11,3 +11,6 @@ ALLOWED_HOSTS = [*ALLOWED_HOSTS, "testserver"]  # noqa: F405
 # Lets parallel test runs on one embedded server use separate databases.
 DATABASES["default"]["TEST"] = {"NAME": env_str("OPENSYNC_TEST_DB_NAME", "test_opensync")}  # noqa: F405
 OPENSYNC_API_REQUEST_LOG_FLUSH_SECONDS = 0  # tests read the log right after a request
+# In-process tests count rate limits in this process's memory (a test that needs the shared Redis
+# starts Valkey and gunicorn itself: accounts/tests/test_rate_limits_live.py).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -25,6 +25,11 @@ behind a `/convex.site` prefix and with a doubled slash, as the plugins send the
 **Shapes.** Keys are camelCase as upstream sends them, times are epoch milliseconds. Unlike
 upstream, every key is always present (null when unknown) and sessions always carry `id`
 and `source`.
+
+**Rate limits.** Each API key has a budget of requests per scope: `sync` (the sync writes),
+`read` (the read API and `/sync/sessions/list`), `search` (`/api/search`, `/api/context`) and
+`export` (eval dataset builds). Past it the answer is 429 `{"error": ...}` with a `Retry-After`
+header, the seconds until the budget refills; wait that long and send again.
 """
 
 
@@ -87,3 +92,28 @@ def error(description: str) -> OpenApiResponse:
 BAD_REQUEST = error("A parameter or the body is invalid; `error` says which and why.")
 UNAUTHORIZED = error("Missing, unknown or revoked API key.")
 NOT_FOUND = error('`{"error": "Session not found"}`: no such session in the key\'s workspace.')
+
+
+RATE_LIMITED = "This API key used up its `{scope}` budget ({setting}); `Retry-After` says in how many seconds to retry."
+RETRY_AFTER = {"schema": {"type": "integer"}, "description": "Seconds until the key's budget refills."}
+
+
+def document_rate_limits(result, generator, request, public):
+    """429 + Retry-After on every operation with a per-key budget (accounts.api.throttling)."""
+    from accounts.api.throttling import SETTINGS
+
+    for path, _, method, callback in generator.endpoints:
+        scope = getattr(getattr(callback, "cls", None), "throttle_scope", None)
+        operation = result["paths"].get(path, {}).get(method.lower())
+        if scope is None or operation is None:
+            continue
+        text = RATE_LIMITED.format(scope=scope, setting=SETTINGS[scope])
+        existing = operation["responses"].get("429")
+        response = existing or {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            "description": "",
+        }
+        response["description"] = f"{response['description']} Or: {text}" if existing else text
+        response.setdefault("headers", {})["Retry-After"] = RETRY_AFTER
+        operation["responses"]["429"] = response
+    return result

@@ -68,6 +68,7 @@ class SyncApi(APIView):
     """Base: API key with the sync scope, body read as JSON whatever the Content-Type."""
 
     permission_classes = [CanSync]
+    throttle_scope = "sync"  # each key's budgets: accounts.api.throttling
 
     def post(self, request):
         try:
@@ -167,6 +168,7 @@ class SyncSessionsListApi(APIView):
     """External ids of the key owner's sessions in the key's workspace (opencode-sync skips these)."""
 
     permission_classes = [HasApiKey]
+    throttle_scope = "read"
 
     @extend_schema(
         operation_id="syncSessionsList",
@@ -202,6 +204,7 @@ class ReadApi(APIView):
 
     permission_classes = [HasApiKey]
     content_negotiation_class = JsonOnly
+    throttle_scope = "read"
     query_serializer: type[Serializer]
 
     def query(self, request) -> dict:
@@ -405,6 +408,7 @@ def _search(request, params: dict, *, limit: int, offset: int = 0):
 
 class SearchApi(ReadApi):
     query_serializer = serializers.SearchQuerySerializer
+    throttle_scope = "search"
     max_limit = 50
 
     @extend_schema(
@@ -437,6 +441,7 @@ class SearchApi(ReadApi):
 
 class ContextApi(ReadApi):
     query_serializer = serializers.ContextQuerySerializer
+    throttle_scope = "search"
     max_limit = 20
 
     @extend_schema(

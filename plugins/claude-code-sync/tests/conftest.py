@@ -133,7 +133,8 @@ def make_transcript(home):
 
 
 class StubServer:
-    """An OpenSync stand-in. `respond(path, body)` returns (status, answer) and may sleep."""
+    """An OpenSync stand-in. `respond(path, body)` returns (status, answer) or (status, answer,
+    headers) and may sleep."""
 
     def __init__(self):
         self.requests: list[tuple[str, str, dict | None, dict]] = []
@@ -152,7 +153,7 @@ class StubServer:
                 body = json.loads(raw) if raw else None
                 with stub.lock:
                     stub.requests.append((self.command, self.path, body, dict(self.headers)))
-                status, answer = stub.respond(self.command, self.path, body, self.headers)
+                status, answer, *extra = stub.respond(self.command, self.path, body, self.headers)
                 if self.path == "/sync/batch" and 200 <= status < 300:
                     with stub.lock:
                         stub.accepted.append(body)
@@ -160,6 +161,8 @@ class StubServer:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in (extra[0] if extra else {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 

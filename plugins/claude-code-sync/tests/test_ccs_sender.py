@@ -4,6 +4,7 @@ import json
 import threading
 import time
 
+import pytest
 from claude_code_sync import config, locks, paths, sender, spool
 
 from conftest import KEY
@@ -200,3 +201,76 @@ def test_a_long_send_keeps_the_fallback_lock_fresh(home, server, monkeypatch):
     sending.join()
     assert not broke_in
     assert [m["externalId"] for m in server.messages()] == [f"m{n}" for n in range(8)]
+
+
+# --- 429 / 503 with Retry-After ----------------------------------------------------------------
+
+
+def refuse_first(times: int, status: int, headers: dict, server):
+    """The first `times` batches get `status` with `headers`, the rest the stub's usual answer."""
+    refused = []
+
+    def respond(method, path, body, request_headers):
+        if path == "/sync/batch" and len(refused) < times:
+            refused.append(time.monotonic())
+            return status, {"error": "Too many sync requests"}, headers
+        return server.default_respond(method, path, body, request_headers)
+
+    server.respond = respond
+    return refused
+
+
+def test_a_rate_limited_batch_is_sent_again_after_retry_after(home, server):
+    queue({"sessions": [], "messages": [message(1)]}, {"sessions": [], "messages": [message(2)]})
+    refused = refuse_first(1, 429, {"Retry-After": "1"}, server)
+    result = sender.flush(cfg(server.url))
+    assert result.ok and spool.chunk_files() == []
+    assert [m["externalId"] for m in server.messages()] == ["m1", "m2"]
+    sent = [r for r in server.requests if r[1] == "/sync/batch"]
+    assert len(refused) == 1 and len(sent) == 2
+    assert time.monotonic() - refused[0] >= 1  # it waited the second asked for
+
+
+def test_503_with_retry_after_is_retried_too(home, server):
+    queue({"sessions": [], "messages": [message(1)]})
+    refuse_first(2, 503, {"Retry-After": "0"}, server)
+    assert sender.flush(cfg(server.url)).ok
+    assert [m["externalId"] for m in server.messages()] == ["m1"]
+
+
+def test_no_retry_after_or_a_long_one_keeps_the_queue_for_later(home, server, monkeypatch):
+    queue({"sessions": [], "messages": [message(1)]})
+    monkeypatch.setattr(sender.time, "sleep", lambda seconds: pytest.fail(f"slept {seconds}s"))
+    for headers in ({}, {"Retry-After": "3600"}, {"Retry-After": "soon"}):
+        server.requests.clear()
+        refuse_first(1, 429, headers, server)
+        result = sender.flush(cfg(server.url))
+        assert result.outcome == "server" and "429" in result.message
+        assert len(spool.chunk_files()) == 1 and len(server.requests) == 1
+
+
+def test_a_server_that_keeps_refusing_is_left_after_max_retries(home, server):
+    queue({"sessions": [], "messages": [message(1)]})
+    refuse_first(100, 429, {"Retry-After": "0"}, server)
+    assert sender.flush(cfg(server.url)).outcome == "server"
+    assert len(server.requests) == sender.MAX_RETRIES + 1 and len(spool.chunk_files()) == 1
+
+
+def test_a_wait_past_the_deadline_is_not_taken(home, server):
+    queue({"sessions": [], "messages": [message(1)]})
+    refuse_first(1, 429, {"Retry-After": "5"}, server)
+    started = time.monotonic()
+    assert sender.flush(cfg(server.url), deadline=started + 1).outcome == "server"
+    assert time.monotonic() - started < 1
+
+
+def test_retry_after_is_seconds_or_an_http_date():
+    from email.utils import formatdate
+
+    from claude_code_sync.client import retry_after
+
+    assert retry_after("7") == 7 and retry_after(" 1.5 ") == 1.5 and retry_after("-3") == 0
+    assert 55 < retry_after(formatdate(time.time() + 60, usegmt=True)) <= 60
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0  # in the past: now
+    assert retry_after(None) is None and retry_after("") is None and retry_after("later") is None
+    assert retry_after("nan") is None

@@ -3,7 +3,8 @@
 export class NetworkError extends Error {}
 
 /**
- * @typedef {{status: number, json: any, text: string}} Reply
+ * @typedef {{status: number, json: any, text: string, retryAfterMs: number | null}} Reply
+ *   retryAfterMs: the wait a 429 or 503 asked for with Retry-After, else null
  */
 
 /**
@@ -38,7 +39,8 @@ export function createClient({ url, apiKey, timeoutMs = 30_000 }) {
     } catch {
       // not JSON: callers look at `json === null`
     }
-    return { status: response.status, json, text };
+    const retryAfter = response.status === 429 || response.status === 503 ? response.headers.get("retry-after") : null;
+    return { status: response.status, json, text, retryAfterMs: parseRetryAfter(retryAfter) };
   }
 
   return {
@@ -60,6 +62,18 @@ function describe(error, url, timeoutMs) {
   if (code === "ECONNREFUSED") return `cannot connect to ${url} (connection refused: is the server running?)`;
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `cannot resolve the host of ${url}`;
   return `cannot reach ${url}: ${error?.cause?.message ?? error?.message ?? error}`;
+}
+
+/**
+ * Milliseconds to wait from a Retry-After header (seconds, or an HTTP date); null if there is none.
+ * @param {string | null | undefined} value @param {number} [now]
+ */
+export function parseRetryAfter(value, now = Date.now()) {
+  if (!value || !value.trim()) return null;
+  const seconds = Number(value.trim());
+  if (Number.isFinite(seconds)) return Math.max(seconds, 0) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? null : Math.max(date - now, 0);
 }
 
 /** The server's `{"error": …}` text, or the start of the body. @param {Reply} reply */

@@ -10,6 +10,10 @@ import { acquireLock } from "./lock.js";
 
 const MAX_RECORDS = 200;
 const MAX_BYTES = 1_000_000;
+// A 429 (the key's rate limit) or 503 with Retry-After is waited out and the chunk sent again, a
+// few times; a longer wait leaves the records spooled for the next flush instead.
+export const MAX_RETRY_WAIT_MS = 60_000;
+export const MAX_RETRIES = 5;
 
 /** @typedef {{type: "session" | "message", data: Record<string, unknown>}} SpoolRecord */
 /** @typedef {{type: string, externalId: string, error: string}} Rejection */
@@ -23,9 +27,11 @@ const MAX_BYTES = 1_000_000;
  */
 
 class Stop extends Error {
-  constructor(kind, message) {
+  /** @param {string} kind @param {string} message @param {number | null} [retryAfterMs] */
+  constructor(kind, message, retryAfterMs = null) {
     super(message);
     this.kind = kind;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 
@@ -206,7 +212,7 @@ export class Spool {
         try {
           await assertHeld(lock);
           await lock.touch();
-          rejected = await deliver(client, chunk.map((e) => e.file.records[e.index]));
+          rejected = await deliverRetrying(client, chunk.map((e) => e.file.records[e.index]), lock);
           // Taken over meanwhile: the new holder sends these files; rewriting or deleting them
           // now would resurrect or drop what it already handled.
           await assertHeld(lock);
@@ -227,6 +233,21 @@ export class Spool {
       return result;
     } finally {
       await lock.release();
+    }
+  }
+}
+
+/** deliver(), again after the wait a 429 or 503 asked for (the server upserts by externalId). */
+async function deliverRetrying(client, records, lock) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await deliver(client, records);
+    } catch (error) {
+      const wait = error instanceof Stop ? error.retryAfterMs : null;
+      if (wait === null || wait > MAX_RETRY_WAIT_MS || attempt >= MAX_RETRIES) throw error;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      await assertHeld(lock);
+      await lock.touch();
     }
   }
 }
@@ -260,7 +281,9 @@ async function deliver(client, records) {
     const half = Math.ceil(records.length / 2);
     return [...(await deliver(client, records.slice(0, half))), ...(await deliver(client, records.slice(half)))];
   }
-  if (status < 200 || status >= 300) throw new Stop("server", `the server answered HTTP ${status}: ${errorText(reply)}`);
+  if (status < 200 || status >= 300) {
+    throw new Stop("server", `the server answered HTTP ${status}: ${errorText(reply)}`, reply.retryAfterMs ?? null);
+  }
   if (!reply.json || typeof reply.json !== "object") {
     throw new Stop("bad-response", `the server answered HTTP ${status} without a JSON body: is this an OpenSync server?`);
   }

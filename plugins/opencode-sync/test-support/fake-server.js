@@ -18,7 +18,7 @@ export async function startFakeServer({ apiKey = KEY } = {}) {
     messages: new Map(),
     /** how many times each message externalId was written */
     writes: new Map(),
-    /** Set to answer a request yourself: return {status, body} or undefined for the default. */
+    /** Set to answer a request yourself: return {status, body, headers?} or undefined for the default. */
     respond: null,
     /** Milliseconds to wait before answering. */
     delayMs: 0,
@@ -40,14 +40,14 @@ export async function startFakeServer({ apiKey = KEY } = {}) {
       }
       const request = { method: req.method, path: req.url, auth: req.headers.authorization, body, bytes: raw.length };
       fake.requests.push(request);
-      const send = (status, value) => {
+      const send = (status, value, headers = {}) => {
         const text = typeof value === "string" ? value : JSON.stringify(value);
-        res.writeHead(status, { "Content-Type": typeof value === "string" ? "text/plain" : "application/json" });
+        res.writeHead(status, { "Content-Type": typeof value === "string" ? "text/plain" : "application/json", ...headers });
         res.end(text);
       };
       if (fake.delayMs) await new Promise((r) => setTimeout(r, fake.delayMs));
       const custom = fake.respond && (await fake.respond(request));
-      if (custom) return send(custom.status, custom.body);
+      if (custom) return send(custom.status, custom.body, custom.headers);
       if (req.method === "GET" && req.url === "/health") return send(200, { status: "ok", timestamp: Date.now() });
       if (req.headers.authorization !== `Bearer ${fake.apiKey}`) return send(401, { error: "Invalid API key" });
       if (req.method === "GET" && req.url === "/sync/sessions/list") return send(200, { sessionIds: [...fake.sessions.keys()] });

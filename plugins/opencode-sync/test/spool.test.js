@@ -4,9 +4,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { createClient } from "../src/client.js";
+import { createClient, parseRetryAfter } from "../src/client.js";
 import { acquireLock } from "../src/lock.js";
-import { Spool } from "../src/spool.js";
+import { MAX_RETRIES, Spool } from "../src/spool.js";
 import { KEY, startFakeServer } from "../test-support/fake-server.js";
 import { tempEnv } from "../test-support/env.js";
 
@@ -205,4 +205,71 @@ test("a sender whose lock was taken over meanwhile (stalled past the stale time)
   assert.equal(fake.batches().length, 1, "no further chunk sent without the lock");
   assert.deepEqual(await spool.size(), { files: 1, records: 250 }, "the new holder's files are not rewritten");
   assert.equal(JSON.parse(fs.readFileSync(spool.lockFile, "utf8")).token, "other", "its lock is not released");
+});
+
+// --- 429 / 503 with Retry-After -----------------------------------------------------------------
+
+/** The first `times` batches get `status` with `headers`, the rest the fake's usual answer. */
+function refuseFirst(fake, times, status, headers) {
+  const refused = [];
+  fake.respond = (r) => {
+    if (r.path !== "/sync/batch" || refused.length >= times) return undefined;
+    refused.push(Date.now());
+    return { status, body: { error: "Too many sync requests" }, headers };
+  };
+  return refused;
+}
+
+test("a rate-limited chunk is sent again after Retry-After, and arrives once", async (t) => {
+  const { fake, spool, client } = await setup(t);
+  await spool.append([session, message(1), message(2)]);
+  const refused = refuseFirst(fake, 1, 429, { "Retry-After": "1" });
+  const result = await spool.send(client);
+  assert.deepEqual(result, { sent: 3, rejected: [], problems: [], stop: null });
+  assert.equal(fake.batches().length, 2);
+  assert.ok(Date.now() - refused[0] >= 1000, "it waited the second asked for");
+  assert.deepEqual([...fake.writes.entries()], [["msg_00001", 1], ["msg_00002", 1]]); // stored once
+  assert.deepEqual(await spool.size(), { files: 0, records: 0 });
+});
+
+test("503 with Retry-After is retried too", async (t) => {
+  const { fake, spool, client } = await setup(t);
+  await spool.append([message(1)]);
+  refuseFirst(fake, 2, 503, { "Retry-After": "0" });
+  assert.equal((await spool.send(client)).sent, 1);
+  assert.equal(fake.batches().length, 3);
+});
+
+test("no Retry-After, or one longer than a minute, keeps the records for the next flush", async (t) => {
+  const { fake, spool, client } = await setup(t);
+  await spool.append([message(1)]);
+  for (const headers of [{}, { "Retry-After": "3600" }, { "Retry-After": "soon" }]) {
+    fake.requests.length = 0;
+    refuseFirst(fake, 1, 429, headers);
+    const started = Date.now();
+    const result = await spool.send(client);
+    assert.deepEqual(result.stop, { kind: "server", message: "the server answered HTTP 429: Too many sync requests" });
+    assert.ok(Date.now() - started < 1000);
+    assert.equal(fake.batches().length, 1);
+    assert.deepEqual(await spool.size(), { files: 1, records: 1 });
+  }
+});
+
+test("a server that keeps refusing is left after a few retries", async (t) => {
+  const { fake, spool, client } = await setup(t);
+  await spool.append([message(1)]);
+  refuseFirst(fake, 100, 429, { "Retry-After": "0" });
+  assert.equal((await spool.send(client)).stop.kind, "server");
+  assert.equal(fake.batches().length, MAX_RETRIES + 1);
+  assert.deepEqual(await spool.size(), { files: 1, records: 1 });
+});
+
+test("Retry-After is seconds or an HTTP date", () => {
+  const now = Date.parse("2026-01-20T10:00:00Z");
+  assert.equal(parseRetryAfter("7", now), 7000);
+  assert.equal(parseRetryAfter(" 1.5 ", now), 1500);
+  assert.equal(parseRetryAfter("-3", now), 0);
+  assert.equal(parseRetryAfter("Tue, 20 Jan 2026 10:01:00 GMT", now), 60_000);
+  assert.equal(parseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT", now), 0);
+  for (const value of [null, undefined, "", "  ", "later"]) assert.equal(parseRetryAfter(value, now), null);
 });

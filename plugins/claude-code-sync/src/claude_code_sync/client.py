@@ -4,12 +4,15 @@
 - "too_large": 413 (split the batch);
 - "rejected": 400/422 with a JSON error, the server will never take this body (set it aside);
 - "server": 5xx, 429, any other 4xx (a 404 or 405 from a wrong URL or a proxy says nothing about
-  the body), or a non-JSON answer (retry later);
+  the body), or a non-JSON answer (retry later). A 429 or 503 carries the server's Retry-After
+  (seconds) in `retry_after`, so the sender can wait that long and send again;
 - "timeout" / "unreachable": no answer in time, or no connection (retry later).
 """
 
+import email.utils
 import http.client
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -17,13 +20,29 @@ from . import __version__
 
 USER_AGENT = f"claude-code-sync/{__version__} (python urllib)"
 REJECTED_STATUSES = {400, 422}
+RETRY_AFTER_STATUSES = {429, 503}  # rate limited, or briefly unavailable: "come back in N seconds"
 
 
 class SyncError(Exception):
-    def __init__(self, kind: str, message: str, status: int | None = None):
+    def __init__(self, kind: str, message: str, status: int | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.kind = kind
         self.status = status
+        self.retry_after = retry_after
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: a number of seconds, or an HTTP date."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return max(seconds, 0.0) if seconds == seconds else None  # NaN is no answer
 
 
 def _error_json(body: bytes) -> dict | None:
@@ -68,7 +87,8 @@ def request(
             raw = response.read()
     except urllib.error.HTTPError as exc:
         body = exc.read()
-        raise SyncError(_kind(exc.code, body), f"HTTP {exc.code}: {_error_text(body)}", exc.code) from None
+        wait = retry_after(exc.headers.get("Retry-After")) if exc.code in RETRY_AFTER_STATUSES else None
+        raise SyncError(_kind(exc.code, body), f"HTTP {exc.code}: {_error_text(body)}", exc.code, wait) from None
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, TimeoutError):
             raise SyncError("timeout", f"no answer within {timeout:.1f}s") from None

@@ -11,6 +11,9 @@ only after the server answered 2xx.
 - 400/422 with a JSON error for the whole batch: set aside (the server will never take it), the
   queue goes on.
 - 401/403: the key was rejected: stop, keep everything queued.
+- 429 (the key's rate limit) or 503 with Retry-After: wait that long and send the batch again,
+  at most MAX_RETRY_WAIT seconds a time and MAX_RETRIES times in a row; a longer wait, or no
+  Retry-After, is treated like the next case.
 - Timeouts, refused connections, 5xx, other 4xx (a wrong URL, a proxy): stop, keep everything
   queued for the next hook or sync.
 The server upserts by externalId, so a batch re-sent after a lost answer stores nothing twice.
@@ -29,6 +32,8 @@ from .config import Config
 from .locks import FileLock
 
 DEFAULT_TIMEOUT = 30.0
+MAX_RETRY_WAIT = 60.0  # seconds; the hooks' flusher runs detached, so waiting never slows the agent
+MAX_RETRIES = 5
 RECENT_ERRORS = 20
 ITEM_ERROR = re.compile(r"^(sessions|messages)\[(\d+)\]:\s*(.*)$", re.DOTALL)
 
@@ -101,7 +106,7 @@ def _flush_locked(cfg: Config, deadline: float | None, result: FlushResult, on_c
                 status["lastAttemptAt"] = now_ms()
                 chunk = merge(chunks)
                 try:
-                    _send(cfg, chunk, timeout, status, chunks)
+                    _send_retrying(cfg, chunk, timeout, status, chunks, deadline, lock)
                 except SyncError as exc:
                     result.outcome, result.message = exc.kind, str(exc)
                     status["lastError"] = {"kind": exc.kind, "message": str(exc), "at": now_ms()}
@@ -171,6 +176,26 @@ def merge(chunks: list[dict]) -> dict:
                 folded.setdefault(name, record[name])
         messages.extend(chunk["messages"])
     return {"sessions": list(sessions.values()), "messages": messages}
+
+
+def _send_retrying(cfg, chunk, timeout, status, chunks, deadline: float | None, lock: FileLock) -> None:
+    """_send, again after the wait a 429 or 503 asked for (the server upserts: a batch sent twice
+    stores nothing twice, even if part of it went through before)."""
+    for attempt in range(MAX_RETRIES + 1):
+        if deadline is not None:
+            timeout = min(timeout, deadline - time.monotonic())
+        try:
+            _send(cfg, chunk, timeout, status, chunks)
+            return
+        except SyncError as exc:
+            wait = exc.retry_after
+            if wait is None or wait > MAX_RETRY_WAIT or attempt == MAX_RETRIES:
+                raise
+            if deadline is not None and time.monotonic() + wait >= deadline:
+                raise
+            log.info(f"the server asked to wait {wait:.0f}s ({exc}); sending again then")
+            time.sleep(wait)
+            lock.refresh()
 
 
 def _send(cfg: Config, chunk: dict, timeout: float, status: dict, chunks: list[dict] | None = None) -> None:
