@@ -370,6 +370,7 @@ else:  # a broker that isn't Redis (amqp://, memory://) and no CACHE_URL: per pr
 # 100 ms of server time), so ~25 a second; the upstream ones one request per message, which a
 # sequential client can make at most as fast as the server answers. 6,000 a minute (100 a second)
 # would need every round trip under 10 ms; the upstream plugins don't retry a 429.
+OPENSYNC_API_RATE_LIMITS = {
     "sync": env_rate("OPENSYNC_RATE_LIMIT_SYNC", "6000/m"),
     "read": env_rate("OPENSYNC_RATE_LIMIT_READ", "1200/m"),
     "search": env_rate("OPENSYNC_RATE_LIMIT_SEARCH", "120/m"),
