@@ -3,9 +3,11 @@
 An exchange is one user message and every assistant or tool message up to the next user
 message; exchanges with no assistant answer are dropped. Its answer is the last non-empty
 assistant text, unless a reviewer gave a corrected answer for one of its assistant turns (the
-last such correction wins). The reviewer's expected output for the session belongs to the last
-exchange only. Tool calls are paired with their results (by call id where the plugin sent one,
-else in order) as DeepEval's `{name, input_parameters, output}`.
+last such correction wins): the correction then takes that text's place in the conversation
+itself, so the exchange's own record and every later record's history show it, in every format.
+The reviewer's expected output for the session belongs to the last exchange only. Tool calls are
+paired with their results (by call id where the plugin sent one, else in order) as DeepEval's
+`{name, input_parameters, output}`.
 
 `conversation()` reads one session from the database; everything else works on plain data, so
 the formats (evals.formats) are tested without a database.
@@ -13,8 +15,8 @@ the formats (evals.formats) are tested without a database.
 
 import json
 import re
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections import defaultdict, deque
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -64,6 +66,7 @@ class Turn:
     tool_calls: list[ToolCall] = field(default_factory=list)
     corrected: str | None = None  # a reviewer's corrected answer (assistant turns)
     at: str = ""  # ISO time of the message
+    recorded: str | None = None  # the agent's own text, when a reviewer's correction took its place in `text`
 
 
 @dataclass
@@ -71,7 +74,9 @@ class Exchange:
     number: int  # 1-based, in the session
     user: str
     assistant: list[Turn]
-    history: list[Turn]  # every turn before this exchange's user message (system prompts excluded)
+    # its user message's index in Conversation.turns: the turns before it are its history (an index,
+    # not a list: a list per exchange held the square of the session in memory)
+    start: int
     answer: str
     expected: str | None = None
     at: str = ""  # ISO time of the user message
@@ -82,8 +87,9 @@ class Exchange:
 
     @property
     def recorded(self) -> str:
-        """What the agent answered: the last non-empty assistant text."""
-        return next((turn.text for turn in reversed(self.assistant) if turn.text), "")
+        """What the agent answered: the last non-empty assistant text, as the agent wrote it."""
+        texts = (turn.text if turn.recorded is None else turn.recorded for turn in reversed(self.assistant))
+        return next((text for text in texts if text), "")
 
     def assistant_texts(self) -> list[str]:
         """Each assistant turn's text, the recorded answer replaced by a reviewer's correction."""
@@ -100,7 +106,7 @@ class Conversation:
     notes: str
     expected: str | None
     system: list[str]
-    turns: list[Turn]  # without system prompts
+    turns: list[Turn]  # without system prompts; a corrected answer in place of the text it corrects
     exchanges: list[Exchange]
     tokens: int = 0
 
@@ -255,12 +261,23 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def _open(queue: deque[ToolCall] | None) -> ToolCall | None:
+    """The queue's oldest unanswered call (answered ones at its front are dropped)."""
+    while queue and queue[0].output is not None:
+        queue.popleft()
+    return queue[0] if queue else None
+
+
 def turns_from_messages(messages, parts_of=None) -> list[Turn]:
     """Turns from Message rows (with, for assistants, `corrected_answer` set by
     evals.selectors.attach_labels when labels are wanted). `parts_of(message)` gives a message's
     parts in order (objects with `type` and `content`); by default `message.parts.all()`."""
     turns: list[Turn] = []
-    pending: dict[str | None, list[ToolCall]] = {}  # unanswered calls by id (None: no id)
+    # Unanswered calls by id (None: no id), and all of them oldest first. A call answered through
+    # one queue stays in the other until it reaches the front, so each is dropped once: a scan of
+    # every id for each result without one made a session of many calls quadratic.
+    pending: dict[str | None, deque[ToolCall]] = defaultdict(deque)
+    opened: deque[ToolCall] = deque()
     for message in messages:
         if message.role not in ROLES:
             continue  # "unknown": no eval format has a place for it
@@ -278,7 +295,8 @@ def turns_from_messages(messages, parts_of=None) -> list[Turn]:
                 if output is not None:
                     call.output = _text(output)
                 else:
-                    pending.setdefault(call.call_id, []).append(call)
+                    pending[call.call_id].append(call)
+                    opened.append(call)
             elif part.type in TOOL_RESULT_TYPES:
                 results.append((_call_id(part.content), _text(tool_output(part.content))))
         text = message_text(message.text_content, parts)
@@ -287,11 +305,11 @@ def turns_from_messages(messages, parts_of=None) -> list[Turn]:
             text = ""
         for call_id, output in results:
             # by id; else a call sent without an id; a result without an id takes the oldest open call
-            queue = pending.get(call_id) or pending.get(None)
-            if not queue and call_id is None:
-                queue = next((q for q in pending.values() if q), None)
-            if queue:
-                queue.pop(0).output = output
+            call = _open(pending.get(call_id)) or _open(pending.get(None))
+            if call is None and call_id is None:
+                call = _open(opened)
+            if call is not None:
+                call.output = output
         text = strip_thinking(text).strip()
         if role == "tool":
             continue  # results are attached to their calls
@@ -314,13 +332,18 @@ def build(
         user, end = rest[index], index + 1
         while end < len(rest) and rest[end].role != "user":
             end += 1
-        assistant = [turn for turn in rest[index + 1 : end] if turn.role == "assistant"]
+        positions = [k for k in range(index + 1, end) if rest[k].role == "assistant"]
+        assistant = [rest[k] for k in positions]
         answer = next((turn.text for turn in reversed(assistant) if turn.text), "")
         corrected = next((turn.corrected for turn in reversed(assistant) if turn.corrected), None)
         if assistant and (answer or corrected or any(turn.tool_calls for turn in assistant)):
-            exchanges.append(
-                Exchange(len(exchanges) + 1, user.text, assistant, rest[:index], corrected or answer, at=user.at)
-            )
+            if corrected and corrected != answer:
+                # in place of the recorded answer (the last assistant text, else the last turn), so
+                # later records' history shows the correction too, not the answer it corrects
+                k = next((k for k in reversed(positions) if rest[k].text), positions[-1])
+                rest[k] = replace(rest[k], text=corrected, recorded=rest[k].text)
+                assistant = [rest[k] for k in positions]
+            exchanges.append(Exchange(len(exchanges) + 1, user.text, assistant, index, corrected or answer, at=user.at))
         index = end
     if exchanges and expected:
         exchanges[-1].expected = expected

@@ -94,9 +94,10 @@ def resolve(name: str, options: Options) -> tuple[Format, Options]:
 
 
 def check(
-    conversation: Conversation, records: list[dict], canonical: list[str], fmt: Format, options: Options, report: Report
+    conversation: Conversation, records: list, sizes: list[int], fmt: Format, options: Options, report: Report
 ) -> None:
-    """Add this session's validation warnings to `report` (`canonical`: the records' canonical JSON)."""
+    """Add this session's validation warnings to `report` (`records`: its records or its plan;
+    `sizes`: the length of each record built, as canonical JSON)."""
     session_id = conversation.meta["session_id"]
     if not conversation.exchanges:
         report.warn("no_answer", session_id)
@@ -104,8 +105,8 @@ def check(
         report.warn("no_answer" if kept_exchanges(conversation, options) else "filtered_out", session_id)
     if any(not turn.text and not turn.tool_calls for turn in conversation.turns):
         report.warn("empty_turns", session_id)
-    for text in canonical:
-        if len(text) > OVERSIZED_CHARS:
+    for size in sizes:
+        if size > OVERSIZED_CHARS:
             report.warn("oversized", session_id)
     if records and fmt.uses_expected and not conversation.expected:
         report.warn("missing_expected", session_id)
@@ -118,15 +119,13 @@ def _test_cases(fmt: Format, conversation: Conversation, options: Options, recor
     return len(records)
 
 
-def _session(fmt: Format, options: Options, conversation: Conversation, report: Report) -> tuple[list, list[str]]:
-    """One session's records and their canonical JSON, counted and checked into `report`."""
-    records = fmt.records(conversation, options)
-    canonical = [_canonical(record) for record in records]
+def _count(fmt: Format, options: Options, conversation: Conversation, records: list, sizes, report) -> None:
+    """Count and check one session into `report`: `records` its records or its plan (the count is
+    the same), `sizes` the canonical JSON length of those built."""
     report.sessions += 1
-    check(conversation, records, canonical, fmt, options, report)
+    check(conversation, records, sizes, fmt, options, report)
     report.records += _test_cases(fmt, conversation, options, records)
     report.skipped += not records
-    return records, canonical
 
 
 def _canonical(record: dict) -> str:
@@ -244,18 +243,24 @@ def write(
     digest = hashlib.sha256()
     models: set[str] = set()
     for pk, conversation in conversations:
-        records, canonical = _session(fmt, options, conversation, report)
-        if records:
+        plan = fmt.records.plan(conversation, options)
+        if plan:
             # per agent and model: the sessions in the file, not the ones left out
-            report.session_ids.append(pk)
             source = conversation.meta["source"]
             report.sources[source] = report.sources.get(source, 0) + 1
             if conversation.meta["model"]:
                 models.add(conversation.meta["model"])
-        for record, text in zip(records, canonical, strict=True):
+        sizes = []
+        for make in plan:  # one record in memory at a time: a session's records are many times its size
+            record = make()
+            text = _canonical(record)
+            sizes.append(len(text))
             digest.update(text.encode())
             digest.update(b"\n")
             writer.write(record)
+        if plan:
+            report.session_ids.append(pk)
+        _count(fmt, options, conversation, plan, sizes, report)
         if progress:
             progress(report)
     report.models = sorted(models)
@@ -267,12 +272,16 @@ def write(
 def preview(
     fmt: Format, options: Options, conversations: Iterable[Conversation], *, show: int = 3
 ) -> tuple[list[str], Report]:
-    """The first `show` records as the file shows them, and the warnings over `conversations`."""
+    """The first `show` records as the file shows them, and the counts and warnings over
+    `conversations`. Only the records shown are built (the others are counted from the sessions'
+    plans: a preview that built them all took a minute for one long session), so the warning
+    about long records covers the records shown; the export itself checks them all."""
     report, shown = Report(), []
     for conversation in conversations:
-        records, _ = _session(fmt, options, conversation, report)
-        for record in records[: max(0, show - len(shown))]:
-            shown.append(_show(fmt, record))
+        plan = fmt.records.plan(conversation, options)
+        records = [make() for make in plan[: max(0, show - len(shown))]]
+        shown += [_show(fmt, record) for record in records]
+        _count(fmt, options, conversation, plan, [len(_canonical(record)) for record in records], report)
     return shown, report
 
 

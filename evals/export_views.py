@@ -37,6 +37,7 @@ from .selectors import (
 from .services import ExportError, export_job_check_stale, export_job_delete, export_job_start
 
 PREVIEW_SESSIONS = 50  # sessions read to show the preview and its warnings
+PREVIEW_MESSAGES = 20_000  # and their messages, past the first session (each session is read whole)
 PREVIEW_RECORDS = 3
 EXPORTS_PAGE = 25
 
@@ -84,7 +85,7 @@ def _preview_context(request: HttpRequest, workspace, form: ExportForm) -> dict:
     fmt, options = resolve(form.cleaned_data["format"], form.options())
     sessions = scope_sessions(workspace, scope)
     total = sessions.count()
-    sample = list(sessions[:PREVIEW_SESSIONS])
+    sample = _preview_sample(sessions)
     shown, report = preview(fmt, options, conversations(sample), show=PREVIEW_RECORDS)
     return base | {
         "fmt": fmt,
@@ -96,6 +97,18 @@ def _preview_context(request: HttpRequest, workspace, form: ExportForm) -> dict:
         "warnings": report.warning_lines(),
         "filename": fmt.filename(options, "<date>"),
     }
+
+
+def _preview_sample(sessions) -> list:
+    """The first sessions, up to PREVIEW_SESSIONS of them and PREVIEW_MESSAGES messages (the
+    first always): 50 long sessions would take the preview as long as the export."""
+    sample, messages = [], 0
+    for session in sessions[:PREVIEW_SESSIONS]:
+        if sample and messages + session.message_count > PREVIEW_MESSAGES:
+            break
+        sample.append(session)
+        messages += session.message_count
+    return sample
 
 
 @login_required

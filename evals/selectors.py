@@ -3,12 +3,13 @@
 from dataclasses import asdict
 from datetime import date
 
-from django.db.models import Count
+from django.db.models import Count, Sum, TextField
+from django.db.models.functions import Cast, Length
 from django.shortcuts import get_object_or_404
 
 from accounts.models import Role
 from accounts.selectors import role_in
-from sessions_app.models import EvalStatus, Session, Source
+from sessions_app.models import EvalStatus, Message, Part, Session, Source
 from sessions_app.selectors import SessionFilters, filter_sessions
 
 from .models import ExportJob, ExportStatus, MessageLabel
@@ -139,3 +140,17 @@ def previous_export(job: ExportJob) -> ExportJob | None:
         .only("id", "session_ids", "content_hash", "created_at", "records")
         .first()
     )
+
+
+def export_size(session_ids: list[int], *, max_messages: int) -> tuple[int, int | None]:
+    """(messages, characters of their text and parts) of these sessions: what an export's time
+    follows. The characters are counted only up to `max_messages` messages (else None), so this
+    check costs a bounded read whatever the selection."""
+    messages = Message.objects.filter(session_id__in=session_ids)
+    count = messages.count()
+    if count > max_messages:
+        return count, None
+    text = messages.aggregate(n=Sum(Length("text_content")))["n"] or 0
+    parts = Part.objects.filter(message__session_id__in=session_ids)
+    content = parts.aggregate(n=Sum(Length(Cast("content", TextField()))))["n"] or 0
+    return count, text + content

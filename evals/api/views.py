@@ -11,6 +11,7 @@ import re
 import tempfile
 from dataclasses import replace
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
@@ -29,7 +30,7 @@ from ..export import Report, resolve
 from ..formats import FORMATS, PER_TURN, Format, Options
 from ..models import ExportJob, ExportStatus
 from ..responses import EXPORT_HEADERS, export_response, job_file_response
-from ..selectors import filter_scope, scope_sessions
+from ..selectors import export_size, filter_scope, scope_sessions
 from ..services import MAX_ACTIVE_EXPORTS, ExportError, export_build, export_job_check_stale, export_job_start
 from . import serializers
 
@@ -140,6 +141,28 @@ def _job_url(request, name: str, job: ExportJob) -> str:
     return request.build_absolute_uri(reverse(f"{namespace}:{name}" if namespace else name, args=[job.pk]))
 
 
+def _use_the_job(request) -> str:
+    return (
+        f"POST the same parameters to {request.path} to build it in the background: it answers 202 with a "
+        "statusUrl (/api/export/jobs/<id>) to poll until the status is done, then the file is at its downloadUrl."
+    )
+
+
+def _refuse_if_too_big(request, session_ids: list[int]) -> None:
+    """A GET is built while the client waits, and the server ends a request after 120 s: past the
+    bounds on what the build's time follows (the sessions' messages, and their characters), the
+    answer is a 400 naming the background job instead of a request killed halfway."""
+    max_messages, max_mb = settings.OPENSYNC_EXPORT_SYNC_MAX_MESSAGES, settings.OPENSYNC_EXPORT_SYNC_MAX_MB
+    messages, chars = export_size(session_ids, max_messages=max_messages)
+    if chars is None:
+        held = f"{messages:,} messages; GET builds at most {max_messages:,}"
+    elif chars > max_mb * 1_000_000:
+        held = f"{chars / 1_000_000:,.0f} MB of messages; GET builds at most {max_mb:,} MB"
+    else:
+        return
+    raise exceptions.ValidationError(f"The matching sessions hold {held} while you wait. " + _use_the_job(request))
+
+
 # --- GET/POST /api/export/evals --------------------------------------------------------------------
 
 
@@ -159,7 +182,9 @@ class EvalExportApi(ReadApi):
         "`Content-Disposition: attachment` names it `opensync-<format>-<YYYY-MM-DD>.<ext>`. Headers: "
         "`X-Export-Sessions` (sessions in scope, skipped ones included), `X-Export-TestCases` (records), "
         "`X-Export-Skipped` and `X-Export-Content-Hash` (SHA-256 of the records). Any key may export. For large "
-        "exports use `POST`, which builds the file in the background. " + PARAMS_DESCRIPTION,
+        "exports use `POST`, which builds the file in the background: `GET` answers `400` naming it when the "
+        "sessions hold more than `OPENSYNC_EXPORT_SYNC_MAX_MESSAGES` messages or `OPENSYNC_EXPORT_SYNC_MAX_MB` "
+        "megabytes of text (60,000 and 60 by default, ~20 s of building). " + PARAMS_DESCRIPTION,
         parameters=[serializers.EvalExportQuerySerializer],
         responses={
             **_file_schema("The export file; its type depends on `format`."),
@@ -180,8 +205,9 @@ class EvalExportApi(ReadApi):
         if len(session_ids) > MAX_SYNC_SESSIONS:
             raise exceptions.ValidationError(
                 f"{len(session_ids):,} sessions match; GET builds at most {MAX_SYNC_SESSIONS:,} while you wait. "
-                "POST the same parameters to /api/export/evals to build it in the background."
+                + _use_the_job(request)
             )
+        _refuse_if_too_big(request, session_ids)
         out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (the FileResponse closes it)
         try:
             report: Report = export_build(workspace, fmt, options, session_ids, out)

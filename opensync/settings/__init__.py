@@ -399,3 +399,17 @@ ACCOUNT_RATE_LIMITS = {
 ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env_str("TRUSTED_CLIENT_IP_HEADER").strip() or None
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"].append("sessions_app.api.schema.document_rate_limits")
+
+# --- Eval exports (evals) ---------------------------------------------------------------------
+# A per-turn record carries the conversation before it only up to this window (the nearest
+# messages, the cut marked inside the record): with the whole history in every record a file
+# grew with the square of the session. Tokens are estimated as 4 characters each.
+OPENSYNC_EXPORT_HISTORY_TURNS = env_int("OPENSYNC_EXPORT_HISTORY_TURNS", 20, minimum=0)
+OPENSYNC_EXPORT_HISTORY_TOKENS = env_int("OPENSYNC_EXPORT_HISTORY_TOKENS", 8000, minimum=0)
+# GET /api/export/evals builds the file while the client waits; past either bound (the selected
+# sessions' messages, and the megabytes of their text and parts) it answers 400 pointing at the
+# background job (POST). Measured worst case (tests/benchmarks/export.py --long: long sessions,
+# full history windows, promptfoo-yaml, 2 shared cores): ~0.3 ms per message and ~0.3 s per MB,
+# so the defaults take ~20 s, and a machine 5x slower stays inside gunicorn's 120 s.
+OPENSYNC_EXPORT_SYNC_MAX_MESSAGES = env_int("OPENSYNC_EXPORT_SYNC_MAX_MESSAGES", 60_000, minimum=1)
+OPENSYNC_EXPORT_SYNC_MAX_MB = env_int("OPENSYNC_EXPORT_SYNC_MAX_MB", 60, minimum=1)

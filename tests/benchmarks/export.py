@@ -1,7 +1,8 @@
 """Export benchmark: eval exports of 10,000 sessions against dumping the same rows to JSON.
 
     .venv/bin/python tests/benchmarks/export.py [--sessions 10000] [--repeat 3] [--formats deepeval,openai,...]
-                                                [--profile [FORMATS]] [--keep]
+                                                [--profile [FORMATS]] [--keep] [--database NAME]
+    .venv/bin/python tests/benchmarks/export.py --long 1000,2000,10000 [--repeat 1] [--budget 150]
 
 On one fresh database (`bench_export` on the embedded server, dropped at the end unless --keep):
 one workspace holds --sessions eval-ready sessions of 6-12 messages each (coding conversations:
@@ -28,6 +29,16 @@ formats given to --profile, and for the headline and the worst format when their
 PROFILE_ABOVE, prints the top functions of a cProfile of one build. Last line: one JSON object;
 the headline `ratio` is deepeval's (per-turn) build time over the baseline's (`ratio_format`
 names it), `worst_ratio` the worst format's (`worst_format`).
+
+--long SIZES measures long sessions instead: one session of each size (in messages, the same
+coding conversations one after another, ~0.4 KB of message text and ~1 KB of parts per message),
+each exported on its own in every format, against the baseline of the same session (its rows
+read and dumped as above). A per-turn record carries the conversation before it, so a format that
+repeats the whole history grows with the square of the session; the table shows time and size per
+size, and `growth` = (time at the largest size / time at the smallest) / (largest / smallest),
+1.0 being linear. A (format, size) that runs past --budget seconds or --memory-gb is reported as
+such, and the format's larger sizes are skipped. Last line: one JSON object, `ratio` deepeval's
+(per-turn) time over the baseline's at the largest size, `worst_growth` the worst format's growth.
 """
 
 import argparse
@@ -35,6 +46,8 @@ import gc
 import json
 import os
 import random
+import resource
+import signal
 import statistics
 import sys
 import tempfile
@@ -261,6 +274,176 @@ def profile(workspace, session_ids: list[int], name: str, top: int = 25) -> str:
     return text_out.getvalue()
 
 
+# --- long sessions --------------------------------------------------------------------------------
+
+
+def populate_long(conninfo: dict, sizes: list[int], workspace_id: int, owner_id: int) -> dict[int, int]:
+    """One eval-ready session per size, of exactly that many messages: pool conversations one after
+    another (their tool-call ids made unique). Returns size -> session pk."""
+    import psycopg
+
+    rng = random.Random(29)
+    pool = [conversation(rng) for _ in range(POOL)]
+    ids = {}
+    with psycopg.connect(**conninfo) as conn, conn.cursor() as cur:
+        for size in sizes:
+            created = NOW - timedelta(days=1)
+            sid = cur.execute(
+                "INSERT INTO sessions_app_session (workspace_id, owner_id, external_id, title, project_path,"
+                " project_name, model, provider, source, prompt_tokens, completion_tokens, cache_read_tokens,"
+                " cache_write_tokens, message_count, is_public, eval_ready, eval_status, eval_tags, expected_output,"
+                " created_at, updated_at) VALUES (%s, %s, %s, %s, '/home/dev/proj/api', 'api',"
+                " 'claude-sonnet-4-20250514', 'anthropic', 'claude-code', 0, 0, 0, 0, %s, false, true, 'golden',"
+                " '{}', %s, %s, %s) RETURNING id",
+                (workspace_id, owner_id, f"long-{size:06d}", f"A {size}-message session", size, text(rng, 80, 400),
+                 created, created),
+            ).fetchone()[0]  # fmt: skip
+            messages, n = [], 0
+            while len(messages) < size:  # the pool's conversations in turn, each call id made unique
+                for role, body, parts in pool[n % POOL]:
+                    parts = [(kind, {**c, "toolCallId": f"{c['toolCallId']}-{n}"} if "toolCallId" in c else c)
+                             for kind, c in parts]  # fmt: skip
+                    messages.append((role, body, parts))
+                n += 1
+            messages = messages[:size]
+            with cur.copy(
+                "COPY sessions_app_message (session_id, external_id, role, text_content, model, created_at) FROM STDIN"
+            ) as copy:
+                for k, (role, body, _) in enumerate(messages):
+                    model = "claude-sonnet-4-20250514" if role == "assistant" else None
+                    copy.write_row((sid, f"m{k:06d}", role, body, model, created + timedelta(seconds=k)))
+            by_external = dict(
+                cur.execute("SELECT external_id, id FROM sessions_app_message WHERE session_id = %s", (sid,)).fetchall()
+            )
+            with cur.copy('COPY sessions_app_part (message_id, type, content, "order") FROM STDIN') as copy:
+                for k, (_, _, parts) in enumerate(messages):
+                    for order, (kind, content) in enumerate(parts):
+                        copy.write_row((by_external[f"m{k:06d}"], kind, json.dumps(content), order))
+            ids[size] = sid
+        conn.commit()
+    with psycopg.connect(**conninfo, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) sessions_app_session, sessions_app_message, sessions_app_part")
+    return ids
+
+
+class OverBudget(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise OverBudget
+
+
+def measure_long(workspace, ids: dict[int, int], formats: list[str], repeat: int, budget: int) -> dict:
+    """(kind, size) -> {"seconds": median or None, "bytes", "records", "note"}; kinds: baseline, each format."""
+    from evals.export import resolve
+    from evals.formats import Options
+    from evals.services import export_build
+
+    out_rows: dict[tuple[str, int], dict] = {}
+    given_up: dict[str, str] = {}
+    signal.signal(signal.SIGALRM, _alarm)
+    for size, sid in sorted(ids.items()):
+        for kind in ["baseline", *formats]:
+            if kind in given_up:
+                out_rows[kind, size] = {"seconds": None, "note": f"skipped ({given_up[kind]} at a smaller size)"}
+                continue
+            seconds, row = [], {}
+            for _ in range(repeat):
+                with tempfile.TemporaryFile() as out:
+                    gc.collect()
+                    signal.alarm(budget)
+                    started = time.perf_counter()
+                    try:
+                        if kind == "baseline":
+                            baseline(workspace, [sid], out)
+                            records = 1
+                        else:
+                            fmt, options = resolve(kind, Options())
+                            records = export_build(workspace, fmt, options, [sid], out).records
+                    except OverBudget:
+                        row = {"seconds": None, "note": f"over {budget} s"}
+                    except MemoryError:
+                        row = {"seconds": None, "note": "out of memory"}
+                    finally:
+                        signal.alarm(0)
+                    if row:
+                        break
+                    seconds.append(time.perf_counter() - started)
+                    row_bytes = out.tell()
+            if row:
+                given_up[kind] = row["note"]
+                out_rows[kind, size] = row
+                gc.collect()
+            else:
+                out_rows[kind, size] = {"seconds": statistics.median(seconds), "bytes": row_bytes, "records": records}
+            r = out_rows[kind, size]
+            shown = f"{r['seconds']:8.2f} s {r['bytes'] / 1e6:9.1f} MB" if r["seconds"] is not None else r["note"]
+            print(f"  {size:6d} messages: {kind:24} {shown}", flush=True)
+    return out_rows
+
+
+def run_long(args, conninfo: dict) -> dict:
+    setup_django(args.database)
+    from django.test import override_settings
+
+    from accounts.models import User
+    from accounts.services import workspace_ensure_personal
+
+    if args.memory_gb:  # a format that keeps the square of the session in memory fails, not the machine
+        limit = int(args.memory_gb * 1024**3)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    user = User.objects.create_user("export-long@bench.example", name="Bench Export")
+    workspace = workspace_ensure_personal(user=user)
+    started = time.perf_counter()
+    ids = populate_long(conninfo, args.long, workspace.pk, user.pk)
+    print(
+        f"data: sessions of {', '.join(map(str, args.long))} messages; loaded in {time.perf_counter() - started:.1f} s"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-export-media-") as media, override_settings(MEDIA_ROOT=media):
+        rows = measure_long(workspace, ids, args.formats, args.repeat, args.budget)
+
+    small, large = min(args.long), max(args.long)
+    print(f"\n{'kind':24} {'messages':>8} {'s':>8} {'x base':>7} {'MB':>9} {'KB/msg':>7} {'records':>8}")
+    for (kind, size), r in rows.items():
+        if r["seconds"] is None:
+            print(f"{kind:24} {size:8d} {r['note']}")
+            continue
+        base = rows["baseline", size]["seconds"]
+        print(f"{kind:24} {size:8d} {r['seconds']:8.2f} {r['seconds'] / base:7.2f} {r['bytes'] / 1e6:9.1f}"
+              f" {r['bytes'] / size / 1e3:7.2f} {r['records']:8d}")  # fmt: skip
+    figures = {"sizes": args.long, "repeat": args.repeat, "budget_s": args.budget}
+    growth = {}
+    for kind in ["baseline", *args.formats]:
+        key = kind.replace("-", "_")
+        for size in args.long:
+            r = rows[kind, size]
+            figures[f"{key}_{size}_s"] = round(r["seconds"], 3) if r["seconds"] is not None else r["note"]
+            if r["seconds"] is not None:
+                figures[f"{key}_{size}_mb"] = round(r["bytes"] / 1e6, 2)
+                if kind != "baseline":
+                    figures[f"{key}_{size}_ratio"] = round(r["seconds"] / rows["baseline", size]["seconds"], 2)
+        a, b = rows[kind, small], rows[kind, large]
+        if large > small and a["seconds"] is not None and b["seconds"] is not None:
+            growth[kind] = (b["seconds"] / a["seconds"]) / (large / small)
+            figures[f"{key}_growth"] = round(growth[kind], 2)
+            figures[f"{key}_bytes_growth"] = round((b["bytes"] / a["bytes"]) / (large / small), 2)
+    print(f"(growth = (time at {large} / time at {small}) / {large / small:g}; 1.0 is linear, higher grows faster)")
+    headline = rows[HEADLINE, large]
+    base = rows["baseline", large]["seconds"]
+    figures["ratio"] = round(headline["seconds"] / base, 3) if headline["seconds"] is not None else None
+    figures["ratio_format"] = f"{HEADLINE} per_turn at {large} messages"
+    formats = [kind for kind in args.formats if kind in growth]
+    if formats:
+        worst = max(formats, key=growth.get)
+        figures["worst_growth"], figures["worst_growth_format"] = round(growth[worst], 2), worst
+    figures["unfinished"] = sorted({kind for (kind, _), r in rows.items() if r["seconds"] is None})
+    for name in [name.strip() for name in args.profile.split(",") if name.strip()]:
+        print(f"\n--- cProfile of one {name} build of the {large}-message session\n")
+        print(profile(workspace, [ids[large]], name))
+    return figures
+
+
 # --- main -----------------------------------------------------------------------------------------
 
 
@@ -276,28 +459,34 @@ def main() -> None:
         default="",
         help=f"print a cProfile of one build of these formats (comma-separated; default {HEADLINE})",
     )
-    parser.add_argument("--keep", action="store_true", help=f"keep the {DATABASE} database")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument("--database", default=DATABASE, help=f"the benchmark database's name (default {DATABASE})")
+    parser.add_argument("--long", default="", help="long sessions instead: their sizes in messages, comma-separated")
+    parser.add_argument("--budget", type=int, default=150, help="--long: seconds one build may take")
+    parser.add_argument("--memory-gb", type=float, default=4.0, help="--long: the process's memory limit (0: none)")
     parser.add_argument("--data-dir", default=str(BASE_DIR / "data"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.formats = [name.strip() for name in args.formats.split(",") if name.strip()]
+    args.long = sorted({int(size) for size in args.long.split(",") if size.strip()})
     if HEADLINE not in args.formats:
         parser.error(f"--formats must include {HEADLINE} (the headline)")
 
     if args.child:
-        results = run(args, {"host": os.environ["BENCH_SOCKET"], "user": "postgres", "dbname": DATABASE})
+        conninfo = {"host": os.environ["BENCH_SOCKET"], "user": "postgres", "dbname": args.database}
+        results = (run_long if args.long else run)(args, conninfo)
         print(json.dumps(results))
         return
 
     # Importing opensync.settings.embedded evaluates the settings package with the embedded
     # database, so Django runs in a child process whose environment names the benchmark database.
     run_in_child(
-        __file__, DATABASE, Path(args.data_dir), {"DJANGO_SETTINGS_MODULE": "opensync.settings"}, keep=args.keep
+        __file__, args.database, Path(args.data_dir), {"DJANGO_SETTINGS_MODULE": "opensync.settings"}, keep=args.keep
     )
 
 
 def run(args, conninfo: dict) -> dict:
-    setup_django(DATABASE)
+    setup_django(args.database)
     from django.db import connection
     from django.test import override_settings
 
