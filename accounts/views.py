@@ -10,6 +10,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from sessions_app.inputs import whole_number
+
 from . import selectors, services
 from .forms import ApiKeyForm, DeleteAccountForm, InvitationForm, ProfileForm, RoleForm, WorkspaceForm
 from .models import DeletionKind, Role
@@ -226,7 +228,8 @@ def workspace_switch(request: HttpRequest) -> HttpResponseRedirect:
     workspace_id = request.POST.get("workspace", "")
     # A non-numeric id (a forged form) is refused like any other workspace, not a 500.
     mine = selectors.workspaces_for_user(request.user)
-    workspace = mine.filter(pk=workspace_id).first() if workspace_id.isdecimal() else None
+    workspace_id = whole_number(workspace_id)
+    workspace = mine.filter(pk=workspace_id).first() if workspace_id is not None else None
     if workspace is None:
         raise PermissionDenied("You are not a member of that workspace.")
     request.session[selectors.CURRENT_WORKSPACE_SESSION_KEY] = workspace.pk
@@ -234,11 +237,12 @@ def workspace_switch(request: HttpRequest) -> HttpResponseRedirect:
     # A page of one workspace's object makes no sense in another: go to the sessions list.
     if target.startswith(("/workspaces/", "/sessions/")) and target != reverse("accounts:workspaces"):
         target = reverse("home")
-    if not url_has_allowed_host_and_scheme(
+    # a path on this site only: redirect() would read any other word as a view name to reverse
+    if not target.startswith("/") or not url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         target = reverse("home")
-    return redirect(target)
+    return HttpResponseRedirect(target)
 
 
 # --- Settings: profile, usage, agents, data & account ---------------------------------------

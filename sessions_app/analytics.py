@@ -189,9 +189,7 @@ def parse_query(params, workspace) -> Query:
             raise QueryError("from", f"a custom range can span at most {MAX_CUSTOM_DAYS} days")
     else:
         start, end = preset_range(preset, today)
-    source = (params.get("source") or "").strip()
-    if len(source) > 64:
-        raise QueryError("source", "source must be at most 64 characters")
+    source = _text(params, "source", max_length=64) or ""
     owner = params.get("owner")
     if owner not in (None, ""):
         owner = whole_number(str(owner))

@@ -46,7 +46,11 @@ def render(request, template: str, context: dict, *, partial: str | None = None,
 
 def safe_next(request: HttpRequest, fallback: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    # a path on this site only: redirect() would read any other word ("²", "home") as a view name
+    # to reverse, a 500 when it isn't one
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return fallback
 
