@@ -182,7 +182,9 @@ def assert_not_reloaded(page):
 
 def shot(page, name, full_page=True):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=full_page)
+    # caret="initial": hiding the caret makes Playwright add a <style> element, which the page's
+    # Content-Security-Policy refuses (a console error the watch would report)
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=full_page, caret="initial")
 
 
 def row_ids(page) -> list[int]:

@@ -109,17 +109,22 @@ def test_a_10000_message_session_exports_in_time_and_size_linear_in_its_length(u
             spent = []
             for _ in range(1 if n == 1_000 else 2):  # the best of two: one run can take a neighbour's hit
                 _clean_cached.cache_clear()  # a second run of a small session would find every string cleaned
-                started = time.process_time()
-                data, report = exported(name, sessions[n])
-                spent.append(time.process_time() - started)
+                gc.disable()  # a full collection landing in one run only (they scale with live objects)
+                try:
+                    started = time.process_time()
+                    data, report = exported(name, sessions[n])
+                    spent.append(time.process_time() - started)
+                finally:
+                    gc.enable()
             cost[n] = (min(spent), len(data))
             assert report.sessions == 1 and report.skipped == 0, name
             # checked at each size, so a format that grows with the square fails at 2,000 already
             assert len(data) / cost[sizes[0]][1] <= 1.5 * n / sizes[0], (name, cost)
             assert len(data) <= BYTES_PER_MESSAGE * n, (name, cost)
-        # 5x the messages: ~5x the time (~25x for the square). Against 2,000, not 1,000: a session that
-        # small still fits the CPU's caches and runs faster per message.
-        assert cost[10_000][0] / cost[2_000][0] <= 7.5, (name, cost)
+        # 5x the messages: ~5x the time, ~25x for the square; the bound sits between the two (the
+        # full suite on 2 shared cores measured up to 8.6). Against 2,000, not 1,000: a session
+        # that small still fits the CPU's caches and runs faster per message.
+        assert cost[10_000][0] / cost[2_000][0] <= 12, (name, cost)
 
 
 def test_pairing_results_without_a_call_id_is_linear():
