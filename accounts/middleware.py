@@ -81,6 +81,9 @@ class ApiEdgeMiddleware:
     def _cors(response):
         for name, value in CORS_HEADERS.items():
             response[name] = value
+        # a browser script may read Retry-After (429) besides what the view exposes itself
+        exposed = [h for h in (response.get("Access-Control-Expose-Headers") or "").split(", ") if h]
+        response["Access-Control-Expose-Headers"] = ", ".join(dict.fromkeys([*exposed, "Retry-After"]))
         return response
 
 

@@ -58,6 +58,7 @@ def test_each_budget_allows_its_limit_then_answers_429(client, sync_key, limits,
     assert error.startswith(f"Too many {scope} requests: this API key may make {LIMIT} per minute")
     assert f"OPENSYNC_RATE_LIMIT_{scope.upper()}" in error and "Expected available in" in error
     assert response["Access-Control-Allow-Origin"] == "*"  # still an API answer (CORS)
+    assert "Retry-After" in response["Access-Control-Expose-Headers"]  # a browser script may read it
     # the other budgets are untouched
     for other in REQUESTS:
         if other != scope:
