@@ -61,39 +61,31 @@ class JsonTooDeep(ValueError):
         super().__init__(f"JSON is nested more than {limit} levels deep")
 
 
-# A JSON string (unrolled so the regex engine runs through plain characters in one step), and
-# everything that is neither a bracket nor a string.
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(rb'[^\[\]{}"]+')
-_INNERMOST = re.compile(rb"\[\]|\{\}")
-
-
-def nested_deeper_than(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether the JSON text nests arrays/objects more than `limit` deep, without parsing it.
-
-    Strings are dropped (brackets in them don't count), then the innermost pairs are removed
-    once per level: a body `limit` levels deep is gone after `limit` passes. Typical bodies
-    nest a few levels, so this costs a few passes over their brackets. Malformed text may give
-    either answer; the parser then rejects it."""
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False
-    skeleton = _NOT_BRACKET.sub(b"", _STRING.sub(b"", raw))
-    for _ in range(limit):
-        if b"[" * (limit + 1) in skeleton or b"{" * (limit + 1) in skeleton:
+def nested_deeper_than(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether parsed JSON nests arrays/objects more than `limit` deep (`[]` is one level, `[[]]`
+    two). Walked with a stack, not recursion: it measures what would crash a recursive reader."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
             return True
-        skeleton, removed = _INNERMOST.subn(b"", skeleton)
-        if not skeleton or not removed:
-            return False
-    return bool(skeleton)
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
 
 
 def loads(raw: bytes | str, **kwargs) -> Any:
     """json.loads, refusing more than MAX_JSON_DEPTH levels of nesting (JsonTooDeep). Raises what
-    json.loads raises otherwise (ValueError: JSONDecodeError, UnicodeDecodeError)."""
-    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-    if nested_deeper_than(data):
-        raise JsonTooDeep()
+    json.loads raises otherwise (ValueError: JSONDecodeError, UnicodeDecodeError).
+
+    Parsed first, then measured: the C parser takes ~1,000 levels before its RecursionError, and
+    walking the parsed containers costs a fraction of the parse, where scanning the text for
+    brackets outside strings cost ~6 parses (1.8 ms against 0.3 ms for a 150 KB sync batch)."""
     try:
-        return json.loads(raw, **kwargs)
-    except RecursionError:  # malformed text the scan couldn't measure, nested past the stack
+        value = json.loads(raw, **kwargs)
+    except RecursionError:  # deeper than the parser's own stack allows
         raise JsonTooDeep() from None
+    if nested_deeper_than(value):
+        raise JsonTooDeep()
+    return value

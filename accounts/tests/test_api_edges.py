@@ -85,12 +85,17 @@ def test_brackets_inside_strings_do_not_count_as_nesting(sync_client):
     assert Message.objects.get(external_id="m").text_content == text
 
 
-def test_nesting_is_measured_without_parsing():
-    assert not inputs.nested_deeper_than(json.dumps(nested(100)).encode())
-    assert inputs.nested_deeper_than(json.dumps(nested(101)).encode())
-    assert not inputs.nested_deeper_than(json.dumps([nested(99)] * 500).encode())  # wide, not deep
-    assert inputs.nested_deeper_than(b'{"a": "]]]", "b": ' + json.dumps(nested(101)).encode() + b"}")
-    assert not inputs.nested_deeper_than(json.dumps({"a": '\\"[[[' * 200}).encode())  # escaped quotes
+def test_nesting_is_measured_on_the_parsed_value_without_recursion():
+    assert not inputs.nested_deeper_than(nested(100))
+    assert inputs.nested_deeper_than(nested(101))
+    assert not inputs.nested_deeper_than([nested(99)] * 500)  # wide, not deep
+    assert inputs.nested_deeper_than({"a": "]]]", "b": nested(101)})
+    assert not inputs.nested_deeper_than({"a": '\\"[[[' * 200})  # brackets in strings are text
+    assert not inputs.nested_deeper_than("[[[") and not inputs.nested_deeper_than(None)
+    with pytest.raises(inputs.JsonTooDeep):
+        inputs.loads(json.dumps(nested(101)))
+    with pytest.raises(inputs.JsonTooDeep):
+        inputs.loads(json.dumps(nested(900)))  # the parser takes it; a recursive reader would not
     with pytest.raises(inputs.JsonTooDeep):
         inputs.loads("[" * 100_000)  # malformed and deep: never a RecursionError
 
