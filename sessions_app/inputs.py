@@ -23,7 +23,8 @@ from django.utils.deconstruct import deconstructible
 # Real agent data nests ~10 levels (a tool call's arguments inside a part inside a batch).
 MAX_JSON_DEPTH = 100
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")  # at most 18 digits: always fits a bigint
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# What PostgreSQL text can't hold: refused here, replaced by U+FFFD in the sync API (wire.clean_text).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def whole_number(value: str | None) -> int | None:
@@ -36,7 +37,7 @@ class TextValidator:
     """Rejects text PostgreSQL can't store: NUL characters and lone surrogates."""
 
     def __call__(self, value) -> None:
-        if isinstance(value, str) and _UNSTORABLE.search(value):
+        if isinstance(value, str) and UNSTORABLE.search(value):
             raise ValidationError(unstorable_message(value), code="unstorable_text")
 
     def __eq__(self, other):
@@ -47,7 +48,7 @@ validate_text = TextValidator()
 
 
 def unstorable_message(value: str) -> str:
-    found = _UNSTORABLE.search(value)
+    found = UNSTORABLE.search(value)
     if found is None:
         return ""
     what = "a NUL character (\\u0000)" if found.group() == "\x00" else "an unpaired surrogate (\\ud800-\\udfff)"
