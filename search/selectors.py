@@ -180,7 +180,7 @@ def mark(text: str) -> str:
     return str(escape(" ".join(text.split()))).replace(_START, "<mark>").replace(_STOP, "</mark>")
 
 
-def title_snippets(query: str, titles: dict[int, str]) -> dict[int, str]:
+def title_snippets(query: str, titles: dict[int, str | None]) -> dict[int, str]:
     """Highlighted titles of sessions matched without a message (title or semantic hits)."""
     if not titles:
         return {}

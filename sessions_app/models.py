@@ -1,4 +1,5 @@
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -160,6 +161,10 @@ class Session(models.Model):
 
     objects = SessionQuerySet.as_manager()
 
+    # Not columns: set on instances by the reads that load them.
+    viewer_role: str | None  # the viewer's role in the workspace (selectors.get_session_for_user)
+    chunk_text: str | None  # the start of the chunk a semantic search hit matched (search.selectors)
+
     class Meta:
         ordering = ["-updated_at", "-id"]
         constraints = [
@@ -265,6 +270,9 @@ class Message(models.Model):
         db_default=Func(Value(MESSAGE_ORDER_SEQUENCE), function="nextval", output_field=models.BigIntegerField()),
         help_text="Arrival order; breaks ties between equal created_at.",
     )
+
+    # Not a column: this request's price, set by selectors.attach_message_costs (None = unknown).
+    cost: Decimal | None
 
     class Meta:
         ordering = ["created_at", "order"]

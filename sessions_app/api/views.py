@@ -143,7 +143,7 @@ class SyncBatchApi(SyncApi):
 
     def handle(self, body, *, workspace_id, owner_id):
         errors: list[str] = []
-        parsed = {}
+        parsed: dict[str, list] = {}
         for name, parse in (("sessions", parse_session), ("messages", parse_message)):
             items = body.get(name)
             if items is None:
@@ -466,7 +466,9 @@ class ContextApi(ReadApi):
         ]
         blocks = context.load_blocks(request.auth.workspace, picks, last=params["messagesPerSession"])
         built = context.build(blocks, fmt=params["format"], budget=params["maxTokens"], query=params["q"])
-        body = {"messages": built.messages} if built.format == context.MESSAGES else {"text": built.text}
+        body: dict[str, object] = (
+            {"messages": built.messages} if built.format == context.MESSAGES else {"text": built.text}
+        )
         included = built.included
         return Response(
             {

@@ -114,7 +114,7 @@ def session_bulk(request: HttpRequest) -> HttpResponse:
     )
     roles = dict(request.user.memberships.values_list("workspace_id", "role"))
     permission = REVIEW if action == "eval_ready" else EDIT
-    allowed = [s for s in sessions if selectors.can(request.user, s, roles.get(s.workspace_id), permission)]
+    allowed = [s for s in sessions if selectors.can_with_role(request.user, s, roles.get(s.workspace_id), permission)]
     skipped = len(sessions) - len(allowed)
     ids = [s.pk for s in allowed]
     context = {"sessions": allowed, "skipped": skipped, "next": back}
@@ -217,7 +217,7 @@ def _has_before(session: Session, first: Message) -> bool:
 
 
 def share_context(request: HttpRequest, session: Session) -> dict:
-    can_edit = selectors.allowed(request.user, session, EDIT)
+    can_edit = selectors.viewer_can(request.user, session, EDIT)
     public_url = None
     if session.share_slug:
         public_url = plugin_base_url(request) + reverse("sessions:public", args=[session.share_slug])
@@ -234,7 +234,7 @@ def viewer_context(request: HttpRequest, session: Session, *, fragment: bool = F
 
     window = message_window(request, session, fragment=fragment)
     selectors.attach_message_costs(session, [m for m, _, _ in window["items"]])
-    can_review = selectors.allowed(request.user, session, REVIEW)
+    can_review = selectors.viewer_can(request.user, session, REVIEW)
     if can_review:
         from evals.selectors import attach_labels  # reviewers' labels on assistant turns
 
