@@ -340,11 +340,11 @@ class ExportApi(ReadApi):
         messages = iter_messages(session)
         if fmt == "markdown":
             response = StreamingHttpResponse(
-                exports.session_markdown(session, messages), content_type="text/markdown; charset=utf-8"
+                exports.upstream_markdown(session, messages), content_type="text/markdown; charset=utf-8"
             )
-            response["Content-Disposition"] = f'attachment; filename="{exports.filename(session, "md")}"'
+            response["Content-Disposition"] = f'attachment; filename="{exports.upstream_filename(session, "md")}"'
             return response
-        body = exports.session_jsonl if fmt == "jsonl" else exports.session_json
+        body = exports.upstream_jsonl if fmt == "jsonl" else exports.upstream_json
         return StreamingHttpResponse(body(session, messages), content_type="application/json")
 
 

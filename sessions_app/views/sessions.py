@@ -357,11 +357,11 @@ def session_delete(request: HttpRequest, session_id: int) -> HttpResponse:
 def session_export(request: HttpRequest, session_id: int, fmt: str) -> StreamingHttpResponse:
     session = selectors.get_session_for_user(request.user, session_id)
     if fmt == "md":
-        body, content_type = exports.session_markdown(session, exports.iter_messages(session)), "text/markdown"
+        body, content_type = exports.download_markdown(session, exports.iter_messages(session)), "text/markdown"
     elif fmt == "json":
-        body, content_type = exports.session_json(session, exports.iter_messages(session)), "application/json"
+        body, content_type = exports.download_json(session, exports.iter_messages(session)), "application/json"
     else:
         raise Http404("Unknown export format")
     response = StreamingHttpResponse(body, content_type=f"{content_type}; charset=utf-8")
-    response["Content-Disposition"] = content_disposition_header(True, exports.filename(session, fmt))
+    response["Content-Disposition"] = content_disposition_header(True, exports.download_filename(session, fmt))
     return response
