@@ -65,10 +65,6 @@ def role_in(user: User, workspace: Workspace) -> str | None:
     return Membership.objects.filter(user=user, workspace=workspace).values_list("role", flat=True).first()
 
 
-def is_workspace_admin(user: User, workspace: Workspace) -> bool:
-    return role_in(user, workspace) == Role.ADMIN
-
-
 def plugin_base_url(request: HttpRequest) -> str:
     """The server URL to give the plugins: OPENSYNC_PUBLIC_URL, else the URL this page came from."""
     return settings.OPENSYNC_PUBLIC_URL or request.build_absolute_uri("/").rstrip("/")

@@ -64,10 +64,6 @@ class SessionQuerySet(models.QuerySet):
     def in_workspace(self, workspace):
         return self.filter(workspace=workspace)
 
-    def visible_to(self, user):
-        """Sessions of every workspace the user is a member of."""
-        return self.filter(workspace__memberships__user=user)
-
 
 class Session(models.Model):
     """One agent session as synced by a plugin.
@@ -213,10 +209,6 @@ class Session(models.Model):
     def share_active(self) -> bool:
         """Whether /s/<slug> serves this session right now."""
         return self.is_public and (self.share_expires_at is None or self.share_expires_at > timezone.now())
-
-    @property
-    def cache_tokens(self) -> int:
-        return self.cache_read_tokens + self.cache_write_tokens
 
     @property
     def usage_cache_write_tokens(self) -> int:

@@ -71,10 +71,6 @@ def viewer_can(user, session: Session, action: str) -> bool:
     return can_with_role(user, session, session.viewer_role, action)
 
 
-def messages_of(session: Session) -> QuerySet[Message]:
-    return session.messages.prefetch_related("parts").order_by("created_at", "order")
-
-
 # --- the session list: filters and keyset pagination ----------------------------------------------
 
 # sort key → (column, nullable). Every sort has a (workspace, column DESC [NULLS LAST], id DESC)
