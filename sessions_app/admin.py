@@ -66,6 +66,13 @@ class SessionAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         services.sessions_delete(session_ids=list(queryset.values_list("pk", flat=True)))
 
+    def get_deleted_objects(self, objs, request):
+        """Messages and parts go with their session (sessions_delete keeps the rollups right); that
+        their own admins allow no deletion (ReadOnlyAdmin) must not stop the session's."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed -= {Message._meta.verbose_name, Part._meta.verbose_name}
+        return deleted, counts, perms_needed, protected
+
     @admin.action(description="Price selected sessions again", permissions=["change"])
     def reprice(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
@@ -104,8 +111,23 @@ class PartInline(admin.TabularInline):
         return False
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shown, never added, edited or deleted here: a message's `search_text` (from its text and
+    parts) and its session's `message_count` are kept by the sync, which an edit or a deletion of
+    one row would leave stale. A session is deleted as a whole (SessionAdmin)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyAdmin):
     list_display = ("id", "session", "role", "short_text", "model", "created_at", "order")
     list_filter = ("role",)
     search_fields = ("=external_id", "=session__external_id")
@@ -123,7 +145,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Part)
-class PartAdmin(admin.ModelAdmin):
+class PartAdmin(ReadOnlyAdmin):
     list_display = ("id", "message", "type", "order")
     search_fields = ("=type", "=message__external_id")
     list_select_related = ("message",)
