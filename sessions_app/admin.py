@@ -46,6 +46,8 @@ class SessionAdmin(admin.ModelAdmin):
         "priced_at", "usage_input_tokens", "usage_output_tokens", "usage_cache_read_tokens",
         "usage_cache_write_5m_tokens", "usage_cache_write_1h_tokens", "usage_reasoning_tokens", "subagent_tokens",
         "subagent_cost", "message_count",
+        # The review is evals' (evals.services records each change in the review history).
+        "eval_ready", "eval_status", "eval_tags", "eval_notes", "expected_output", "reviewed_at", "reviewed_by",
     )  # fmt: skip
     show_full_result_count = False
     actions = ("make_private", "reprice")

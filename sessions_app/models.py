@@ -134,10 +134,16 @@ class Session(models.Model):
         output_field=SearchVectorField(),
         db_persist=True,
     )
+    # --- the review: owned by the evals app ---
+    # evals.services is the only writer (session_review, sessions_mark_eval_ready), and records each
+    # change in evals.ReviewEvent; nothing in this app writes these columns (evals/tests/
+    # test_review_ownership.py checks). They live on the session row because the session list's
+    # filters and indexes, the rollups and the exports read them with the session: a table of
+    # their own would add a join to every list page. Tags are names from the workspace's
+    # vocabulary (evals.EvalTag). EvalStatus stays here, with the column it constrains, so this
+    # app never imports evals.
     eval_ready = models.BooleanField(db_default=False)  # db_default: the sync upsert is raw SQL
     eval_status = models.CharField(max_length=16, choices=EvalStatus.choices, null=True, blank=True)
-    # The review (evals.services.session_review, which also records each change in
-    # evals.ReviewEvent). Tags are names from the workspace's vocabulary (evals.EvalTag).
     eval_tags = ArrayField(
         models.CharField(max_length=50),
         blank=True,
