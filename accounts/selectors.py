@@ -1,6 +1,7 @@
 """Reads for accounts and workspaces. Every lookup is scoped to what the user may see."""
 
 from datetime import datetime, time, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet, Sum
@@ -47,7 +48,7 @@ def current_workspace(request: HttpRequest) -> Workspace:
     """The workspace the user picked in the switcher, else their personal one."""
     from .services import workspace_ensure_personal
 
-    user = request.user
+    user = cast(User, request.user)  # asked for by login-required views and the signed-in layout only
     workspace_id = request.session.get(CURRENT_WORKSPACE_SESSION_KEY)
     # Asked for by the view and the layout's switcher: look it up once per request.
     cached = getattr(request, "_current_workspace", None)
@@ -56,16 +57,12 @@ def current_workspace(request: HttpRequest) -> Workspace:
     workspace = workspaces_for_user(user).filter(pk=workspace_id).first() if workspace_id else None
     if workspace is None:
         workspace = workspace_ensure_personal(user=user)
-    request._current_workspace = ((user.pk, workspace_id), workspace)
+    request._current_workspace = ((user.pk, workspace_id), workspace)  # type: ignore[attr-defined]  # per-request memo
     return workspace
 
 
 def role_in(user: User, workspace: Workspace) -> str | None:
     return Membership.objects.filter(user=user, workspace=workspace).values_list("role", flat=True).first()
-
-
-def is_workspace_admin(user: User, workspace: Workspace) -> bool:
-    return role_in(user, workspace) == Role.ADMIN
 
 
 def plugin_base_url(request: HttpRequest) -> str:

@@ -34,6 +34,8 @@ from .selectors import scope_sessions
 logger = logging.getLogger(__name__)
 
 REVIEW_FIELDS = ("eval_ready", "eval_status", "eval_tags", "eval_notes", "expected_output")
+# Every review column on sessions_app.Session: this module is the only writer of them.
+REVIEW_COLUMNS = (*REVIEW_FIELDS, "reviewed_at", "reviewed_by")
 MAX_TAGS = 20
 MAX_TAG_CHARS = 50
 MAX_NOTES_CHARS = 20_000

@@ -15,7 +15,7 @@ from accounts.selectors import current_workspace, role_in
 from sessions_app.forms import SessionFilterForm
 from sessions_app.inputs import whole_number
 from sessions_app.models import EvalStatus, Message, Session
-from sessions_app.selectors import REVIEW, allowed, can, get_session_for_user
+from sessions_app.selectors import REVIEW, can_with_role, get_session_for_user, viewer_can
 from sessions_app.views.sessions import bulk_ids, is_fragment_request, safe_next, viewer_context
 
 from .forms import BulkReviewForm, EvalFilterForm
@@ -32,7 +32,7 @@ def review_context(
 ) -> dict:
     """What the viewer's review panel needs (two queries, and only for those who may review;
     `force` when the caller already knows they may)."""
-    can_review = force or allowed(request.user, session, REVIEW)
+    can_review = force or viewer_can(request.user, session, REVIEW)
     if not can_review:
         return {"can_review": False}
     return {
@@ -177,7 +177,7 @@ def evals_bulk(request: HttpRequest) -> HttpResponse:
         return redirect(back)
     role = role_in(request.user, workspace)
     sessions = list(Session.objects.filter(workspace=workspace, pk__in=ids).select_related("owner"))
-    allowed_sessions = [s for s in sessions if can(request.user, s, role, REVIEW)]
+    allowed_sessions = [s for s in sessions if can_with_role(request.user, s, role, REVIEW)]
     action, changed = form.cleaned_data["action"], 0
     changes = {
         "status": {"eval_status": form.cleaned_data["status"]},

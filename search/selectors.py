@@ -1,7 +1,7 @@
 """Search over a workspace's sessions: full-text, semantic and hybrid.
 
 Full-text matches messages (their `search_text`: text, tool names and arguments, tool results;
-see sessions_app.services.SEARCH_TEXT_SQL) and session titles:
+see sessions_app.search_text.SEARCH_TEXT_SQL) and session titles:
 
 * the query is read with `websearch_to_tsquery` (quotes for phrases, `OR`, `-` to exclude) twice,
   with the stemmed `english` configuration for prose and the unstemmed `simple` one for
@@ -180,7 +180,7 @@ def mark(text: str) -> str:
     return str(escape(" ".join(text.split()))).replace(_START, "<mark>").replace(_STOP, "</mark>")
 
 
-def title_snippets(query: str, titles: dict[int, str]) -> dict[int, str]:
+def title_snippets(query: str, titles: dict[int, str | None]) -> dict[int, str]:
     """Highlighted titles of sessions matched without a message (title or semantic hits)."""
     if not titles:
         return {}

@@ -46,6 +46,8 @@ class SessionAdmin(admin.ModelAdmin):
         "priced_at", "usage_input_tokens", "usage_output_tokens", "usage_cache_read_tokens",
         "usage_cache_write_5m_tokens", "usage_cache_write_1h_tokens", "usage_reasoning_tokens", "subagent_tokens",
         "subagent_cost", "message_count",
+        # The review is evals' (evals.services records each change in the review history).
+        "eval_ready", "eval_status", "eval_tags", "eval_notes", "expected_output", "reviewed_at", "reviewed_by",
     )  # fmt: skip
     show_full_result_count = False
     actions = ("make_private", "reprice")
@@ -65,6 +67,13 @@ class SessionAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request, queryset):
         services.sessions_delete(session_ids=list(queryset.values_list("pk", flat=True)))
+
+    def get_deleted_objects(self, objs, request):
+        """Messages and parts go with their session (sessions_delete keeps the rollups right); that
+        their own admins allow no deletion (ReadOnlyAdmin) must not stop the session's."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed -= {Message._meta.verbose_name, Part._meta.verbose_name}
+        return deleted, counts, perms_needed, protected
 
     @admin.action(description="Price selected sessions again", permissions=["change"])
     def reprice(self, request, queryset):
@@ -104,8 +113,23 @@ class PartInline(admin.TabularInline):
         return False
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shown, never added, edited or deleted here: a message's `search_text` (from its text and
+    parts) and its session's `message_count` are kept by the sync, which an edit or a deletion of
+    one row would leave stale. A session is deleted as a whole (SessionAdmin)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyAdmin):
     list_display = ("id", "session", "role", "short_text", "model", "created_at", "order")
     list_filter = ("role",)
     search_fields = ("=external_id", "=session__external_id")
@@ -123,7 +147,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Part)
-class PartAdmin(admin.ModelAdmin):
+class PartAdmin(ReadOnlyAdmin):
     list_display = ("id", "message", "type", "order")
     search_fields = ("=type", "=message__external_id")
     list_select_related = ("message",)

@@ -1,5 +1,8 @@
-"""One session as a downloadable Markdown or JSON file, streamed message by message so a
-10,000-message session never sits in memory as one string."""
+"""One session as the dashboard's download (Markdown or JSON), streamed message by message so a
+10,000-message session never sits in memory as one string.
+
+The `download_*` names tell these apart from `GET /api/export`'s `upstream_*` ones
+(sessions_app/api/exports.py), which keep upstream OpenSync's wire formats and file names."""
 
 import json
 import re
@@ -32,7 +35,7 @@ def visible(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE)
 
 
-def filename(session: Session, extension: str) -> str:
+def download_filename(session: Session, extension: str) -> str:
     """`<title>_<YYYY-MM-DD>.<ext>`, safe on every file system."""
     title = one_line(session.title or "") or one_line(session.external_id or "") or "session"
     title = re.sub(r'[/\\?%*:|"<>]', "-", title).replace(" ", "_")[:100]
@@ -121,7 +124,7 @@ def message_markdown(message: Message) -> str:
     return "".join(out)
 
 
-def session_markdown(session: Session, messages: Iterable[Message]) -> Iterator[str]:
+def download_markdown(session: Session, messages: Iterable[Message]) -> Iterator[str]:
     cost = "—" if session.cost is None else f"${session.cost:.4f}"
     yield f"# {one_line(session.title or '') or 'Untitled session'}\n\n"
     yield "| Property | Value |\n|----------|-------|\n"
@@ -180,7 +183,7 @@ def message_dict(message: Message) -> dict:
     }
 
 
-def session_json(session: Session, messages: Iterable[Message]) -> Iterator[str]:
+def download_json(session: Session, messages: Iterable[Message]) -> Iterator[str]:
     """`{"session": {...}, "messages": [...]}`, written incrementally."""
     yield '{"session": ' + json.dumps(session_dict(session), ensure_ascii=False) + ', "messages": ['
     for index, message in enumerate(messages):

@@ -1,4 +1,5 @@
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -62,10 +63,6 @@ class EvalStatus(models.TextChoices):
 class SessionQuerySet(models.QuerySet):
     def in_workspace(self, workspace):
         return self.filter(workspace=workspace)
-
-    def visible_to(self, user):
-        """Sessions of every workspace the user is a member of."""
-        return self.filter(workspace__memberships__user=user)
 
 
 class Session(models.Model):
@@ -137,10 +134,16 @@ class Session(models.Model):
         output_field=SearchVectorField(),
         db_persist=True,
     )
+    # --- the review: owned by the evals app ---
+    # evals.services is the only writer (session_review, sessions_mark_eval_ready), and records each
+    # change in evals.ReviewEvent; nothing in this app writes these columns (evals/tests/
+    # test_review_ownership.py checks). They live on the session row because the session list's
+    # filters and indexes, the rollups and the exports read them with the session: a table of
+    # their own would add a join to every list page. Tags are names from the workspace's
+    # vocabulary (evals.EvalTag). EvalStatus stays here, with the column it constrains, so this
+    # app never imports evals.
     eval_ready = models.BooleanField(db_default=False)  # db_default: the sync upsert is raw SQL
     eval_status = models.CharField(max_length=16, choices=EvalStatus.choices, null=True, blank=True)
-    # The review (evals.services.session_review, which also records each change in
-    # evals.ReviewEvent). Tags are names from the workspace's vocabulary (evals.EvalTag).
     eval_tags = ArrayField(
         models.CharField(max_length=50),
         blank=True,
@@ -159,6 +162,10 @@ class Session(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     objects = SessionQuerySet.as_manager()
+
+    # Not columns: set on instances by the reads that load them.
+    viewer_role: str | None  # the viewer's role in the workspace (selectors.get_session_for_user)
+    chunk_text: str | None  # the start of the chunk a semantic search hit matched (search.selectors)
 
     class Meta:
         ordering = ["-updated_at", "-id"]
@@ -208,10 +215,6 @@ class Session(models.Model):
     def share_active(self) -> bool:
         """Whether /s/<slug> serves this session right now."""
         return self.is_public and (self.share_expires_at is None or self.share_expires_at > timezone.now())
-
-    @property
-    def cache_tokens(self) -> int:
-        return self.cache_read_tokens + self.cache_write_tokens
 
     @property
     def usage_cache_write_tokens(self) -> int:
@@ -265,6 +268,9 @@ class Message(models.Model):
         db_default=Func(Value(MESSAGE_ORDER_SEQUENCE), function="nextval", output_field=models.BigIntegerField()),
         help_text="Arrival order; breaks ties between equal created_at.",
     )
+
+    # Not a column: this request's price, set by selectors.attach_message_costs (None = unknown).
+    cost: Decimal | None
 
     class Meta:
         ordering = ["created_at", "order"]

@@ -49,27 +49,26 @@ def get_session_for_user(user, session_id, *, action: str = VIEW) -> Session:
     pk = whole_number(str(session_id))
     session = Session.objects.select_related("owner", "workspace").filter(pk=pk).first() if pk is not None else None
     role = role_in(user, session.workspace) if session is not None else None
-    if role is None:
+    if session is None or role is None:
         raise Http404("No such session")
-    if not can(user, session, role, action):
+    if not can_with_role(user, session, role, action):
         raise PermissionDenied("You can't change this session.")
     session.viewer_role = role  # the pages show only the actions this user may take
     return session
 
 
-def can(user, session: Session, role: str, action: str) -> bool:
+def can_with_role(user, session: Session, role: str | None, action: str) -> bool:
+    """May `user`, whose role in the session's workspace the caller looked up (`role`), do
+    `action`? For lists of sessions, where the roles are fetched once for all of them."""
     if action == VIEW or session.owner_id == user.pk or role == Role.ADMIN:
         return True
     return action == REVIEW and role == Role.REVIEWER
 
 
-def allowed(user, session: Session, action: str) -> bool:
-    """For a session fetched by get_session_for_user: may this user also do `action`?"""
-    return can(user, session, session.viewer_role, action)
-
-
-def messages_of(session: Session) -> QuerySet[Message]:
-    return session.messages.prefetch_related("parts").order_by("created_at", "order")
+def viewer_can(user, session: Session, action: str) -> bool:
+    """For a session fetched by get_session_for_user (which puts the viewer's role on it as
+    `viewer_role`): may this user also do `action`?"""
+    return can_with_role(user, session, session.viewer_role, action)
 
 
 # --- the session list: filters and keyset pagination ----------------------------------------------
@@ -171,7 +170,8 @@ def session_page(
 def _fits(value, column: str, nullable: bool) -> bool:
     if value is None:
         return nullable
-    expected = {"updated_at": datetime, "created_at": datetime, "cost": (Decimal, int)}.get(column, int)
+    types: dict[str, type | tuple[type, ...]] = {"updated_at": datetime, "created_at": datetime, "cost": (Decimal, int)}
+    expected = types.get(column, int)
     return isinstance(value, expected) and not isinstance(value, bool)
 
 

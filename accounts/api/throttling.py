@@ -61,7 +61,7 @@ def hit(name: str, period: int) -> tuple[int, float]:
     cache = caches["default"]
     key = cache.make_and_validate_key(name)
     if isinstance(cache, RedisCache):
-        client = cache._cache.get_client(key, write=True)  # the redis-py client, for the script
+        client = cache._cache.get_client(key, write=True)  # type: ignore[attr-defined]  # private, not in the stubs: the redis-py client, for the script
         try:
             count, ttl_ms = client.evalsha(HIT_SHA, 1, key, period * 1000)
         except NoScriptError:  # first use since Redis started: EVAL also caches it for EVALSHA

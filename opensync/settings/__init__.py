@@ -1,6 +1,7 @@
 """OpenSync settings: environment variables only (see README "Configuration")."""
 
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -224,7 +225,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 # The OpenAPI schema (/api/schema) and its docs page (/api/docs): public, assets served locally.
-SPECTACULAR_SETTINGS = {
+SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "OpenSync API",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -16,6 +16,10 @@ from .views import ReadApi
 
 MAX_ROWS = 1000
 
+# `# type: ignore[assignment]` below: a field named `source` or `label` (the wire's names) is
+# declared like any other (DRF's metaclass takes declared fields off the class), but the stubs see
+# it overriding the Field attribute of that name.
+
 QUERY_PARAMETERS = [
     OpenApiParameter(
         "range",
@@ -140,7 +144,7 @@ class DurationSerializer(serializers.Serializer):
 
 
 class FiltersSerializer(serializers.Serializer):
-    source = serializers.CharField(allow_null=True)
+    source = serializers.CharField(allow_null=True)  # type: ignore[assignment]
     model = serializers.CharField(allow_null=True)
     owner = serializers.IntegerField(allow_null=True)
     project = serializers.CharField(allow_null=True)
@@ -196,7 +200,7 @@ class ReviewSerializer(serializers.Serializer):
 
 class BreakdownRowSerializer(FiguresSerializer):
     key = serializers.CharField(allow_null=True, help_text="The model, user id, project, agent or provider.")
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     review = ReviewSerializer()
 
 
@@ -209,7 +213,7 @@ class BreakdownSerializer(serializers.Serializer):
 
 class SeriesSerializer(serializers.Serializer):
     key = serializers.CharField(allow_null=True, help_text='"__other__" for the models beyond the first six.')
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     values = serializers.ListField(child=serializers.FloatField(), help_text="One per period.")
     total = serializers.FloatField()
 

@@ -1,5 +1,6 @@
 """`GET /api/export`: one session in upstream OpenSync's three export shapes (they differ from the
-dashboard's downloads in sessions_app/exports.py, and API clients depend on them).
+dashboard's downloads in sessions_app/exports.py, and API clients depend on them): hence the
+`upstream_*` names, beside that module's `download_*` ones.
 
 Each is streamed message by message, so a 10,000-message session never sits in memory whole.
 Where upstream had a harmless bug it is fixed: system and tool messages get their own headings
@@ -20,7 +21,7 @@ from ..models import Message, Session
 MARKDOWN_HEADINGS = {"user": "User", "system": "System", "tool": "Tool"}  # anything else: "Assistant"
 
 
-def filename(session: Session, extension: str) -> str:
+def upstream_filename(session: Session, extension: str) -> str:
     """Upstream's rule: every character of the title but [a-z0-9] (any case) becomes "-"; "session"
     when there is no title. Capped at 200 characters so a long title can't make a huge header.
     Control and format characters (a bidi override) are dropped first, as in every file name."""
@@ -40,7 +41,7 @@ def _json(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def session_markdown(session: Session, messages: Iterable[Message]) -> Iterator[str]:
+def upstream_markdown(session: Session, messages: Iterable[Message]) -> Iterator[str]:
     cost = "N/A" if session.cost is None else f"${session.cost:.4f}"
     yield (
         f"# {one_line(session.title or '') or 'Untitled'}\n\n"
@@ -55,17 +56,17 @@ def session_markdown(session: Session, messages: Iterable[Message]) -> Iterator[
         yield heading + (f"{escape_headings(text)}\n\n" if text else "")
 
 
-def session_jsonl(session: Session, messages: Iterable[Message]) -> Iterator[str]:
+def upstream_jsonl(session: Session, messages: Iterable[Message]) -> Iterator[str]:
     """`{"content": "<one {role, content} object per line>", "filename": "….jsonl"}`: upstream wraps
     the JSONL in JSON. The string is written piece by piece (each line JSON-escaped in place)."""
     yield '{"content":"'
     for index, message in enumerate(messages):
         line = _json({"role": message.role, "content": message_content(message)})
         yield ("\\n" if index else "") + _json(line)[1:-1]
-    yield '","filename":' + _json(filename(session, "jsonl")) + "}"
+    yield '","filename":' + _json(upstream_filename(session, "jsonl")) + "}"
 
 
-def session_json(session: Session, messages: Iterable[Message]) -> Iterator[str]:
+def upstream_json(session: Session, messages: Iterable[Message]) -> Iterator[str]:
     """`{"session": {"id", "externalId", "title", "model", "source"}, "messages": [{"role", "content"}]}`."""
     head = {
         "id": str(session.pk),

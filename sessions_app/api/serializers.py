@@ -19,6 +19,11 @@ from ..models import Role, Source
 
 MAX_QUERY_CHARS = 500
 
+# `# type: ignore[assignment]` below: a field named `source`, `label` or `errors` (the wire's
+# names) is declared like any other (DRF's metaclass takes declared fields off the class), but the
+# stubs see it overriding the Field/Serializer attribute of that name; `offset = None` is DRF's
+# way to drop an inherited field.
+
 # --- reusable pieces ------------------------------------------------------------------------------
 
 
@@ -97,7 +102,7 @@ class SessionSerializer(serializers.Serializer):
     projectName = serializers.CharField(source="project_name", allow_null=True)
     model = serializers.CharField(allow_null=True)
     provider = serializers.CharField(allow_null=True)
-    source = serializers.CharField(help_text=f"The plugin that synced it: {', '.join(Source.values)}, or another.")
+    source = serializers.CharField(help_text=f"The plugin that synced it: {', '.join(Source.values)}, or another.")  # type: ignore[assignment]
     promptTokens = serializers.IntegerField(source="prompt_tokens")
     completionTokens = serializers.IntegerField(source="completion_tokens")
     totalTokens = serializers.IntegerField(source="total_tokens", help_text="promptTokens + completionTokens.")
@@ -192,7 +197,7 @@ class SessionListQuerySerializer(serializers.Serializer):
         help_text="`nextCursor` of the previous page.",
         error_messages={"max_length": "cursor is not valid; pass the nextCursor of the previous page"},
     )
-    source = text_filter("source", "Only sessions of this plugin, e.g. claude-code.", max_length=64)
+    source = text_filter("source", "Only sessions of this plugin, e.g. claude-code.", max_length=64)  # type: ignore[assignment]
     project = text_filter("project", "Only sessions of this project name.")
     model = text_filter("model", "Only sessions of this model.")
     provider = text_filter("provider", "Only sessions of this provider.")
@@ -252,7 +257,7 @@ class ExportSessionSerializer(serializers.Serializer):
     externalId = serializers.CharField()
     title = serializers.CharField(allow_null=True)
     model = serializers.CharField(allow_null=True)
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
 
 
 class ExportMessageSerializer(serializers.Serializer):
@@ -317,7 +322,7 @@ class SearchQuerySerializer(serializers.Serializer):
             "max_value": "offset must be at most 1000",
         },
     )
-    source = text_filter("source", "Only sessions of this plugin.", max_length=64)
+    source = text_filter("source", "Only sessions of this plugin.", max_length=64)  # type: ignore[assignment]
     project = text_filter("project", "Only sessions of this project name.")
     model = text_filter("model", "Only sessions of this model.")
     provider = text_filter("provider", "Only sessions of this provider.")
@@ -355,7 +360,7 @@ class SearchSerializer(serializers.Serializer):
 class ContextQuerySerializer(SearchQuerySerializer):
     """/api/context: the search's parameters (no offset), the output format and a token budget."""
 
-    offset = None
+    offset = None  # type: ignore[assignment]
     type = mode_field(default="hybrid")
     limit = limit_field(default=5, maximum=20)
     format = serializers.ChoiceField(
@@ -437,7 +442,7 @@ class SyncSessionSerializer(serializers.Serializer):
     projectName = serializers.CharField(required=False, allow_null=True, max_length=255)
     model = serializers.CharField(required=False, allow_null=True, max_length=255)
     provider = serializers.CharField(required=False, allow_null=True, max_length=255)
-    source = serializers.CharField(
+    source = serializers.CharField(  # type: ignore[assignment]
         required=False, allow_null=True, max_length=64, help_text="Default opencode; cursor is stored as cursor-sync."
     )
     promptTokens = serializers.IntegerField(
@@ -499,7 +504,7 @@ class SyncMessageSerializer(serializers.Serializer):
     cacheWrite1hTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     reasoningTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     durationMs = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    source = serializers.CharField(required=False, allow_null=True, max_length=64)
+    source = serializers.CharField(required=False, allow_null=True, max_length=64)  # type: ignore[assignment]
     createdAt = serializers.IntegerField(required=False, allow_null=True, help_text="Or timestamp; epoch milliseconds.")
     parts = SyncPartSerializer(
         many=True, required=False, allow_null=True, help_text="When present (even empty), replaces the stored parts."
@@ -525,7 +530,7 @@ class SyncBatchResultSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     sessions = serializers.IntegerField(help_text="Sessions written.")
     messages = serializers.IntegerField(help_text="Messages written.")
-    errors = serializers.ListField(child=serializers.CharField(), help_text='e.g. "messages[3]: Missing externalId".')
+    errors = serializers.ListField(child=serializers.CharField(), help_text='e.g. "messages[3]: Missing externalId".')  # type: ignore[assignment]
 
 
 class SessionIdsSerializer(serializers.Serializer):

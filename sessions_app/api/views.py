@@ -143,7 +143,7 @@ class SyncBatchApi(SyncApi):
 
     def handle(self, body, *, workspace_id, owner_id):
         errors: list[str] = []
-        parsed = {}
+        parsed: dict[str, list] = {}
         for name, parse in (("sessions", parse_session), ("messages", parse_message)):
             items = body.get(name)
             if items is None:
@@ -340,11 +340,11 @@ class ExportApi(ReadApi):
         messages = iter_messages(session)
         if fmt == "markdown":
             response = StreamingHttpResponse(
-                exports.session_markdown(session, messages), content_type="text/markdown; charset=utf-8"
+                exports.upstream_markdown(session, messages), content_type="text/markdown; charset=utf-8"
             )
-            response["Content-Disposition"] = f'attachment; filename="{exports.filename(session, "md")}"'
+            response["Content-Disposition"] = f'attachment; filename="{exports.upstream_filename(session, "md")}"'
             return response
-        body = exports.session_jsonl if fmt == "jsonl" else exports.session_json
+        body = exports.upstream_jsonl if fmt == "jsonl" else exports.upstream_json
         return StreamingHttpResponse(body(session, messages), content_type="application/json")
 
 
@@ -466,7 +466,9 @@ class ContextApi(ReadApi):
         ]
         blocks = context.load_blocks(request.auth.workspace, picks, last=params["messagesPerSession"])
         built = context.build(blocks, fmt=params["format"], budget=params["maxTokens"], query=params["q"])
-        body = {"messages": built.messages} if built.format == context.MESSAGES else {"text": built.text}
+        body: dict[str, object] = (
+            {"messages": built.messages} if built.format == context.MESSAGES else {"text": built.text}
+        )
         included = built.included
         return Response(
             {

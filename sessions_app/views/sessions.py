@@ -114,7 +114,7 @@ def session_bulk(request: HttpRequest) -> HttpResponse:
     )
     roles = dict(request.user.memberships.values_list("workspace_id", "role"))
     permission = REVIEW if action == "eval_ready" else EDIT
-    allowed = [s for s in sessions if selectors.can(request.user, s, roles.get(s.workspace_id), permission)]
+    allowed = [s for s in sessions if selectors.can_with_role(request.user, s, roles.get(s.workspace_id), permission)]
     skipped = len(sessions) - len(allowed)
     ids = [s.pk for s in allowed]
     context = {"sessions": allowed, "skipped": skipped, "next": back}
@@ -217,7 +217,7 @@ def _has_before(session: Session, first: Message) -> bool:
 
 
 def share_context(request: HttpRequest, session: Session) -> dict:
-    can_edit = selectors.allowed(request.user, session, EDIT)
+    can_edit = selectors.viewer_can(request.user, session, EDIT)
     public_url = None
     if session.share_slug:
         public_url = plugin_base_url(request) + reverse("sessions:public", args=[session.share_slug])
@@ -234,7 +234,7 @@ def viewer_context(request: HttpRequest, session: Session, *, fragment: bool = F
 
     window = message_window(request, session, fragment=fragment)
     selectors.attach_message_costs(session, [m for m, _, _ in window["items"]])
-    can_review = selectors.allowed(request.user, session, REVIEW)
+    can_review = selectors.viewer_can(request.user, session, REVIEW)
     if can_review:
         from evals.selectors import attach_labels  # reviewers' labels on assistant turns
 
@@ -357,11 +357,11 @@ def session_delete(request: HttpRequest, session_id: int) -> HttpResponse:
 def session_export(request: HttpRequest, session_id: int, fmt: str) -> StreamingHttpResponse:
     session = selectors.get_session_for_user(request.user, session_id)
     if fmt == "md":
-        body, content_type = exports.session_markdown(session, exports.iter_messages(session)), "text/markdown"
+        body, content_type = exports.download_markdown(session, exports.iter_messages(session)), "text/markdown"
     elif fmt == "json":
-        body, content_type = exports.session_json(session, exports.iter_messages(session)), "application/json"
+        body, content_type = exports.download_json(session, exports.iter_messages(session)), "application/json"
     else:
         raise Http404("Unknown export format")
     response = StreamingHttpResponse(body, content_type=f"{content_type}; charset=utf-8")
-    response["Content-Disposition"] = content_disposition_header(True, exports.filename(session, fmt))
+    response["Content-Disposition"] = content_disposition_header(True, exports.download_filename(session, fmt))
     return response
