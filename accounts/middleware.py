@@ -9,8 +9,9 @@ from django.http import HttpResponse
 from django.shortcuts import resolve_url
 from django_htmx.http import HttpResponseClientRedirect
 
+from opensync.api import json_error
+
 from . import request_log
-from .api.errors import json_error
 
 logger = logging.getLogger(__name__)
 

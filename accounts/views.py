@@ -2,24 +2,20 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from opensync.http import HtmxHttpRequest, render_page, safe_next
 from sessions_app.inputs import whole_number
+from sessions_app.models import Source
 
 from . import selectors, services
 from .forms import ApiKeyForm, DeleteAccountForm, InvitationForm, ProfileForm, RoleForm, WorkspaceForm
 from .models import DeletionKind, Role
-
-
-def _partial(request: HttpRequest, template: str, partial: str) -> str:
-    """HTMX requests get the fragment, everything else the full page (works without JavaScript)."""
-    return f"{template}#{partial}" if request.htmx and not request.htmx.boosted else template
 
 
 def _error_text(exc: ValidationError) -> str:
@@ -42,7 +38,7 @@ def _api_keys_context(request, form=None, new_key=None):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def api_keys(request: HttpRequest) -> TemplateResponse:
+def api_keys(request: HtmxHttpRequest) -> TemplateResponse:
     if request.method == "GET":
         return TemplateResponse(request, "accounts/api_keys.html", _api_keys_context(request))
     workspaces = list(selectors.workspaces_for_user(request.user))
@@ -63,12 +59,12 @@ def api_keys(request: HttpRequest) -> TemplateResponse:
             form = None
     status = 200 if new_key else 422 if request.htmx else 200
     context = _api_keys_context(request, form=form, new_key=new_key)
-    return TemplateResponse(request, _partial(request, "accounts/api_keys.html", "keys-panel"), context, status=status)
+    return render_page(request, "accounts/api_keys.html", context, partial="keys-panel", status=status)
 
 
 @login_required
 @require_POST
-def api_key_revoke(request: HttpRequest, key_id: int) -> TemplateResponse:
+def api_key_revoke(request: HtmxHttpRequest, key_id: int) -> TemplateResponse:
     key = selectors.get_api_key_for_user(request.user, key_id)
     services.api_key_revoke(actor=request.user, api_key=key)
     if not request.htmx:
@@ -82,7 +78,7 @@ def api_key_revoke(request: HttpRequest, key_id: int) -> TemplateResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def workspaces(request: HttpRequest):
+def workspaces(request: HtmxHttpRequest):
     form = WorkspaceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         workspace = services.workspace_create_team(user=request.user, name=form.cleaned_data["name"])
@@ -111,14 +107,14 @@ def _workspace_context(request, workspace, membership, **extra):
 
 @login_required
 @require_GET
-def workspace_detail(request: HttpRequest, slug: str) -> TemplateResponse:
+def workspace_detail(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
     workspace, membership = selectors.get_workspace_for_user(request.user, slug)
     return TemplateResponse(request, "accounts/workspace.html", _workspace_context(request, workspace, membership))
 
 
 @login_required
 @require_POST
-def workspace_invite(request: HttpRequest, slug: str) -> TemplateResponse:
+def workspace_invite(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
     workspace, membership = selectors.get_workspace_for_user(request.user, slug)
     form = InvitationForm(request.POST)
     invite_link = None
@@ -139,9 +135,7 @@ def workspace_invite(request: HttpRequest, slug: str) -> TemplateResponse:
             form = InvitationForm()
     context = _workspace_context(request, workspace, membership, invite_form=form, invite_link=invite_link)
     status = 422 if form.errors and request.htmx else 200
-    return TemplateResponse(
-        request, _partial(request, "accounts/workspace.html", "members-panel"), context, status=status
-    )
+    return render_page(request, "accounts/workspace.html", context, partial="members-panel", status=status)
 
 
 def _member_action(request, slug, member_id, action):
@@ -163,12 +157,12 @@ def _member_action(request, slug, member_id, action):
     if error and not request.htmx:
         messages.error(request, error)
     context = _workspace_context(request, workspace, membership, member_error=error)
-    return TemplateResponse(request, _partial(request, "accounts/workspace.html", "members-panel"), context)
+    return render_page(request, "accounts/workspace.html", context, partial="members-panel")
 
 
 @login_required
 @require_POST
-def member_role(request: HttpRequest, slug: str, member_id: int):
+def member_role(request: HtmxHttpRequest, slug: str, member_id: int):
     form = RoleForm(request.POST)
     if not form.is_valid():
         raise Http404("Unknown role")
@@ -183,7 +177,7 @@ def member_role(request: HttpRequest, slug: str, member_id: int):
 
 @login_required
 @require_POST
-def member_remove(request: HttpRequest, slug: str, member_id: int):
+def member_remove(request: HtmxHttpRequest, slug: str, member_id: int):
     return _member_action(
         request, slug, member_id, lambda target: services.membership_remove(actor=request.user, membership=target)
     )
@@ -191,18 +185,18 @@ def member_remove(request: HttpRequest, slug: str, member_id: int):
 
 @login_required
 @require_POST
-def invitation_revoke(request: HttpRequest, slug: str, invitation_id: int):
+def invitation_revoke(request: HtmxHttpRequest, slug: str, invitation_id: int):
     workspace, membership = selectors.get_workspace_for_user(request.user, slug)
     invitation = selectors.pending_invitations(workspace).filter(pk=invitation_id).first()
     if invitation is None:
         raise Http404("No such invitation")
     services.invitation_revoke(actor=request.user, invitation=invitation)
     context = _workspace_context(request, workspace, membership)
-    return TemplateResponse(request, _partial(request, "accounts/workspace.html", "members-panel"), context)
+    return render_page(request, "accounts/workspace.html", context, partial="members-panel")
 
 
 @require_http_methods(["GET", "POST"])
-def invitation_accept(request: HttpRequest, token: str):
+def invitation_accept(request: HtmxHttpRequest, token: str):
     invitation = services.invitation_for_token(token)
     if invitation is None:
         raise Http404("This invitation link is not valid.")
@@ -224,7 +218,7 @@ def invitation_accept(request: HttpRequest, token: str):
 
 @login_required
 @require_POST
-def workspace_switch(request: HttpRequest) -> HttpResponseRedirect:
+def workspace_switch(request: HtmxHttpRequest) -> HttpResponseRedirect:
     workspace_id = request.POST.get("workspace", "")
     # A non-numeric id (a forged form) is refused like any other workspace, not a 500.
     mine = selectors.workspaces_for_user(request.user)
@@ -233,14 +227,9 @@ def workspace_switch(request: HttpRequest) -> HttpResponseRedirect:
     if workspace is None:
         raise PermissionDenied("You are not a member of that workspace.")
     request.session[selectors.CURRENT_WORKSPACE_SESSION_KEY] = workspace.pk
-    target = request.POST.get("next") or reverse("home")
+    target = safe_next(request, reverse("home"))
     # A page of one workspace's object makes no sense in another: go to the sessions list.
     if target.startswith(("/workspaces/", "/sessions/")) and target != reverse("accounts:workspaces"):
-        target = reverse("home")
-    # a path on this site only: redirect() would read any other word as a view name to reverse
-    if not target.startswith("/") or not url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
         target = reverse("home")
     return HttpResponseRedirect(target)
 
@@ -250,7 +239,7 @@ def workspace_switch(request: HttpRequest) -> HttpResponseRedirect:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def profile(request: HttpRequest) -> HttpResponse:
+def profile(request: HtmxHttpRequest) -> HttpResponse:
     user = request.user
     form = ProfileForm(request.POST if request.method == "POST" else None, initial={"name": user.name})
     saved = False
@@ -267,7 +256,7 @@ def profile(request: HttpRequest) -> HttpResponse:
             form = ProfileForm(initial={"name": user.name})
     context = {"form": form, "saved": saved, "totals": selectors.user_totals(user)}
     status = 422 if form.errors and request.htmx else 200
-    return TemplateResponse(request, _partial(request, "accounts/profile.html", "profile-form"), context, status=status)
+    return render_page(request, "accounts/profile.html", context, partial="profile-form", status=status)
 
 
 def _bar_chart(values: list[int], *, width: int = 600, height: int = 120) -> dict:
@@ -290,7 +279,7 @@ def _bar_chart(values: list[int], *, width: int = 600, height: int = 120) -> dic
 
 @login_required
 @require_GET
-def usage(request: HttpRequest) -> TemplateResponse:
+def usage(request: HtmxHttpRequest) -> TemplateResponse:
     workspace = selectors.current_workspace(request)
     usage = selectors.workspace_usage(workspace)
     chart = _bar_chart([row["requests"] for row in usage["per_day"]])
@@ -300,9 +289,7 @@ def usage(request: HttpRequest) -> TemplateResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def agents(request: HttpRequest) -> HttpResponse:
-    from sessions_app.models import Source
-
+def agents(request: HtmxHttpRequest) -> HttpResponse:
     saved = False
     if request.method == "POST":
         services.user_set_shown_sources(user=request.user, shown=request.POST.getlist("sources"))
@@ -312,12 +299,12 @@ def agents(request: HttpRequest) -> HttpResponse:
         saved = True
     shown = {value for value, _ in selectors.enabled_sources(request.user)}
     context = {"sources": [(value, label, value in shown) for value, label in Source.choices], "saved": saved}
-    return TemplateResponse(request, _partial(request, "accounts/agents.html", "agents-form"), context)
+    return render_page(request, "accounts/agents.html", context, partial="agents-form")
 
 
 @login_required
 @require_GET
-def data(request: HttpRequest) -> TemplateResponse:
+def data(request: HtmxHttpRequest) -> TemplateResponse:
     context = {
         "job": selectors.deletion_job_for_user(request.user),
         "blockers": selectors.account_deletion_blockers(request.user),
@@ -325,21 +312,19 @@ def data(request: HttpRequest) -> TemplateResponse:
     return TemplateResponse(request, "accounts/data.html", context)
 
 
-def _confirm(request: HttpRequest, kind: str, form=None, status: int = 200) -> TemplateResponse:
+def _confirm(request: HtmxHttpRequest, kind: str, form=None, status: int = 200) -> TemplateResponse:
     """The confirmation: a <dialog> for #modal (HTMX), else a page of its own."""
     context = {
         "kind": kind,
         "form": form,
         "blockers": selectors.account_deletion_blockers(request.user) if kind == DeletionKind.ACCOUNT else (),
     }
-    return TemplateResponse(
-        request, _partial(request, "accounts/delete_confirm.html", "dialog"), context, status=status
-    )
+    return render_page(request, "accounts/delete_confirm.html", context, partial="dialog", status=status)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def delete_data(request: HttpRequest) -> HttpResponse:
+def delete_data(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _confirm(request, DeletionKind.DATA)
     job, created = services.deletion_job_start(user=request.user, kind=DeletionKind.DATA)
@@ -353,7 +338,7 @@ def delete_data(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def delete_account(request: HttpRequest) -> HttpResponse:
+def delete_account(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _confirm(request, DeletionKind.ACCOUNT, form=DeleteAccountForm(user=request.user))
     form = DeleteAccountForm(request.POST, user=request.user)
@@ -372,7 +357,7 @@ def delete_account(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def deletion_progress(request: HttpRequest, token: str) -> TemplateResponse:
+def deletion_progress(request: HtmxHttpRequest, token: str) -> TemplateResponse:
     """Public (the account may be gone): shows only the status and the counts of one job."""
     job = selectors.get_deletion_job_for_token(token)
-    return TemplateResponse(request, _partial(request, "accounts/deletion_progress.html", "progress"), {"job": job})
+    return render_page(request, "accounts/deletion_progress.html", {"job": job}, partial="progress")

@@ -8,16 +8,17 @@ progress page refreshes itself.
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.models import Role
 from accounts.selectors import current_workspace, enabled_sources, role_in
+from opensync.http import HtmxHttpRequest, render_page
 from sessions_app.inputs import whole_number
 from sessions_app.selectors import filter_choices, workspace_members
-from sessions_app.views.sessions import render
 
 from .exchanges import conversations
 from .export import preview, resolve, warning_lines
@@ -72,7 +73,7 @@ def _scope(workspace, user, form: ExportForm) -> tuple[dict, str]:
 OPTION_FIELDS = ("include_tools", "include_system", "anonymize_paths", "redact_secrets", "code_blocks_only")
 
 
-def _preview_context(request: HttpRequest, workspace, form: ExportForm) -> dict:
+def _preview_context(request: HtmxHttpRequest, workspace, form: ExportForm) -> dict:
     base = {
         "form": form,
         "option_fields": [form[name] for name in OPTION_FIELDS],
@@ -113,7 +114,7 @@ def _preview_sample(sessions) -> list:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def export_modal(request: HttpRequest) -> HttpResponse:
+def export_modal(request: HtmxHttpRequest) -> HttpResponse:
     """GET: the modal (or its page), opened from the Evals page with its filters and ticks.
     POST: queue the build and show its progress in the modal (or redirect to it)."""
     workspace = current_workspace(request)
@@ -135,9 +136,9 @@ def export_modal(request: HttpRequest) -> HttpResponse:
             else:
                 if not request.htmx:
                     return redirect("evals:export-job", job.pk)
-                return render(request, "evals/export_job.html", _job_context(job), partial="job")
+                return render_page(request, "evals/export_job.html", _job_context(job), partial="job")
         context = {"workspace": workspace, "section": "evals", **_preview_context(request, workspace, form)}
-        return render(request, "evals/export_modal.html", context, partial="dialog", status=422)
+        return render_page(request, "evals/export_modal.html", context, partial="dialog", status=422)
     ids = request.GET.getlist("ids")
     filters = request.GET.get("filters")
     if filters is None:  # opened with the Evals page's own query string
@@ -147,7 +148,7 @@ def export_modal(request: HttpRequest) -> HttpResponse:
         filters = query.urlencode()
     form = ExportForm(_initial_data(filters=filters, ids=ids, scope="selection" if ids else "filter"))
     context = {"workspace": workspace, "section": "evals", **_preview_context(request, workspace, form)}
-    return render(request, "evals/export_modal.html", context, partial="dialog")
+    return render_page(request, "evals/export_modal.html", context, partial="dialog")
 
 
 def _initial_data(*, ids: list[str], **values) -> QueryDict:
@@ -166,11 +167,11 @@ def _initial_data(*, ids: list[str], **values) -> QueryDict:
 
 @login_required
 @require_GET
-def export_preview(request: HttpRequest) -> HttpResponse:
+def export_preview(request: HtmxHttpRequest) -> HttpResponse:
     """The modal's preview for the current choices (HTMX, on every change)."""
     workspace = current_workspace(request)
     context = _preview_context(request, workspace, ExportForm(request.GET))
-    return render(request, "evals/export_modal.html", context | {"oob": True}, partial="preview")
+    return render_page(request, "evals/export_modal.html", context | {"oob": True}, partial="preview")
 
 
 def _job_context(job) -> dict:
@@ -197,17 +198,17 @@ def _options(job) -> Options:
 
 @login_required
 @require_GET
-def export_job(request: HttpRequest, export_id: int) -> HttpResponse:
+def export_job(request: HtmxHttpRequest, export_id: int) -> HttpResponse:
     """An export: its progress while it builds (HTMX polls this until it is done), then the
     download, the dataset version and what to run next."""
     job = export_job_check_stale(get_export_for_user(request.user, export_id))
     context = {"section": "evals", **_job_context(job)}
-    return render(request, "evals/export_job.html", context, partial="job")
+    return render_page(request, "evals/export_job.html", context, partial="job")
 
 
 @login_required
 @require_GET
-def export_download(request: HttpRequest, export_id: int) -> HttpResponse:
+def export_download(request: HtmxHttpRequest, export_id: int) -> HttpResponse:
     job = get_export_for_user(request.user, export_id)
     if job.status != ExportStatus.DONE or not job.file:
         raise Http404("This export has no file (yet).")
@@ -219,7 +220,7 @@ def export_download(request: HttpRequest, export_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def exports_page(request: HttpRequest) -> HttpResponse:
+def exports_page(request: HtmxHttpRequest) -> HttpResponse:
     """Past exports of the workspace, newest first, with their settings."""
     workspace = current_workspace(request)
     jobs = exports_for_workspace(workspace).defer("session_ids", "warnings")
@@ -234,7 +235,7 @@ def exports_page(request: HttpRequest) -> HttpResponse:
         "section": "evals",
         "is_admin": role_in(request.user, workspace) == Role.ADMIN,
     }
-    return render(request, "evals/exports.html", context)
+    return render_page(request, "evals/exports.html", context)
 
 
 def _option_labels(job) -> list[str]:
@@ -261,18 +262,16 @@ def _option_labels(job) -> list[str]:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def export_delete(request: HttpRequest, export_id: int) -> HttpResponse:
+def export_delete(request: HtmxHttpRequest, export_id: int) -> HttpResponse:
     """Delete an export (its creator or a workspace admin), after a confirmation."""
     job = get_export_for_user(request.user, export_id)
     if job.created_by_id != request.user.pk and role_in(request.user, job.workspace) != Role.ADMIN:
         messages.error(request, "Only the person who built an export, or an admin, can delete it.")
         return redirect("evals:exports")
     if request.method == "GET":
-        return render(request, "evals/export_delete.html", {"job": job, "section": "evals"}, partial="dialog")
+        return render_page(request, "evals/export_delete.html", {"job": job, "section": "evals"}, partial="dialog")
     export_job_delete(job=job)
     messages.success(request, f"Deleted export #{job.pk}.")
     if request.htmx:
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = reverse("evals:exports")
-        return response
+        return HttpResponseClientRedirect(reverse("evals:exports"), status=204)
     return redirect("evals:exports")

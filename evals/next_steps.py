@@ -195,7 +195,7 @@ def steps(fmt: Format, options: Options, filename: str) -> list[Step]:
 
 def readme(fmt: Format, options: Options, filename: str, report) -> str:
     """README.txt of the zip export."""
-    from .export import warning_lines
+    from .export import warning_lines  # evals.export imports this module (for readme): a cycle at import time
 
     lines = [
         "OPENSYNC EVAL EXPORT",

@@ -10,9 +10,11 @@ from django.shortcuts import get_object_or_404
 from accounts.models import Role
 from accounts.selectors import role_in
 from sessions_app.models import EvalStatus, Message, Part, Session, Source
-from sessions_app.selectors import SessionFilters, filter_sessions
+from sessions_app.selectors import REVIEW, SessionFilters, filter_sessions, viewer_can
 
-from .models import ExportJob, ExportStatus, MessageLabel
+from .models import EvalTag, ExportJob, ExportStatus, MessageLabel, ReviewEvent
+
+HISTORY = 10  # review events the panel shows
 
 
 def reviewable_sessions(user, workspace, filters: SessionFilters):
@@ -43,6 +45,23 @@ def attach_labels(messages) -> None:
         label = labels.get(message.pk)
         message.verdict = label.verdict if label else None
         message.corrected_answer = label.corrected_answer if label else None
+
+
+def review_context(user, session, *, error: str | None = None, saved: str | None = None, force: bool = False) -> dict:
+    """What the viewer's review panel needs (two queries, and only for those who may review;
+    `force` when the caller already knows they may)."""
+    if not (force or viewer_can(user, session, REVIEW)):
+        return {"can_review": False}
+    return {
+        "can_review": True,
+        "statuses": EvalStatus.choices,
+        "tag_vocabulary": list(
+            EvalTag.objects.filter(workspace_id=session.workspace_id).values_list("name", flat=True)[:500]
+        ),
+        "history": list(ReviewEvent.objects.filter(session=session).select_related("actor")[:HISTORY]),
+        "review_error": error,
+        "review_saved": saved,
+    }
 
 
 def eval_sessions(workspace, filters: SessionFilters, *, tags=(), reviewer: int | None = None):

@@ -5,46 +5,25 @@ a redirect to the viewer (no JavaScript)."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from accounts.selectors import current_workspace, role_in
+from opensync.http import HtmxHttpRequest, bulk_ids, is_fragment_request, safe_next
 from sessions_app.forms import SessionFilterForm
 from sessions_app.inputs import whole_number
-from sessions_app.models import EvalStatus, Message, Session
-from sessions_app.selectors import REVIEW, can_with_role, get_session_for_user, viewer_can
-from sessions_app.views.sessions import bulk_ids, is_fragment_request, safe_next, viewer_context
+from sessions_app.models import Message, Session
+from sessions_app.selectors import REVIEW, can_with_role, get_session_for_user
+from sessions_app.viewer import viewer_context
 
 from .forms import BulkReviewForm, EvalFilterForm
-from .models import EvalTag, ReviewEvent
-from .selectors import attach_labels, eval_counts, eval_sessions, queue_position
+from .selectors import attach_labels, eval_counts, eval_sessions, queue_position, review_context
 from .services import ReviewError, message_label, session_review
 
-HISTORY = 10
 FIELDS = ("eval_status", "eval_notes", "expected_output")
-
-
-def review_context(
-    request: HttpRequest, session, *, error: str | None = None, saved: str | None = None, force: bool = False
-) -> dict:
-    """What the viewer's review panel needs (two queries, and only for those who may review;
-    `force` when the caller already knows they may)."""
-    can_review = force or viewer_can(request.user, session, REVIEW)
-    if not can_review:
-        return {"can_review": False}
-    return {
-        "can_review": True,
-        "statuses": EvalStatus.choices,
-        "tag_vocabulary": list(
-            EvalTag.objects.filter(workspace_id=session.workspace_id).values_list("name", flat=True)[:500]
-        ),
-        "history": list(ReviewEvent.objects.filter(session=session).select_related("actor")[:HISTORY]),
-        "review_error": error,
-        "review_saved": saved,
-    }
 
 
 def _changes(post) -> dict:
@@ -63,14 +42,14 @@ def _changes(post) -> dict:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def review(request: HttpRequest, session_id: int) -> HttpResponse:
+def review(request: HtmxHttpRequest, session_id: int) -> HttpResponse:
     session = get_session_for_user(request.user, session_id, action=REVIEW)
     viewer = reverse("sessions:detail", args=[session.pk])
     if request.method == "GET":
         if not is_fragment_request(request):
             return redirect(f"{viewer}#review-panel")
         return TemplateResponse(
-            request, "evals/_review_panel.html", {"session": session, **review_context(request, session)}
+            request, "evals/_review_panel.html", {"session": session, **review_context(request.user, session)}
         )
     error = saved = None
     try:
@@ -84,13 +63,13 @@ def review(request: HttpRequest, session_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Review {saved.lower()}")
         return redirect(f"{viewer}#review-panel")
-    context = {"session": session, **review_context(request, session, error=error, saved=saved)}
+    context = {"session": session, **review_context(request.user, session, error=error, saved=saved)}
     return TemplateResponse(request, "evals/_review_panel.html", context)
 
 
 @login_required
 @require_http_methods(["GET"])
-def queue(request: HttpRequest) -> HttpResponse:
+def queue(request: HtmxHttpRequest) -> HttpResponse:
     """Step through the sessions matching the list's filters, one at a time, with keyboard
     shortcuts (static/js/app.js, data-review-queue)."""
     workspace = current_workspace(request)
@@ -107,7 +86,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     if session is not None:
         session.viewer_role = role_in(request.user, workspace)  # what else the page may offer
         # the queue holds only sessions the user may review (reviewable_sessions)
-        context |= viewer_context(request, session) | review_context(request, session, force=True)
+        context |= viewer_context(request, session) | review_context(request.user, session, force=True)
         context |= {
             "previous_url": at(position - 1) if position > 0 else None,
             "next_url": at(position + 1) if position + 1 < total else None,
@@ -117,7 +96,7 @@ def queue(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["POST"])
-def label(request: HttpRequest, session_id: int, message_id: int) -> HttpResponse:
+def label(request: HtmxHttpRequest, session_id: int, message_id: int) -> HttpResponse:
     """Good / bad on an assistant turn, and its corrected answer."""
     session = get_session_for_user(request.user, session_id, action=REVIEW)
     message = get_object_or_404(Message, session=session, pk=message_id)
@@ -141,7 +120,7 @@ PAGE_SIZE = 50
 
 @login_required
 @require_http_methods(["GET"])
-def evals_page(request: HttpRequest) -> HttpResponse:
+def evals_page(request: HtmxHttpRequest) -> HttpResponse:
     """The workspace's eval-ready sessions: filters, counts per status and agent, pages, bulk changes."""
     workspace = current_workspace(request)
     form = EvalFilterForm.for_request(request, workspace)
@@ -163,7 +142,7 @@ def evals_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["POST"])
-def evals_bulk(request: HttpRequest) -> HttpResponse:
+def evals_bulk(request: HtmxHttpRequest) -> HttpResponse:
     """Bulk status or tag changes on ticked rows; each session's review permission is checked."""
     workspace = current_workspace(request)
     back = safe_next(request, reverse("evals:evals"))

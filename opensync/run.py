@@ -46,7 +46,7 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _first_admin(data_dir: Path) -> None:
-    from accounts.models import User
+    from accounts.models import User  # the models load only once Django is set up, after the servers start
 
     if User.objects.filter(is_superuser=True).exists():
         return
@@ -84,7 +84,7 @@ def _stop(children: dict[str, subprocess.Popen]) -> None:
 
 def _shutdown(children, valkey, postgres, data_dir) -> None:
     """Each step runs even if an earlier one failed: a half-done shutdown leaves orphans."""
-    from opensync.settings import embedded
+    from opensync.settings import embedded  # importing the settings starts the embedded PostgreSQL: only when run
 
     steps = [("children", lambda: _stop(children))]
     if valkey is not None:
@@ -125,7 +125,7 @@ def main() -> int:
     # Importing the settings package already starts (or attaches to) the embedded PostgreSQL and
     # creates its database; hold_postgres() below only hands us that same server to stop later.
     started = time.monotonic()
-    from opensync.settings import embedded
+    from opensync.settings import embedded  # (see above: it starts the server)
 
     postgres = valkey = None
     children: dict[str, subprocess.Popen] = {}

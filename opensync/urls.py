@@ -3,9 +3,10 @@ from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from accounts.api.errors import json_error, suspicious_message, suspicious_status
 from accounts.middleware import API_PATH
 from evals.api.urls import read_urlpatterns as eval_read_urlpatterns
+from opensync.api import json_error, suspicious_message, suspicious_status
+from search.api.urls import read_urlpatterns as search_read_urlpatterns
 from sessions_app.api.urls import read_urlpatterns
 from sessions_app.views.overview import home
 
@@ -13,6 +14,7 @@ from sessions_app.views.overview import home
 # them). The schema and its docs page need no API key.
 api_urlpatterns = [
     *read_urlpatterns,
+    *search_read_urlpatterns,
     *eval_read_urlpatterns,
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     # api/swagger_ui.html: drf-spectacular's page with the CSP nonce on its inline style and script

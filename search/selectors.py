@@ -32,6 +32,10 @@ from django.utils.html import escape
 from sessions_app.models import CODE_SEPARATORS, Message, Session
 from sessions_app.selectors import SessionFilters, filter_sessions
 
+from . import embeddings
+from .embeddings import EmbeddingError
+from .embeddings.text import chunk_at, prefix_chars
+
 logger = logging.getLogger(__name__)
 
 FULLTEXT, SEMANTIC, HYBRID = "fulltext", "semantic", "hybrid"
@@ -233,8 +237,6 @@ def _sessions(matched: dict[int, tuple[int, int]], session_ids: list[int]) -> di
     with the text content, or with the text parts when there is none, as search_text does (which
     then holds the tool calls, as the chunks do). No ORDER BY (the ranking gives the order) and no
     title tsvector (nothing reads it)."""
-    from .embeddings.text import prefix_chars
-
     size = settings.OPENSYNC_EMBEDDINGS_CHUNK_CHARS
     message_ids = [matched[s][0] if s in matched else None for s in session_ids]
     lengths = [
@@ -262,8 +264,6 @@ def _session_columns() -> str:
 
 def plain_snippet(text: str, chunk_index: int) -> str:
     """The start of chunk `chunk_index` of `text`, escaped, about SNIPPET_CHARS long."""
-    from .embeddings.text import chunk_at
-
     chunk = chunk_at(
         text,
         chunk_index,
@@ -284,8 +284,6 @@ def plain_snippet(text: str, chunk_index: int) -> str:
 
 def _embeddings():
     """The embeddings module, or None where semantic search can't run (no provider configured)."""
-    from . import embeddings
-
     return embeddings if embeddings.semantic_search_available() else None
 
 
@@ -334,8 +332,6 @@ def search_sessions(
         hits = fulltext_search(workspace, query, limit=limit, offset=offset, filters=filters)
         return SearchResult(hits, FULLTEXT, NO_PROVIDER_NOTICE, requested_mode=mode)
     if mode != FULLTEXT:
-        from .embeddings import EmbeddingError
-
         try:
             return _semantic_or_hybrid(workspace, query, mode=mode, limit=limit, offset=offset, filters=filters)
         except EmbeddingError as error:  # the provider is down, rate-limited or misconfigured

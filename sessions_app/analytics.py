@@ -28,6 +28,8 @@ from django.db.models import Aggregate, BigIntegerField, Count, F, Min, Q, Query
 from django.db.models.functions import TruncMonth, TruncWeek
 from django.utils import timezone
 
+from accounts.models import User
+
 from .inputs import whole_number
 from .models import (
     DURATION_BUCKETS,
@@ -596,8 +598,6 @@ def _filter_value(dimension: str, key):
 
 def _labels(workspace, dimension: str, rows: dict) -> dict:
     if dimension == "owner":
-        from accounts.models import User
-
         people = User.objects.filter(pk__in=[key for key in rows if key is not None])
         return {person.pk: person.get_full_name() for person in people}
     if dimension == "source":

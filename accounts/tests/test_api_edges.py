@@ -193,7 +193,7 @@ def test_whole_number():
 
 
 def test_the_schema_lists_the_limits_on_every_operation_and_the_export_s_real_media_types(client):
-    from sessions_app.api.schema import COMMON_ERRORS
+    from opensync.api import COMMON_ERRORS
 
     schema = client.get("/api/schema?format=json").json()
     for path, operations in schema["paths"].items():

@@ -7,7 +7,7 @@ Parameters come as query parameters on GET, and as query parameters and/or a JSO
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from sessions_app.api.serializers import EpochMillisField, text_filter
+from opensync.api import EpochMillisField, text_filter
 from sessions_app.models import EvalStatus
 
 from ..export import warning_lines

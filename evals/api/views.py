@@ -20,8 +20,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from sessions_app.api.schema import BAD_REQUEST, UNAUTHORIZED, error
-from sessions_app.api.views import ReadApi, _first_error
+from opensync.api import BAD_REQUEST, UNAUTHORIZED, ReadApi, error, first_error
 from sessions_app.models import Session
 from sessions_app.selectors import SessionFilters
 from sessions_app.wire import normalise_source
@@ -63,7 +62,7 @@ def _validated(data: dict) -> dict:
     data = {key: value for key, value in data.items() if value != "" and value is not None}
     query = serializers.EvalExportQuerySerializer(data=data)
     if not query.is_valid():
-        raise exceptions.ValidationError(_first_error(query.errors))
+        raise exceptions.ValidationError(first_error(query.errors))
     return query.validated_data
 
 

@@ -220,7 +220,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["accounts.api.parsers.BoundedJSONParser"],
-    "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "opensync.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
@@ -235,11 +235,11 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
-    "PREPROCESSING_HOOKS": ["sessions_app.api.schema.canonical_endpoints"],
+    "PREPROCESSING_HOOKS": ["opensync.api.canonical_endpoints"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "sessions_app.api.schema.describe",
-        "sessions_app.api.schema.common_errors",
+        "opensync.api.describe",
+        "opensync.api.common_errors",
     ],
 }
 
@@ -399,7 +399,7 @@ ACCOUNT_RATE_LIMITS = {
 # either, every user seems to come from the proxy's address and shares one IP budget.
 ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env_str("TRUSTED_CLIENT_IP_HEADER").strip() or None
-SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"].append("sessions_app.api.schema.document_rate_limits")
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"].append("opensync.api.document_rate_limits")
 
 # --- Eval exports (evals) ---------------------------------------------------------------------
 # A per-turn record carries the conversation before it only up to this window (the nearest

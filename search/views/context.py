@@ -11,7 +11,7 @@ from datetime import date
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -20,10 +20,10 @@ from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.selectors import current_workspace
+from opensync.http import HtmxHttpRequest, is_fragment_request, render_page, safe_next
 from sessions_app.inputs import whole_number
 from sessions_app.models import Message, Session
 from sessions_app.selectors import SessionFilters, session_page
-from sessions_app.views.sessions import is_fragment_request, render, safe_next
 
 from .. import context, selectors, services
 from ..forms import MODE_CHOICES, BookmarkForm, ContextOptionsForm, PickForm, SavedSearchForm, query_error
@@ -96,7 +96,7 @@ def _panel(request, workspace, selection: Selection, form: ContextOptionsForm | 
 
 @login_required
 @require_GET
-def context_page(request: HttpRequest) -> TemplateResponse:
+def context_page(request: HtmxHttpRequest) -> TemplateResponse:
     workspace = current_workspace(request)
     selection = Selection(request, workspace)
     query = request.GET.get("q", "").strip()
@@ -139,7 +139,7 @@ def context_page(request: HttpRequest) -> TemplateResponse:
         page |= _panel(request, workspace, selection)
         page |= {"bookmarks": _bookmarks(request, workspace, selection), "saved": _saved(request, workspace)}
     paging = bool(request.GET.get("offset") or request.GET.get("cursor"))
-    return render(request, TEMPLATE, page, partial="hits" if paging else "results")
+    return render_page(request, TEMPLATE, page, partial="hits" if paging else "results")
 
 
 def _next(request) -> str:
@@ -152,7 +152,7 @@ def _back(request) -> HttpResponse:
 
 @login_required
 @require_POST
-def context_pick(request: HttpRequest) -> HttpResponse:
+def context_pick(request: HtmxHttpRequest) -> HttpResponse:
     workspace = current_workspace(request)
     form = PickForm(request.POST)
     if not form.is_valid():
@@ -186,7 +186,9 @@ def context_pick(request: HttpRequest) -> HttpResponse:
             "search/_pick_button.html",
             {"pick_session": session_id, "pick_message": message_id, "picked": picked, "next_url": _next(request)},
         )
-        response["HX-Trigger"] = "context-changed"  # the context panel reloads itself
+        # the context panel reloads itself. A plain event name, not trigger_client_event's JSON
+        # form: the same event for htmx, and what clients and the tests read
+        response["HX-Trigger"] = "context-changed"
         return response
     html = render_to_string(f"{TEMPLATE}#output", _panel(request, workspace, selection), request)
     for session_pk, message_pk in released:
@@ -204,7 +206,7 @@ def _pairs(pick) -> list[tuple[int, int | None]]:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def context_panel(request: HttpRequest) -> HttpResponse:
+def context_panel(request: HtmxHttpRequest) -> HttpResponse:
     """GET: the assembled context (it reloads itself when the picks change). POST: store the
     budget and format, then the context they give. Only a POST writes: a GET may be prefetched,
     retried or followed from a link without anyone meaning to change the settings."""
@@ -226,7 +228,7 @@ def context_panel(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def context_download(request: HttpRequest) -> HttpResponse:
+def context_download(request: HtmxHttpRequest) -> HttpResponse:
     workspace = current_workspace(request)
     selection = Selection(request, workspace)
     blocks = context.load_blocks(workspace, selection.picks)
@@ -246,7 +248,7 @@ def _saved_fragment(request, workspace) -> TemplateResponse:
 
 @login_required
 @require_POST
-def saved_search_create(request: HttpRequest) -> HttpResponse:
+def saved_search_create(request: HtmxHttpRequest) -> HttpResponse:
     workspace = current_workspace(request)
     form = SavedSearchForm(request.POST)
     if not form.is_valid():
@@ -265,7 +267,7 @@ def saved_search_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def saved_search_delete(request: HttpRequest, saved_id: int) -> HttpResponse:
+def saved_search_delete(request: HtmxHttpRequest, saved_id: int) -> HttpResponse:
     workspace = current_workspace(request)
     saved = get_object_or_404(SavedSearch, pk=saved_id, user=request.user)
     services.saved_search_delete(saved_search=saved)
@@ -276,7 +278,7 @@ def saved_search_delete(request: HttpRequest, saved_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def bookmark(request: HttpRequest) -> HttpResponse:
+def bookmark(request: HtmxHttpRequest) -> HttpResponse:
     workspace = current_workspace(request)
     form = BookmarkForm(request.POST)
     if not form.is_valid():
@@ -300,7 +302,7 @@ def bookmark(request: HttpRequest) -> HttpResponse:
             "next_url": _next(request),
         },
     )
-    response["HX-Trigger"] = "bookmarks-changed"  # the bookmarks list reloads itself
+    response["HX-Trigger"] = "bookmarks-changed"  # the bookmarks list reloads itself (plain name: see above)
     return response
 
 
@@ -311,7 +313,7 @@ def _bookmarks_fragment(request, workspace) -> TemplateResponse:
 
 @login_required
 @require_GET
-def bookmarks(request: HttpRequest) -> HttpResponse:
+def bookmarks(request: HtmxHttpRequest) -> HttpResponse:
     workspace = current_workspace(request)
     if not is_fragment_request(request):
         return _back(request)

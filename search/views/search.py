@@ -2,15 +2,14 @@
 list's filters. Results are an HTMX partial (and a plain page without JavaScript)."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from accounts.selectors import current_workspace
+from opensync.http import HtmxHttpRequest, render_page
 from sessions_app.forms import SessionFilterForm
 from sessions_app.inputs import whole_number
-from sessions_app.views.sessions import render
 
 from .. import selectors
 from ..forms import MODE_CHOICES, query_error
@@ -21,7 +20,7 @@ MAX_OFFSET = 500  # deeper than anyone pages through ranked results
 
 @login_required
 @require_GET
-def search(request: HttpRequest) -> TemplateResponse:
+def search(request: HtmxHttpRequest) -> TemplateResponse:
     workspace = current_workspace(request)
     form = SessionFilterForm.for_request(request, workspace)
     filters = form.filters()
@@ -55,4 +54,4 @@ def search(request: HttpRequest) -> TemplateResponse:
         "offset": offset,
         "filtered": form.active,
     }
-    return render(request, "search/search.html", context, partial="hits" if offset else "results")
+    return render_page(request, "search/search.html", context, partial="hits" if offset else "results")

@@ -9,10 +9,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
+from opensync.api import BAD_REQUEST, UNAUTHORIZED, ReadApi
+
 from .. import analytics as aggregates
 from ..analytics import DIMENSIONS, QueryError
-from .schema import BAD_REQUEST, UNAUTHORIZED
-from .views import ReadApi
 
 MAX_ROWS = 1000
 

@@ -9,70 +9,13 @@ The sync API parses its bodies with `sessions_app.wire` (see api/views.py); the 
 serializers here only describe those bodies in the OpenAPI schema.
 """
 
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from search import context
+from opensync.api import EpochMillisField, limit_field, text_filter
 
-from ..inputs import validate_text
 from ..models import Role, Source
-
-MAX_QUERY_CHARS = 500
-
-# `# type: ignore[assignment]` below: a field named `source`, `label` or `errors` (the wire's
-# names) is declared like any other (DRF's metaclass takes declared fields off the class), but the
-# stubs see it overriding the Field/Serializer attribute of that name; `offset = None` is DRF's
-# way to drop an inherited field.
-
-# --- reusable pieces ------------------------------------------------------------------------------
-
-
-@extend_schema_field({"type": "integer", "format": "int64", "description": "Epoch milliseconds (UTC)."})
-class EpochMillisField(serializers.ReadOnlyField):
-    def to_representation(self, value):
-        return int(value.timestamp() * 1000)
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = serializers.CharField(help_text="What is wrong, for a person to read.")
-
-
-def limit_field(*, default: int, maximum: int, name: str = "limit") -> serializers.IntegerField:
-    """A page size: an integer >= 1; values above `maximum` are served as `maximum` (clients of
-    upstream, which had no cap, keep working), anything else is a 400."""
-    return serializers.IntegerField(
-        required=False,
-        default=default,
-        min_value=1,
-        help_text=f"Default {default}; values above {maximum} are treated as {maximum}.",
-        error_messages={
-            "invalid": f"{name} must be a whole number",
-            "min_value": f"{name} must be at least 1",
-            "max_string_length": f"{name} must be a whole number",
-        },
-    )
-
-
-def text_filter(name: str, help_text: str, *, max_length: int = 255) -> serializers.CharField:
-    return serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=max_length,
-        validators=[validate_text],
-        help_text=help_text,
-        error_messages={"max_length": f"{name} must be at most {max_length} characters"},
-    )
-
-
-def mode_field(*, default: str) -> serializers.ChoiceField:
-    return serializers.ChoiceField(
-        choices=["fulltext", "semantic", "hybrid"],
-        required=False,
-        default=default,
-        help_text="semantic and hybrid fall back to fulltext when no embeddings provider is configured.",
-        error_messages={"invalid_choice": "type must be one of fulltext, semantic, hybrid"},
-    )
-
+from ..selectors import SessionFilters
+from ..wire import normalise_source
 
 # --- sessions -------------------------------------------------------------------------------------
 
@@ -102,7 +45,7 @@ class SessionSerializer(serializers.Serializer):
     projectName = serializers.CharField(source="project_name", allow_null=True)
     model = serializers.CharField(allow_null=True)
     provider = serializers.CharField(allow_null=True)
-    source = serializers.CharField(help_text=f"The plugin that synced it: {', '.join(Source.values)}, or another.")  # type: ignore[assignment]
+    source = serializers.CharField(help_text=f"The plugin that synced it: {', '.join(Source.values)}, or another.")
     promptTokens = serializers.IntegerField(source="prompt_tokens")
     completionTokens = serializers.IntegerField(source="completion_tokens")
     totalTokens = serializers.IntegerField(source="total_tokens", help_text="promptTokens + completionTokens.")
@@ -188,6 +131,16 @@ class MessageSerializer(serializers.Serializer):
     parts = PartSerializer(many=True, help_text="In order.")
 
 
+def session_filters(params: dict) -> SessionFilters:
+    """The session filters of a validated query (SessionListQuerySerializer's, and the search API's)."""
+    return SessionFilters(
+        source=normalise_source(params.get("source")) or "",
+        project=params.get("project", "").strip(),
+        model=params.get("model", "").strip(),
+        provider=params.get("provider", "").strip(),
+    )
+
+
 class SessionListQuerySerializer(serializers.Serializer):
     limit = limit_field(default=50, maximum=200)
     cursor = serializers.CharField(
@@ -197,7 +150,7 @@ class SessionListQuerySerializer(serializers.Serializer):
         help_text="`nextCursor` of the previous page.",
         error_messages={"max_length": "cursor is not valid; pass the nextCursor of the previous page"},
     )
-    source = text_filter("source", "Only sessions of this plugin, e.g. claude-code.", max_length=64)  # type: ignore[assignment]
+    source = text_filter("source", "Only sessions of this plugin, e.g. claude-code.", max_length=64)
     project = text_filter("project", "Only sessions of this project name.")
     model = text_filter("model", "Only sessions of this model.")
     provider = text_filter("provider", "Only sessions of this provider.")
@@ -257,7 +210,7 @@ class ExportSessionSerializer(serializers.Serializer):
     externalId = serializers.CharField()
     title = serializers.CharField(allow_null=True)
     model = serializers.CharField(allow_null=True)
-    source = serializers.CharField()  # type: ignore[assignment]
+    source = serializers.CharField()
 
 
 class ExportMessageSerializer(serializers.Serializer):
@@ -296,129 +249,6 @@ class StatsSerializer(serializers.Serializer):
     sourceUsage = serializers.DictField(child=UsageSerializer(), help_text="By plugin.")
 
 
-# --- search ---------------------------------------------------------------------------------------
-
-
-class SearchQuerySerializer(serializers.Serializer):
-    q = serializers.CharField(
-        max_length=MAX_QUERY_CHARS,
-        help_text="Web-search syntax: quotes for phrases, OR, -word to exclude.",
-        error_messages={
-            "required": "Missing query parameter 'q'",  # upstream's words
-            "blank": "Missing query parameter 'q'",
-            "max_length": f"q is too long; the limit is {MAX_QUERY_CHARS} characters",
-        },
-    )
-    type = mode_field(default="fulltext")
-    limit = limit_field(default=20, maximum=50)
-    offset = serializers.IntegerField(
-        required=False,
-        default=0,
-        min_value=0,
-        max_value=1000,
-        error_messages={
-            "invalid": "offset must be a whole number",
-            "min_value": "offset must not be negative",
-            "max_value": "offset must be at most 1000",
-        },
-    )
-    source = text_filter("source", "Only sessions of this plugin.", max_length=64)  # type: ignore[assignment]
-    project = text_filter("project", "Only sessions of this project name.")
-    model = text_filter("model", "Only sessions of this model.")
-    provider = text_filter("provider", "Only sessions of this provider.")
-
-
-class SearchResultSerializer(SessionSerializer):
-    """A session (both `id` and upstream's semantic `_id`) and why it matched."""
-
-    _id = serializers.CharField(
-        source="pk", label="_id", help_text="Same as id (upstream's semantic results used _id)."
-    )
-    score = serializers.FloatField(
-        source="search_hit.score", help_text="Higher is better; comparable within one answer."
-    )
-    snippet = serializers.CharField(
-        source="search_hit.snippet",
-        help_text="HTML: the matching text, escaped, with <mark>…</mark> around the matches; empty if none.",
-    )
-    messageId = serializers.SerializerMethodField(help_text="The best matching message, if a message matched.")
-    matchedBy = serializers.ListField(
-        source="search_hit.matched_by", child=serializers.CharField(), help_text="fulltext and/or semantic."
-    )
-
-    def get_messageId(self, session) -> str | None:
-        message_id = session.search_hit.message_id
-        return None if message_id is None else str(message_id)
-
-
-class SearchSerializer(serializers.Serializer):
-    results = SearchResultSerializer(many=True, help_text="Best first.")
-    type = serializers.ChoiceField(choices=["fulltext", "semantic", "hybrid"], help_text="The mode actually used.")
-    notice = serializers.CharField(allow_null=True, help_text="Set when the mode asked for could not be used.")
-
-
-class ContextQuerySerializer(SearchQuerySerializer):
-    """/api/context: the search's parameters (no offset), the output format and a token budget."""
-
-    offset = None  # type: ignore[assignment]
-    type = mode_field(default="hybrid")
-    limit = limit_field(default=5, maximum=20)
-    format = serializers.ChoiceField(
-        choices=["text", "messages", "markdown", "xml"],
-        required=False,
-        default="text",
-        help_text="text (upstream's), messages (chat messages with metadata), markdown or xml (tagged blocks).",
-        error_messages={"invalid_choice": "format must be one of text, messages, markdown, xml"},
-    )
-    maxTokens = serializers.IntegerField(
-        required=False,
-        default=context.DEFAULT_BUDGET,
-        min_value=context.MIN_BUDGET,
-        max_value=context.MAX_BUDGET,
-        help_text="Token budget (tiktoken cl100k_base) the context is trimmed to fit.",
-        error_messages={
-            "invalid": "maxTokens must be a whole number",
-            "min_value": f"maxTokens must be at least {context.MIN_BUDGET}",
-            "max_value": f"maxTokens must be at most {context.MAX_BUDGET}",
-        },
-    )
-    messagesPerSession = serializers.IntegerField(
-        required=False,
-        default=context.DEFAULT_LAST,
-        min_value=1,
-        max_value=context.MAX_LAST,
-        help_text="The last N messages of each session (plus its first message and the one that matched).",
-        error_messages={
-            "invalid": "messagesPerSession must be a whole number",
-            "min_value": "messagesPerSession must be at least 1",
-            "max_value": f"messagesPerSession must be at most {context.MAX_LAST}",
-        },
-    )
-
-
-class ContextMessageMetadataSerializer(serializers.Serializer):
-    sessionId = serializers.CharField()
-    sessionTitle = serializers.CharField(allow_null=True)
-
-
-class ContextMessageSerializer(serializers.Serializer):
-    role = serializers.CharField()
-    content = serializers.CharField()
-    metadata = ContextMessageMetadataSerializer()
-
-
-class ContextSerializer(serializers.Serializer):
-    text = serializers.CharField(required=False, help_text="format=text, markdown or xml.")
-    messages = ContextMessageSerializer(many=True, required=False, help_text="format=messages.")
-    sessionCount = serializers.IntegerField(help_text="Sessions with at least one message in the context.")
-    sessionIds = serializers.ListField(child=serializers.CharField(), help_text="Those sessions, in rank order.")
-    tokenCount = serializers.IntegerField(help_text="tiktoken cl100k_base tokens of the context.")
-    maxTokens = serializers.IntegerField(help_text="The budget applied.")
-    truncated = serializers.BooleanField(help_text="Messages were left out or cut to fit the budget.")
-    type = serializers.ChoiceField(choices=["fulltext", "semantic", "hybrid"], help_text="The search mode used.")
-    notice = serializers.CharField(allow_null=True, help_text="Set when the mode asked for could not be used.")
-
-
 # --- the sync API's bodies (documentation only) ---------------------------------------------------
 
 
@@ -442,7 +272,7 @@ class SyncSessionSerializer(serializers.Serializer):
     projectName = serializers.CharField(required=False, allow_null=True, max_length=255)
     model = serializers.CharField(required=False, allow_null=True, max_length=255)
     provider = serializers.CharField(required=False, allow_null=True, max_length=255)
-    source = serializers.CharField(  # type: ignore[assignment]
+    source = serializers.CharField(
         required=False, allow_null=True, max_length=64, help_text="Default opencode; cursor is stored as cursor-sync."
     )
     promptTokens = serializers.IntegerField(
@@ -504,7 +334,7 @@ class SyncMessageSerializer(serializers.Serializer):
     cacheWrite1hTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     reasoningTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     durationMs = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    source = serializers.CharField(required=False, allow_null=True, max_length=64)  # type: ignore[assignment]
+    source = serializers.CharField(required=False, allow_null=True, max_length=64)
     createdAt = serializers.IntegerField(required=False, allow_null=True, help_text="Or timestamp; epoch milliseconds.")
     parts = SyncPartSerializer(
         many=True, required=False, allow_null=True, help_text="When present (even empty), replaces the stored parts."
@@ -530,7 +360,7 @@ class SyncBatchResultSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     sessions = serializers.IntegerField(help_text="Sessions written.")
     messages = serializers.IntegerField(help_text="Messages written.")
-    errors = serializers.ListField(child=serializers.CharField(), help_text='e.g. "messages[3]: Missing externalId".')  # type: ignore[assignment]
+    errors = serializers.ListField(child=serializers.CharField(), help_text='e.g. "messages[3]: Missing externalId".')
 
 
 class SessionIdsSerializer(serializers.Serializer):

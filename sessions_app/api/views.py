@@ -17,23 +17,18 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema, extend_schema_view
 from rest_framework import exceptions
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from accounts.api.authentication import CanSync, HasApiKey
-from accounts.api.errors import json_error
 from accounts.models import ApiKey
-from search import context
-from search.selectors import search_sessions
+from opensync.api import BAD_REQUEST, READ, UNAUTHORIZED, ReadApi, error, json_error
 
 from .. import services
 from ..exports import iter_messages
 from ..models import DimensionRollup, Session
 from ..selectors import (
-    SessionFilters,
     attach_message_costs,
     decode_cursor,
     decode_message_position,
@@ -41,11 +36,12 @@ from ..selectors import (
     messages_page,
     session_page,
 )
-from ..wire import WireError, normalise_source, parse_json_object, parse_message, parse_session
+from ..wire import WireError, parse_json_object, parse_message, parse_session
 from . import exports, serializers
-from .schema import BAD_REQUEST, NOT_FOUND, UNAUTHORIZED, error
+from .serializers import session_filters
 
-SYNC, READ, META = ["Sync"], ["Read"], ["Meta"]
+SYNC, META = ["Sync"], ["Meta"]
+NOT_FOUND = error('`{"error": "Session not found"}`: no such session in the key\'s workspace.')
 FORBIDDEN = error("A read-only key tried to write.")
 TOO_LARGE = error("The body is over OPENSYNC_MAX_REQUEST_BYTES.")
 
@@ -187,40 +183,6 @@ class SyncSessionsListApi(APIView):
 # --- the read API ---------------------------------------------------------------------------------
 
 
-class JsonOnly(BaseContentNegotiation):
-    """Always JSON, like upstream: `format` is a parameter of the endpoints themselves
-    (/api/export?format=markdown), not DRF's renderer override, and an Accept header naming
-    something else doesn't make a 406."""
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-
-class ReadApi(APIView):
-    """Base of /api/...: a key of either scope; everything scoped to the key's workspace."""
-
-    permission_classes = [HasApiKey]
-    content_negotiation_class = JsonOnly
-    throttle_scope = "read"
-    query_serializer: type[Serializer]
-
-    def query(self, request) -> dict:
-        """The validated query parameters; a 400 naming the first bad one otherwise."""
-        query = self.query_serializer(data=request.query_params)
-        if not query.is_valid():
-            raise exceptions.ValidationError(_first_error(query.errors))
-        return query.validated_data
-
-
-def _first_error(errors) -> str:
-    while isinstance(errors, dict | list):
-        errors = next(iter(errors.values())) if isinstance(errors, dict) else errors[0]
-    return str(errors)
-
-
 _SESSION_ID = re.compile(r"[0-9]{1,18}")
 
 
@@ -233,15 +195,6 @@ def session_for_key(key: ApiKey, session_id: str) -> Session:
     if session is None:
         raise exceptions.NotFound("Session not found")
     return session
-
-
-def _filters(params: dict) -> SessionFilters:
-    return SessionFilters(
-        source=normalise_source(params.get("source")) or "",
-        project=params.get("project", "").strip(),
-        model=params.get("model", "").strip(),
-        provider=params.get("provider", "").strip(),
-    )
 
 
 class SessionListApi(ReadApi):
@@ -265,7 +218,7 @@ class SessionListApi(ReadApi):
             if position is None or not isinstance(position[0], datetime):
                 raise exceptions.ValidationError("cursor is not valid; pass the nextCursor of the previous page")
         sessions, next_cursor = session_page(
-            request.auth.workspace, _filters(params), cursor=cursor, size=min(params["limit"], self.max_limit)
+            request.auth.workspace, session_filters(params), cursor=cursor, size=min(params["limit"], self.max_limit)
         )
         return Response(
             {"sessions": serializers.SessionSerializer(sessions, many=True).data, "nextCursor": next_cursor}
@@ -392,93 +345,3 @@ class StatsApi(ReadApi):
         totals["modelUsage"] = usage(months.filter(dimension="model"), "unknown")
         totals["sourceUsage"] = usage(by_source, "opencode")
         return Response(totals)
-
-
-def _search(request, params: dict, *, limit: int, offset: int = 0):
-    filters = _filters(params)
-    return search_sessions(
-        request.auth.workspace,
-        params["q"],
-        mode=params["type"],
-        limit=limit,
-        offset=offset,
-        filters=filters if filters != SessionFilters() else None,
-    )
-
-
-class SearchApi(ReadApi):
-    query_serializer = serializers.SearchQuerySerializer
-    throttle_scope = "search"
-    max_limit = 50
-
-    @extend_schema(
-        operation_id="search",
-        tags=READ,
-        summary="Search sessions",
-        description="`fulltext` (default) matches message text, tool calls and results, and titles, in web-search "
-        "syntax; `semantic` ranks by meaning (embeddings); `hybrid` fuses both rankings by reciprocal rank fusion. "
-        "Without an embeddings provider, semantic and hybrid answer full-text results, `type: fulltext` and a "
-        "`notice`. Every result has both `id` and `_id`, the session's fields, `score`, a highlighted `snippet` "
-        "and the matching `messageId`.",
-        parameters=[serializers.SearchQuerySerializer],
-        responses={200: serializers.SearchSerializer, 400: BAD_REQUEST, 401: UNAUTHORIZED},
-    )
-    def get(self, request):
-        params = self.query(request)
-        result = _search(request, params, limit=min(params["limit"], self.max_limit), offset=params["offset"])
-        sessions = []
-        for hit in result.hits:
-            hit.session.search_hit = hit
-            sessions.append(hit.session)
-        return Response(
-            {
-                "results": serializers.SearchResultSerializer(sessions, many=True).data,
-                "type": result.mode,
-                "notice": result.notice,
-            }
-        )
-
-
-class ContextApi(ReadApi):
-    query_serializer = serializers.ContextQuerySerializer
-    throttle_scope = "search"
-    max_limit = 20
-
-    @extend_schema(
-        operation_id="context",
-        tags=READ,
-        summary="Past sessions as context for a prompt",
-        description="Finds the sessions best matching `q` (hybrid by default) and returns, for each, its first "
-        "message, the matching message and its last `messagesPerSession` messages, trimmed to fit `maxTokens` "
-        "(counted with tiktoken's cl100k_base): sessions in rank order, within a session the matching and first "
-        "messages before the newest; stretches left out are marked. `format=text` is upstream's "
-        '(`Relevant coding sessions for: "<q>"` …), `messages` upstream\'s chat messages with metadata, '
-        "`markdown` and `xml` tagged blocks. A message's content is its text parts joined by newlines, else its "
-        "text, without `<thinking>` blocks; messages without text (tool plumbing) are skipped.",
-        parameters=[serializers.ContextQuerySerializer],
-        responses={200: serializers.ContextSerializer, 400: BAD_REQUEST, 401: UNAUTHORIZED},
-    )
-    def get(self, request):
-        params = self.query(request)
-        result = _search(request, params, limit=min(params["limit"], self.max_limit))
-        picks = [
-            context.Pick(hit.session.pk, message_ids=(hit.message_id,) if hit.message_id else ()) for hit in result.hits
-        ]
-        blocks = context.load_blocks(request.auth.workspace, picks, last=params["messagesPerSession"])
-        built = context.build(blocks, fmt=params["format"], budget=params["maxTokens"], query=params["q"])
-        body: dict[str, object] = (
-            {"messages": built.messages} if built.format == context.MESSAGES else {"text": built.text}
-        )
-        included = built.included
-        return Response(
-            {
-                **body,
-                "sessionCount": len(included),
-                "sessionIds": [str(block.session.pk) for block in included],
-                "tokenCount": built.tokens,
-                "maxTokens": built.budget,
-                "truncated": built.trimmed,
-                "type": result.mode,
-                "notice": result.notice,
-            }
-        )

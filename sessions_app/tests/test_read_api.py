@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
-from django.test import override_settings
 
 from accounts.services import api_key_create, workspace_create_team
-from sessions_app.api.views import SearchApi, SessionGetApi, SessionListApi
+from search.tests.test_search_api import UPSTREAM_SEARCH_FULLTEXT, UPSTREAM_SEARCH_SEMANTIC, sync_conversation
+from sessions_app.api.views import SessionGetApi, SessionListApi
 from sessions_app.models import Session
 from sessions_app.tests.factories import MessageFactory, PartFactory, SessionFactory
 
@@ -26,13 +26,6 @@ UPSTREAM_SESSION = {
 UPSTREAM_MESSAGE = {
     "id", "externalId", "role", "textContent", "model", "promptTokens", "completionTokens", "durationMs",
     "createdAt", "parts",
-}  # fmt: skip
-UPSTREAM_SEARCH_FULLTEXT = {
-    "id", "externalId", "title", "projectPath", "model", "totalTokens", "cost", "messageCount", "createdAt",
-}  # fmt: skip
-UPSTREAM_SEARCH_SEMANTIC = {
-    "_id", "externalId", "title", "projectPath", "projectName", "model", "totalTokens", "cost", "isPublic",
-    "messageCount", "createdAt", "updatedAt",
 }  # fmt: skip
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -430,78 +423,6 @@ def test_stats_of_an_empty_workspace(read_client):
         "modelUsage": {},
         "sourceUsage": {},
     }
-
-
-# --- /api/search -----------------------------------------------------------------------------------
-
-
-def sync_conversation(sync_client):
-    body = {
-        "sessions": [{"externalId": "s-search", "title": "Postgres tuning", "source": "codex-cli"}],
-        "messages": [
-            {"sessionExternalId": "s-search", "externalId": "m1", "role": "user", "textContent": "hello there"},
-            {
-                "sessionExternalId": "s-search",
-                "externalId": "m2",
-                "role": "assistant",
-                "textContent": "The connection failed with ECONNREFUSED on port 5432.",
-            },
-        ],
-    }
-    response = sync_client.post("/sync/batch", body, content_type="application/json")
-    assert response.status_code == 200 and response.json()["errors"] == []
-    return Session.objects.get(external_id="s-search")
-
-
-def test_search_result_shape(sync_client):
-    session = sync_conversation(sync_client)
-    body = sync_client.get("/api/search?q=ECONNREFUSED").json()
-    assert set(body) == {"results", "type", "notice"}
-    assert body["type"] == "fulltext" and body["notice"] is None
-    (hit,) = body["results"]
-    assert set(hit) >= UPSTREAM_SEARCH_FULLTEXT | UPSTREAM_SEARCH_SEMANTIC  # one shape for every mode
-    assert hit["id"] == hit["_id"] == str(session.pk)
-    assert hit["source"] == "codex-cli"
-    assert isinstance(hit["score"], float) and hit["score"] > 0
-    assert "<mark>ECONNREFUSED</mark>" in hit["snippet"]
-    message = session.messages.get(external_id="m2")
-    assert hit["messageId"] == str(message.pk) and hit["matchedBy"] == ["fulltext"]
-
-
-def test_search_snippet_is_escaped_html(sync_client):
-    body = {
-        "messages": [
-            {
-                "sessionExternalId": "s-xss",
-                "externalId": "x",
-                "textContent": "<script>alert(1)</script> a <img src=x onerror=alert(1)> needle & 1 < 2",
-            }
-        ]
-    }
-    sync_client.post("/sync/batch", body, content_type="application/json")
-    (hit,) = sync_client.get("/api/search?q=needle").json()["results"]
-    assert set(re.findall(r"<[^>]*>", hit["snippet"])) == {"<mark>", "</mark>"}
-
-
-@override_settings(OPENSYNC_EMBEDDINGS_PROVIDER="")
-@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
-def test_search_without_embeddings_falls_back_and_says_so(sync_client, mode):
-    session = sync_conversation(sync_client)
-    body = sync_client.get(f"/api/search?q=ECONNREFUSED&type={mode}").json()
-    assert body["type"] == "fulltext" and body["notice"]
-    assert [r["_id"] for r in body["results"]] == [str(session.pk)]
-
-
-def test_search_limit_cap_offset_and_filters(read_client, user, monkeypatch):
-    for minute in range(4):
-        session_at(user, minute, title=f"kubernetes rollout {minute}", source="pi" if minute == 0 else "claude-code")
-    monkeypatch.setattr(SearchApi, "max_limit", 2)
-    assert len(read_client.get("/api/search?q=kubernetes&limit=500").json()["results"]) == 2
-    everything = [r["id"] for r in read_client.get("/api/search?q=kubernetes&limit=2").json()["results"]]
-    more = [r["id"] for r in read_client.get("/api/search?q=kubernetes&limit=2&offset=2").json()["results"]]
-    assert len(more) == 2 and not set(everything) & set(more)
-    filtered = read_client.get("/api/search?q=kubernetes&source=pi").json()["results"]
-    assert [r["source"] for r in filtered] == ["pi"]
 
 
 # --- /api/v1 aliases -------------------------------------------------------------------------------

@@ -6,16 +6,18 @@ A private, revoked or expired link is a plain 404.
 """
 
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from opensync.http import HtmxHttpRequest, is_fragment_request, render_page
+
 from .. import selectors
 from ..models import Session
-from .sessions import is_fragment_request, message_text_response, message_window, render
+from ..viewer import message_text_response, message_window
 
 
 def shared(slug: str) -> Session:
@@ -30,13 +32,18 @@ def shared(slug: str) -> Session:
 
 
 def _no_index(response):
+    """Not for search engines, and no Referer to the sites its links lead to."""
     response["X-Robots-Tag"] = "noindex, nofollow"
+    return _no_referrer(response)
+
+
+def _no_referrer(response):
     response["Referrer-Policy"] = "no-referrer"
     return response
 
 
 @require_GET
-def shared_session(request: HttpRequest, slug: str) -> TemplateResponse:
+def shared_session(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
     session = shared(slug)
     context = {
         "session": session,
@@ -44,11 +51,11 @@ def shared_session(request: HttpRequest, slug: str) -> TemplateResponse:
         "messages_url": reverse("sessions:public-messages", args=[slug]),
         **message_window(request, session, public=True),
     }
-    return _no_index(render(request, "sessions_app/session_public.html", context))
+    return _no_index(render_page(request, "sessions_app/session_public.html", context))
 
 
 @require_GET
-def shared_messages(request: HttpRequest, slug: str) -> TemplateResponse:
+def shared_messages(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
     session = shared(slug)
     if not is_fragment_request(request):
         return redirect(f"{reverse('sessions:public', args=[slug])}?{request.GET.urlencode()}")
@@ -62,7 +69,7 @@ def shared_messages(request: HttpRequest, slug: str) -> TemplateResponse:
 
 
 @require_GET
-def shared_message_text(request: HttpRequest, slug: str, position: str) -> HttpResponse:
+def shared_message_text(request: HtmxHttpRequest, slug: str, position: str) -> HttpResponse:
     """One message's whole text (Copy, "Show the full text"), named by its position in the
     shared session (the paging cursors' form), so the page carries no message ids."""
     session = shared(slug)
@@ -72,4 +79,4 @@ def shared_message_text(request: HttpRequest, slug: str, position: str) -> HttpR
         message = session.messages.prefetch_related("parts").filter(created_at=at[0], order=at[1]).first()
     if message is None:
         raise Http404("No such message")
-    return _no_index(message_text_response(message))
+    return _no_referrer(message_text_response(message))  # which already says noindex
