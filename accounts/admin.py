@@ -5,8 +5,9 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import Count
 from django.utils import timezone
 
+from .deletion import deletion_job_retry
 from .models import ApiKey, ApiRequestLog, DeletionJob, Invitation, Membership, User, Workspace
-from .services import deletion_job_retry, user_deactivate, workspace_ensure_personal
+from .services import user_deactivate, workspace_ensure_personal
 
 # --- Users ----------------------------------------------------------------------------------
 

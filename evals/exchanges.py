@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sessions_app.message_text import message_text
+from sessions_app.models import Message, Part
 from sessions_app.rendering import (
     TOOL_CALL_TYPES,
     TOOL_RESULT_TYPES,
@@ -29,6 +30,8 @@ from sessions_app.rendering import (
     tool_call,
     tool_output,
 )
+
+from .selectors import attach_labels
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -353,10 +356,6 @@ def build(
 def conversations(sessions) -> list[Conversation]:
     """Sessions from the database as conversations, in the order given: their messages in
     display order with parts and labels, in three queries whatever the number of sessions."""
-    from sessions_app.models import Message, Part
-
-    from .selectors import attach_labels
-
     sessions = list(sessions)
     by_session: dict[int, list] = {session.pk: [] for session in sessions}
     messages = list(

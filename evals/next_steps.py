@@ -195,7 +195,7 @@ def steps(fmt: Format, options: Options, filename: str) -> list[Step]:
 
 def readme(fmt: Format, options: Options, filename: str, report) -> str:
     """README.txt of the zip export."""
-    from .export import warning_lines
+    from .export import warning_lines  # export imports this module (the zip's README)
 
     lines = [
         "OPENSYNC EVAL EXPORT",

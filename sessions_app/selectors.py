@@ -21,7 +21,7 @@ from django.db.models import F, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from accounts.models import Role
+from accounts.models import Role, User
 from accounts.selectors import role_in
 
 from . import inputs
@@ -40,8 +40,6 @@ def workspace_members(workspace) -> list | None:
     """The people of a team workspace (for the owner filter); None for a personal one."""
     if workspace.is_personal:
         return None
-    from accounts.models import User
-
     return list(User.objects.filter(memberships__workspace=workspace).order_by("name", "email"))
 
 

@@ -17,7 +17,8 @@ from django.utils.http import content_disposition_header, url_has_allowed_host_a
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from accounts.selectors import current_workspace, plugin_base_url
+from accounts.selectors import plugin_base_url
+from accounts.services import current_workspace
 
 from .. import exports, selectors, services
 from ..forms import RenameForm, SessionFilterForm, ShareForm
