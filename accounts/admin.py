@@ -5,8 +5,9 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import Count
 from django.utils import timezone
 
+from .deletion import deletion_job_retry
 from .models import ApiKey, ApiRequestLog, DeletionJob, Invitation, Membership, User, Workspace
-from .services import deletion_job_retry, user_deactivate, workspace_ensure_personal
+from .services import user_deactivate
 
 # --- Users ----------------------------------------------------------------------------------
 
@@ -78,14 +79,8 @@ class UserAdmin(BaseUserAdmin):
     actions = ("deactivate_users",)
 
     def get_inlines(self, request, obj):
-        # The add form has no inlines: the personal workspace is created in save_model.
+        # The add form has no inlines: the personal workspace comes with the user (accounts.signals).
         return self.inlines if obj else ()
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if not change:
-            # Same invariant as sign-ups and the manager: every user has a personal workspace.
-            workspace_ensure_personal(user=obj)
 
     @admin.action(description="Deactivate selected users", permissions=["change"])
     def deactivate_users(self, request, queryset):

@@ -1,4 +1,5 @@
-from .selectors import current_workspace, workspaces_for_user
+from .selectors import workspaces_for_user
+from .services import current_workspace
 
 
 def workspaces(request):

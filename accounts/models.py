@@ -1,5 +1,6 @@
 import hashlib
 import zoneinfo
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -10,6 +11,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from opensync.jobs import Job, JobStatus, job_statuses, status_field
 
 
 def validate_timezone(value: str) -> None:
@@ -27,10 +30,8 @@ class UserManager(BaseUserManager):
             raise ValueError("An email address is required")
         user = self.model(email=self.normalize_email(email).lower(), **extra)
         user.set_password(password)
+        # Its personal workspace comes with it (accounts.signals).
         user.save(using=self._db)
-        from accounts.services import workspace_ensure_personal
-
-        workspace_ensure_personal(user=user)
         return user
 
     def create_user(self, email: str, password: str | None = None, **extra):
@@ -260,14 +261,8 @@ class DeletionKind(models.TextChoices):
     ACCOUNT = "account", "Delete account"
 
 
-class DeletionStatus(models.TextChoices):
-    PENDING = "pending", "Waiting to start"
-    RUNNING = "running", "Deleting"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-
-
-ACTIVE_DELETION_STATUSES = (DeletionStatus.PENDING, DeletionStatus.RUNNING)
+# What the deletion pages say for each status.
+DeletionStatus = job_statuses("DeletionStatus", pending="Waiting to start", running="Deleting")
 DELETION_COUNT_LABELS = {
     "sessions": "Sessions",
     "messages": "Messages",
@@ -280,12 +275,7 @@ DELETION_COUNT_LABELS = {
 }
 
 
-class DeletionJobQuerySet(models.QuerySet):
-    def active(self):
-        return self.filter(status__in=ACTIVE_DELETION_STATUSES)
-
-
-class DeletionJob(models.Model):
+class DeletionJob(Job):
     """A "delete my data" / "delete my account" request, run in batches by a Celery task.
 
     The row outlives the user (user -> NULL) so the public progress page can still answer; it
@@ -297,19 +287,17 @@ class DeletionJob(models.Model):
     )
     email = models.EmailField(help_text="Who asked, kept after the account is gone.")
     kind = models.CharField(max_length=16, choices=DeletionKind.choices)
-    status = models.CharField(max_length=16, choices=DeletionStatus.choices, default=DeletionStatus.PENDING)
+    status = status_field(DeletionStatus)
     # What was deleted so far, e.g. {"sessions": 500, "messages": 12000, "parts": 30000, "request_logs": 80}
     counts = models.JSONField(default=dict, blank=True)
     # What there was to delete when the job started (for the percentage); same keys as counts.
     totals = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
     # Only exposes the progress of this job (no login needed after the account is gone).
     token = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(default=timezone.now, help_text="Last progress; a stale running job is resumed.")
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    objects = DeletionJobQuerySet.as_manager()
+    task = "accounts.tasks.deletion_job_run_task"
+    # A job without progress for this long lost its worker; asking again (or the admin) resumes it.
+    stale_after = queued_stale_after = timedelta(minutes=15)
 
     class Meta:
         ordering = ["-created_at"]
@@ -330,19 +318,16 @@ class DeletionJob(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} for {self.email} ({self.status})"
 
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_DELETION_STATUSES
+    def progress_total(self) -> int:
+        return sum(self.totals.values())
+
+    def progress_done(self) -> int:
+        return sum(min(self.counts.get(key, 0), value) for key, value in self.totals.items())
 
     @property
-    def percent(self) -> int:
-        if self.status == DeletionStatus.DONE:
-            return 100
-        total = sum(self.totals.values())
-        if not total:
-            return 0
-        done = sum(min(self.counts.get(key, 0), value) for key, value in self.totals.items())
-        return min(99, done * 100 // total)
+    def can_retry(self) -> bool:
+        # A pending job whose task got lost is queued again too: the claim keeps it to one worker.
+        return self.status == JobStatus.PENDING or super().can_retry
 
     @property
     def count_rows(self) -> list[tuple[str, int, int | None]]:

@@ -9,6 +9,9 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 
+from sessions_app import analytics
+from sessions_app.models import Session, Source
+
 from .models import ApiKey, ApiRequestLog, DeletionJob, Invitation, Membership, Role, User, Workspace, hash_api_key
 
 CURRENT_WORKSPACE_SESSION_KEY = "current_workspace_id"
@@ -42,23 +45,6 @@ def members_of(workspace: Workspace) -> QuerySet[Membership]:
 
 def pending_invitations(workspace: Workspace) -> QuerySet[Invitation]:
     return Invitation.objects.pending().filter(workspace=workspace).select_related("invited_by")
-
-
-def current_workspace(request: HttpRequest) -> Workspace:
-    """The workspace the user picked in the switcher, else their personal one."""
-    from .services import workspace_ensure_personal
-
-    user = cast(User, request.user)  # asked for by login-required views and the signed-in layout only
-    workspace_id = request.session.get(CURRENT_WORKSPACE_SESSION_KEY)
-    # Asked for by the view and the layout's switcher: look it up once per request.
-    cached = getattr(request, "_current_workspace", None)
-    if cached is not None and cached[0] == (user.pk, workspace_id):
-        return cached[1]
-    workspace = workspaces_for_user(user).filter(pk=workspace_id).first() if workspace_id else None
-    if workspace is None:
-        workspace = workspace_ensure_personal(user=user)
-    request._current_workspace = ((user.pk, workspace_id), workspace)  # type: ignore[attr-defined]  # per-request memo
-    return workspace
 
 
 def role_in(user: User, workspace: Workspace) -> str | None:
@@ -106,8 +92,6 @@ def touch_api_key(api_key: ApiKey) -> None:
 
 def enabled_sources(user) -> list[tuple[str, str]]:
     """(value, label) of the agents the user shows in source filters (Settings → Agents)."""
-    from sessions_app.models import Source
-
     hidden = set(getattr(user, "hidden_sources", None) or ())
     return [(value, label) for value, label in Source.choices if value not in hidden]
 
@@ -120,8 +104,6 @@ USAGE_TOP_ENDPOINTS = 20
 
 def user_totals(user: User) -> dict:
     """Profile: what the user owns across all workspaces, in one aggregate query."""
-    from sessions_app.models import Session
-
     return Session.objects.filter(owner=user).aggregate(
         sessions=Count("pk"),
         messages=Coalesce(Sum("message_count"), 0),
@@ -135,9 +117,6 @@ def workspace_usage(workspace: Workspace, *, days: int = USAGE_DAYS) -> dict:
     Three aggregate queries whatever the amount of data: requests per day, requests per
     endpoint, sessions and tokens per source. Callers pass a workspace the user is a member of.
     """
-    from sessions_app import analytics
-    from sessions_app.models import Source
-
     today = analytics.today_in(workspace.timezone)
     first_day = today - timedelta(days=days - 1)
     since = timezone.make_aware(datetime.combine(first_day, time.min))

@@ -1,4 +1,5 @@
-"""Writes for users, workspaces, memberships, invitations, API keys and account deletion."""
+"""Writes for users, workspaces, memberships, invitations and API keys (deleting data and
+accounts: accounts.deletion)."""
 
 import hashlib
 import logging
@@ -6,23 +7,20 @@ import secrets
 from collections.abc import Iterable
 from datetime import timedelta
 
-from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
-from django.db import IntegrityError, models, transaction
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import slugify
+
+from sessions_app.models import Source
 
 from . import selectors
 from .models import (
     ApiKey,
     ApiKeyScope,
-    ApiRequestLog,
-    DeletionJob,
-    DeletionKind,
-    DeletionStatus,
     Invitation,
     Membership,
     Role,
@@ -64,6 +62,22 @@ def workspace_ensure_personal(*, user: User) -> Workspace:
     return workspace
 
 
+def current_workspace(request: HttpRequest) -> Workspace:
+    """The workspace the user picked in the switcher, else their personal one (made again if it
+    is missing, so a page always has a workspace to show)."""
+    user = request.user
+    workspace_id = request.session.get(selectors.CURRENT_WORKSPACE_SESSION_KEY)
+    # Asked for by the view and the layout's switcher: look it up once per request.
+    cached = getattr(request, "_current_workspace", None)
+    if cached is not None and cached[0] == (user.pk, workspace_id):
+        return cached[1]
+    workspace = selectors.workspaces_for_user(user).filter(pk=workspace_id).first() if workspace_id else None
+    if workspace is None:
+        workspace = workspace_ensure_personal(user=user)
+    request._current_workspace = ((user.pk, workspace_id), workspace)
+    return workspace
+
+
 @transaction.atomic
 def workspace_create_team(*, user: User, name: str) -> Workspace:
     name = name.strip()
@@ -86,7 +100,7 @@ def _other_admins_exist(membership: Membership) -> bool:
     return others.exclude(pk=membership.pk).exists()
 
 
-def _lock_admin_rows_of(user: User) -> None:
+def lock_admin_rows_of(user: User) -> None:
     """Lock the admin memberships of every team workspace where `user` is admin: the same rows
     membership_set_role / membership_remove lock, so a last-admin check can't race them."""
     workspaces = Membership.objects.filter(user=user, role=Role.ADMIN, workspace__is_personal=False).values(
@@ -253,244 +267,7 @@ def user_update_profile(*, user: User, name: str) -> User:
 @transaction.atomic
 def user_set_shown_sources(*, user: User, shown: Iterable[str]) -> User:
     """Settings → Agents: store the sources *not* shown; unknown values are ignored."""
-    from sessions_app.models import Source
-
     shown = set(shown)
     user.hidden_sources = [value for value in Source.values if value not in shown]
     user.save(update_fields=["hidden_sources"])
     return user
-
-
-# --- Settings: deleting data and accounts ---------------------------------------------------
-
-DELETION_BATCH_SIZE = 100  # sessions per transaction (their messages and parts go with them)
-REQUEST_LOG_BATCH_SIZE = 5000  # log rows have no dependents: bigger batches are cheap
-# A running job whose progress didn't move for this long lost its worker; asking again resumes it.
-DELETION_STALE_AFTER = timedelta(minutes=15)
-
-
-def _workspaces_deleted_with(user: User):
-    """The personal workspace and the team workspaces nobody else is in."""
-    other_member = Membership.objects.filter(workspace=OuterRef("pk")).exclude(user=user)
-    solo_teams = Workspace.objects.filter(is_personal=False, memberships__user=user).filter(~Exists(other_member))
-    return Workspace.objects.filter(Q(is_personal=True, created_by=user) | Q(pk__in=solo_teams.values("pk")))
-
-
-def _sessions_to_delete(job: DeletionJob):
-    from sessions_app.models import Session
-
-    sessions = Session.objects.filter(owner=job.user)
-    if job.kind == DeletionKind.ACCOUNT:
-        # A workspace that goes away takes everything in it (e.g. sessions of people who left).
-        sessions = sessions | Session.objects.filter(workspace__in=_workspaces_deleted_with(job.user).values("pk"))
-    return sessions
-
-
-def _related_to_user_querysets(user: User):
-    """Rows of the search and evals apps that belong to the user (saved searches, bookmarks, ...).
-
-    Rows that only name the user (on_delete=SET_NULL, such as who made a review change on a
-    team's session) stay: they are the team's record, and lose the name with the account."""
-    for label in ("search", "evals"):
-        for model in apps.get_app_config(label).get_models():
-            for field in model._meta.concrete_fields:
-                if (
-                    field.is_relation
-                    and field.many_to_one
-                    and field.related_model is User
-                    and field.remote_field.on_delete is models.CASCADE
-                ):
-                    yield model._default_manager.filter(**{field.name: user})
-
-
-def deletion_job_start(*, user: User, kind: str) -> tuple[DeletionJob, bool]:
-    """Start deleting the user's data (or account) in the background. Returns (job, created).
-
-    While a job is pending or running, asking again returns that job instead of a second one.
-    An account deletion first checks nobody is left without an admin, then disables the user at
-    once (login and API keys stop working) before the data goes.
-    """
-    if kind not in DeletionKind.values:
-        raise ValidationError(f"Unknown deletion kind {kind!r}.")
-    with transaction.atomic():
-        # Serialise requests of one user (double submits, two tabs): the unique constraint would
-        # reject the second insert, but the lock lets it return the running job instead.
-        User.objects.select_for_update().filter(pk=user.pk).first()
-        existing = DeletionJob.objects.active().filter(user=user).first()
-        if existing:
-            if timezone.now() - existing.updated_at > DELETION_STALE_AFTER:
-                _enqueue_deletion(existing)
-            return existing, False
-        if kind == DeletionKind.ACCOUNT:
-            _lock_admin_rows_of(user)
-            blockers = list(selectors.account_deletion_blockers(user).values_list("name", flat=True))
-            if blockers:
-                raise ValidationError(
-                    f"You are the only admin of {', '.join(blockers)}, which other people still use. "
-                    "Make someone else admin there, or leave the workspace, then try again."
-                )
-        job = DeletionJob.objects.create(user=user, email=user.email, kind=kind, token=secrets.token_urlsafe(32))
-        if kind == DeletionKind.ACCOUNT:
-            user.is_active = False
-            user.save(update_fields=["is_active"])
-        _enqueue_deletion(job)
-    return job, True
-
-
-def _enqueue_deletion(job: DeletionJob) -> None:
-    transaction.on_commit(lambda: _send_deletion(job.pk))
-
-
-def _send_deletion(job_id: int) -> None:
-    """Hand the job to Celery. If the broker is unreachable the job fails at once with a reason
-    (and a disabled account is given back when nothing was deleted), instead of a 500 after the
-    commit and a job that waits forever."""
-    from . import tasks
-
-    try:
-        tasks.deletion_job_run_task.delay(job_id)
-    except Exception as exc:
-        logger.exception("Could not queue deletion job %s", job_id)
-        job = DeletionJob.objects.filter(pk=job_id).first()
-        if job is not None:
-            _fail(job, f"The task queue is unavailable ({type(exc).__name__}). Please try again later.")
-
-
-def deletion_job_retry(*, job: DeletionJob) -> bool:
-    """Admin: run a failed (or stuck) job again from where it stopped. Returns whether it was queued."""
-    stuck = job.status == DeletionStatus.RUNNING and timezone.now() - job.updated_at > DELETION_STALE_AFTER
-    if job.status not in (DeletionStatus.FAILED, DeletionStatus.PENDING) and not stuck:
-        return False
-    with transaction.atomic():
-        DeletionJob.objects.filter(pk=job.pk).update(
-            status=DeletionStatus.PENDING, error="", finished_at=None, updated_at=timezone.now()
-        )
-        _enqueue_deletion(job)
-    return True
-
-
-def _claim_deletion_job(job_id: int) -> DeletionJob | None:
-    """Pending (or stale running) -> running, with a conditional UPDATE: one worker per job."""
-    now = timezone.now()
-    claimable = DeletionJob.objects.filter(pk=job_id, status=DeletionStatus.PENDING) | DeletionJob.objects.filter(
-        pk=job_id, status=DeletionStatus.RUNNING, updated_at__lt=now - DELETION_STALE_AFTER
-    )
-    if not claimable.update(status=DeletionStatus.RUNNING, updated_at=now):
-        return None
-    return DeletionJob.objects.select_related("user").get(pk=job_id)
-
-
-def _save_progress(job: DeletionJob, **fields) -> None:
-    job.updated_at = timezone.now()
-    DeletionJob.objects.filter(pk=job.pk).update(counts=job.counts, updated_at=job.updated_at, **fields)
-
-
-def _add_counts(job: DeletionJob, **counts: int) -> None:
-    for key, value in counts.items():
-        job.counts[key] = job.counts.get(key, 0) + value
-
-
-def deletion_job_run(*, job_id: int) -> DeletionJob | None:
-    """Run a claimed job to the end. Safe to run again after a crash: it deletes what is left."""
-    job = _claim_deletion_job(job_id)
-    if job is None:
-        return None  # gone, finished, or another worker has it
-    try:
-        if job.user is None:
-            raise RuntimeError("The user no longer exists.")
-        if job.kind == DeletionKind.ACCOUNT and selectors.account_deletion_blockers(job.user).exists():
-            raise ValidationError("Another member must be made admin first.")
-        _set_totals(job)
-        _delete_sessions(job)
-        _delete_request_logs(job)
-        with transaction.atomic():
-            if job.kind == DeletionKind.ACCOUNT:
-                # Checked again under the admin-row locks: someone may have left meanwhile.
-                _lock_admin_rows_of(job.user)
-                if selectors.account_deletion_blockers(job.user).exists():
-                    raise ValidationError("Another member must be made admin first.")
-            for queryset in _related_to_user_querysets(job.user):
-                queryset.delete()
-            if job.kind == DeletionKind.ACCOUNT:
-                _delete_account_rows(job)
-            job.status = DeletionStatus.DONE
-            job.finished_at = timezone.now()
-            _save_progress(job, status=job.status, finished_at=job.finished_at)
-    except Exception as exc:
-        logger.exception("Deletion job %s failed", job.pk)
-        _fail(job, " ".join(exc.messages) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}")
-    return job
-
-
-def _fail(job: DeletionJob, error: str) -> None:
-    # A failed batch was rolled back: keep the counts of the committed ones.
-    job.counts = DeletionJob.objects.values_list("counts", flat=True).get(pk=job.pk)
-    job.status = DeletionStatus.FAILED
-    job.error = error
-    job.finished_at = timezone.now()
-    _save_progress(job, status=job.status, error=job.error, finished_at=job.finished_at)
-    if job.kind == DeletionKind.ACCOUNT and job.user_id is not None and not any(job.counts.values()):
-        # Nothing was deleted: give the account back rather than leave it locked. Otherwise it
-        # stays disabled until an admin runs the job again (DeletionJob admin, "Run again").
-        User.objects.filter(pk=job.user_id).update(is_active=True)
-
-
-def _set_totals(job: DeletionJob) -> None:
-    remaining = _sessions_to_delete(job).aggregate(sessions=Count("pk"), messages=Sum("message_count"))
-    totals = {
-        "sessions": job.counts.get("sessions", 0) + remaining["sessions"],
-        "messages": job.counts.get("messages", 0) + (remaining["messages"] or 0),
-        "request_logs": job.counts.get("request_logs", 0) + ApiRequestLog.objects.filter(user=job.user).count(),
-    }
-    if job.kind == DeletionKind.ACCOUNT:
-        totals["api_keys"] = job.counts.get("api_keys", 0) + ApiKey.objects.filter(user=job.user).count()
-    job.totals = totals
-    _save_progress(job, totals=totals)
-
-
-def _delete_sessions(job: DeletionJob) -> None:
-    from sessions_app.services import sessions_delete
-
-    while True:
-        with transaction.atomic():
-            batch = list(_sessions_to_delete(job).order_by("pk").values_list("pk", flat=True)[:DELETION_BATCH_SIZE])
-            if not batch:
-                return
-            _add_counts(job, **sessions_delete(session_ids=batch))
-            _save_progress(job)
-
-
-def _delete_request_logs(job: DeletionJob) -> None:
-    while True:
-        with transaction.atomic():
-            batch = ApiRequestLog.objects.filter(user=job.user).order_by("pk").values("pk")[:REQUEST_LOG_BATCH_SIZE]
-            deleted, _ = ApiRequestLog.objects.filter(pk__in=batch).delete()
-            if not deleted:
-                return
-            _add_counts(job, request_logs=deleted)
-            _save_progress(job)
-
-
-def _delete_account_rows(job: DeletionJob) -> None:
-    user = job.user
-    deleted: dict[str, int] = {}
-    for queryset in (
-        ApiKey.objects.filter(user=user),
-        # sent by them, and sent to them (their email address stays nowhere)
-        Invitation.objects.filter(Q(invited_by=user) | Q(accepted_by=user) | Q(email__iexact=user.email)),
-        _workspaces_deleted_with(user),  # with their memberships, invitations and keys
-        Membership.objects.filter(user=user),
-    ):
-        for label, count in queryset.delete()[1].items():
-            deleted[label] = deleted.get(label, 0) + count
-    _add_counts(
-        job,
-        api_keys=deleted.get(ApiKey._meta.label, 0),
-        invitations=deleted.get(Invitation._meta.label, 0),
-        workspaces=deleted.get(Workspace._meta.label, 0),
-        memberships=deleted.get(Membership._meta.label, 0),
-    )
-    # Whatever else points at the user (allauth email addresses, social accounts, admin log)
-    # goes by CASCADE; this job keeps only the email snapshot (user -> NULL).
-    user.delete()
-    job.user = None

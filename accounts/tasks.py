@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from . import services
+from . import deletion
 
 
 # Big accounts take a while; past the soft limit the job is marked failed and asking again resumes it.
@@ -10,4 +10,4 @@ def deletion_job_run_task(job_id: int) -> None:
 
     A failure is recorded on the job (status "failed"); running it again resumes where it stopped.
     """
-    services.deletion_job_run(job_id=job_id)
+    deletion.deletion_job_run(job_id=job_id)

@@ -13,7 +13,7 @@ from opensync.http import HtmxHttpRequest, render_page, safe_next
 from sessions_app.inputs import whole_number
 from sessions_app.models import Source
 
-from . import selectors, services
+from . import deletion, selectors, services
 from .forms import ApiKeyForm, DeleteAccountForm, InvitationForm, ProfileForm, RoleForm, WorkspaceForm
 from .models import DeletionKind, Role
 
@@ -27,7 +27,7 @@ def _error_text(exc: ValidationError) -> str:
 
 def _api_keys_context(request, form=None, new_key=None):
     workspaces = list(selectors.workspaces_for_user(request.user))
-    current = selectors.current_workspace(request)
+    current = services.current_workspace(request)
     return {
         "form": form or ApiKeyForm(workspaces=workspaces, initial={"workspace": str(current.pk)}),
         "api_keys": selectors.api_keys_for_user(request.user),
@@ -280,7 +280,7 @@ def _bar_chart(values: list[int], *, width: int = 600, height: int = 120) -> dic
 @login_required
 @require_GET
 def usage(request: HtmxHttpRequest) -> TemplateResponse:
-    workspace = selectors.current_workspace(request)
+    workspace = services.current_workspace(request)
     usage = selectors.workspace_usage(workspace)
     chart = _bar_chart([row["requests"] for row in usage["per_day"]])
     chart["bars"] = [bar | day for bar, day in zip(chart["bars"], usage["per_day"], strict=True)]
@@ -327,7 +327,7 @@ def _confirm(request: HtmxHttpRequest, kind: str, form=None, status: int = 200) 
 def delete_data(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _confirm(request, DeletionKind.DATA)
-    job, created = services.deletion_job_start(user=request.user, kind=DeletionKind.DATA)
+    job, created = deletion.deletion_job_start(user=request.user, kind=DeletionKind.DATA)
     if not request.htmx:
         if not created:
             messages.info(request, "A deletion is already running; here is its progress.")
@@ -344,7 +344,7 @@ def delete_account(request: HtmxHttpRequest) -> HttpResponse:
     form = DeleteAccountForm(request.POST, user=request.user)
     if form.is_valid():
         try:
-            job, created = services.deletion_job_start(user=request.user, kind=DeletionKind.ACCOUNT)
+            job, created = deletion.deletion_job_start(user=request.user, kind=DeletionKind.ACCOUNT)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:

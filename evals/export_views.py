@@ -15,13 +15,15 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.models import Role
-from accounts.selectors import current_workspace, enabled_sources, role_in
+from accounts.selectors import enabled_sources, role_in
+from accounts.services import current_workspace
 from opensync.http import HtmxHttpRequest, render_page
 from sessions_app.inputs import whole_number
 from sessions_app.selectors import filter_choices, workspace_members
 
 from .exchanges import conversations
 from .export import preview, resolve, warning_lines
+from .export_jobs import ExportError, export_job_check_stale, export_job_delete, export_job_start
 from .formats import FORMATS, TURN_MODES, Options
 from .forms import EvalFilterForm, ExportForm
 from .models import ExportStatus
@@ -35,7 +37,6 @@ from .selectors import (
     scope_sessions,
     selection_scope,
 )
-from .services import ExportError, export_job_check_stale, export_job_delete, export_job_start
 
 PREVIEW_SESSIONS = 50  # sessions read to show the preview and its warnings
 PREVIEW_MESSAGES = 20_000  # and their messages, past the first session (each session is read whole)

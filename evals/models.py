@@ -1,7 +1,10 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
-from django.utils import timezone
+
+from opensync.jobs import Job, job_statuses, status_field
 
 
 class EvalTag(models.Model):
@@ -70,26 +73,15 @@ class MessageLabel(models.Model):
         return f"{self.verdict or 'unlabelled'} message {self.message_id}"
 
 
-class ExportStatus(models.TextChoices):
-    PENDING = "pending", "Queued"
-    RUNNING = "running", "Building"
-    DONE = "done", "Ready"
-    FAILED = "failed", "Failed"
-
-
-ACTIVE_EXPORT_STATUSES = (ExportStatus.PENDING, ExportStatus.RUNNING)
+# What the export pages say for each status.
+ExportStatus = job_statuses("ExportStatus", pending="Queued", running="Building", done="Ready")
 
 
 def export_upload_to(job: "ExportJob", filename: str) -> str:
     return f"exports/{job.workspace_id}/{job.pk}/{filename}"
 
 
-class ExportJobQuerySet(models.QuerySet):
-    def active(self):
-        return self.filter(status__in=ACTIVE_EXPORT_STATUSES)
-
-
-class ExportJob(models.Model):
+class ExportJob(Job):
     """An eval dataset export, built by a Celery task; once done it is a frozen dataset version:
     the exact sessions that went in (`session_ids`) and a hash of the records (`content_hash`),
     so a later export can be compared with it.
@@ -106,24 +98,25 @@ class ExportJob(models.Model):
     # {"kind": "filter", "filters": {...}} or {"kind": "selection", "ids": [...]}
     scope = models.JSONField(default=dict)
     scope_label = models.CharField(max_length=500, blank=True)
-    status = models.CharField(max_length=16, choices=ExportStatus.choices, default=ExportStatus.PENDING)
+    status = status_field(ExportStatus)
     total = models.IntegerField(default=0, help_text="Sessions in scope when the build started.")
     processed = models.IntegerField(default=0)
     sessions = models.IntegerField(default=0, help_text="Sessions with at least one record.")
     records = models.IntegerField(default=0)
     skipped = models.IntegerField(default=0)
     warnings = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
     file = models.FileField(upload_to=export_upload_to, max_length=500, blank=True)
     filename = models.CharField(max_length=200, blank=True)
     size = models.BigIntegerField(default=0)
     content_hash = models.CharField(max_length=64, blank=True)
     session_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ExportJobQuerySet.as_manager()
+    task = "evals.tasks.export_job_run_task"
+    stale_after = timedelta(minutes=10)  # a running build writes progress every half second
+    # A queued job may wait behind other long tasks (the task's time limit is an hour).
+    queued_stale_after = timedelta(minutes=65)
+    # A build starts over from nothing: a lost one fails (evals.export_jobs.export_job_check_stale).
+    resumable = False
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -132,12 +125,8 @@ class ExportJob(models.Model):
     def __str__(self) -> str:
         return f"{self.format} export #{self.pk}"
 
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_EXPORT_STATUSES
+    def progress_total(self) -> int:
+        return self.total
 
-    @property
-    def percent(self) -> int:
-        if self.status == ExportStatus.DONE:
-            return 100
-        return min(99, int(100 * self.processed / self.total)) if self.total else 0
+    def progress_done(self) -> int:
+        return self.processed

@@ -1,10 +1,10 @@
 from celery import shared_task
 
-from . import services
+from . import export_jobs
 
 
 @shared_task(ignore_result=True, soft_time_limit=55 * 60, time_limit=60 * 60)
 def export_job_run_task(job_id: int) -> None:
     """Build an eval export; does nothing if the job is gone or already taken. A failure is
     recorded on the job with its reason."""
-    services.export_job_run(job_id=job_id)
+    export_jobs.export_job_run(job_id=job_id)

@@ -11,7 +11,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from accounts.selectors import current_workspace, role_in
+from accounts.selectors import role_in
+from accounts.services import current_workspace
 from opensync.http import HtmxHttpRequest, bulk_ids, is_fragment_request, safe_next
 from sessions_app.forms import SessionFilterForm
 from sessions_app.inputs import whole_number

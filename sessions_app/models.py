@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -10,6 +10,8 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, Func, Q, Value
 from django.utils import timezone
+
+from opensync.jobs import Job
 
 from .pricing import CostSource
 
@@ -527,14 +529,7 @@ class PriceOverride(models.Model):
         return f"{self.model_pattern} from {self.effective_from:%Y-%m-%d} ({where})"
 
 
-class JobStatus(models.TextChoices):
-    PENDING = "pending", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-
-
-class RepricingJob(models.Model):
+class RepricingJob(Job):
     """Re-prices the sessions a price change affects, in batches, by a Celery task (or
     `manage.py reprice`). Each batch commits with its progress (`last_id`), so a job stopped
     half-way resumes where it was, and pricing a session twice gives the same figures.
@@ -546,18 +541,17 @@ class RepricingJob(models.Model):
     model_pattern = models.CharField(max_length=255, blank=True, help_text="Empty: every session in scope.")
     pending_only = models.BooleanField(default=False, help_text="Only sessions never priced.")
     reason = models.CharField(max_length=300, blank=True)
-    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
     total = models.IntegerField(default=0)
     processed = models.IntegerField(default=0)
     changed = models.IntegerField(default=0, help_text="Sessions whose cost changed.")
     last_id = models.BigIntegerField(default=0, help_text="Sessions up to this id are done.")
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
+
+    task = "sessions_app.tasks.repricing_job_run_task"
+    stale_after = timedelta(minutes=10)  # a batch commits its progress every few seconds
+    queue_down_error = "The task queue is unavailable ({error}): run `manage.py reprice` instead."
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -566,12 +560,8 @@ class RepricingJob(models.Model):
     def __str__(self) -> str:
         return f"Re-pricing #{self.pk} ({self.status})"
 
-    @property
-    def is_active(self) -> bool:
-        return self.status in (JobStatus.PENDING, JobStatus.RUNNING)
+    def progress_total(self) -> int:
+        return self.total
 
-    @property
-    def percent(self) -> int:
-        if self.status == JobStatus.DONE:
-            return 100
-        return min(99, int(100 * self.processed / self.total)) if self.total else 0
+    def progress_done(self) -> int:
+        return self.processed

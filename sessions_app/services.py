@@ -31,11 +31,13 @@ from datetime import timedelta
 import psycopg
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import Membership, Role, validate_timezone
+from opensync.jobs import job_claim, job_enqueue, job_fail, job_finish, job_retry, job_save_progress
+
 from . import rollups
-from .models import MESSAGE_ORDER_SEQUENCE, JobStatus, Message, Part, PriceOverride, RepricingJob, Session
+from .models import MESSAGE_ORDER_SEQUENCE, Message, Part, PriceOverride, RepricingJob, Session
 from .pricing import CostSource, PriceBook, SessionFacts, price_session
 from .search_text import SEARCH_TEXT_SQL
 from .selectors import price_book
@@ -438,7 +440,6 @@ def sessions_added(session_ids: list[int]) -> None:
 
 REPRICE_BATCH = 1000  # sessions per transaction (their progress commits with them)
 REPRICE_LOCK_TIMEOUT_MS = 200  # a batch that waits longer on a session row lets the sync go first
-REPRICE_STALE_AFTER = timedelta(minutes=10)  # a running job without progress lost its worker
 REPRICE_RETRIES = 20
 
 
@@ -477,32 +478,8 @@ def repricing_job_start(*, workspace=None, model_pattern: str = "", reason: str 
         reason=reason[:300],
         created_by=user,
     )
-    transaction.on_commit(lambda: _send_repricing(job.pk))
+    job_enqueue(job)
     return job
-
-
-def _send_repricing(job_id: int) -> None:
-    from . import tasks
-
-    try:
-        tasks.repricing_job_run_task.delay(job_id)
-    except Exception as exc:
-        logger.exception("Could not queue re-pricing job %s", job_id)
-        RepricingJob.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
-            status=JobStatus.FAILED,
-            error=f"The task queue is unavailable ({type(exc).__name__}): run `manage.py reprice` instead.",
-            finished_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
-
-
-def _claim_repricing(job_id: int) -> RepricingJob | None:
-    """pending (or a running one whose worker died) -> running, with a conditional UPDATE."""
-    now = timezone.now()
-    claimable = Q(status=JobStatus.PENDING) | Q(status=JobStatus.RUNNING, updated_at__lt=now - REPRICE_STALE_AFTER)
-    if not RepricingJob.objects.filter(claimable, pk=job_id).update(status=JobStatus.RUNNING, updated_at=now):
-        return None
-    return RepricingJob.objects.get(pk=job_id)
 
 
 def _reprice_batch(job: RepricingJob, batch_size: int, books: dict) -> int:
@@ -522,17 +499,14 @@ def _reprice_batch(job: RepricingJob, batch_size: int, books: dict) -> int:
         with rollups.tracking(ids):
             changed = sessions_price(cursor, ids, books=books)
         job.last_id, job.processed, job.changed = ids[-1], job.processed + len(ids), job.changed + changed
-        job.updated_at = timezone.now()
-        RepricingJob.objects.filter(pk=job.pk).update(
-            last_id=job.last_id, processed=job.processed, changed=job.changed, updated_at=job.updated_at
-        )
+        job_save_progress(job, last_id=job.last_id, processed=job.processed, changed=job.changed)
     return len(ids)
 
 
 def repricing_job_run(*, job_id: int, batch_size: int = REPRICE_BATCH, on_progress=None) -> RepricingJob | None:
     """Run a queued (or interrupted) job to the end, batch after batch. Idempotent: pricing a
     session again gives the same figures, and a job resumes after its last committed batch."""
-    job = _claim_repricing(job_id)
+    job = job_claim(RepricingJob, job_id)
     if job is None:
         return None
     try:
@@ -541,7 +515,7 @@ def repricing_job_run(*, job_id: int, batch_size: int = REPRICE_BATCH, on_progre
             with connection.cursor() as cursor:
                 cursor.execute(f"SELECT count(*) FROM {SESSION_TABLE} s WHERE {where}", params)
                 job.total = job.processed + cursor.fetchone()[0]
-            RepricingJob.objects.filter(pk=job.pk).update(total=job.total, updated_at=timezone.now())
+            job_save_progress(job, total=job.total)
         retries = 0
         while True:
             try:
@@ -559,30 +533,18 @@ def repricing_job_run(*, job_id: int, batch_size: int = REPRICE_BATCH, on_progre
                 break
             if on_progress is not None:
                 on_progress(job)
-        now = timezone.now()
-        job.status, job.finished_at, job.total = JobStatus.DONE, now, max(job.total, job.processed)
-        RepricingJob.objects.filter(pk=job.pk).update(
-            status=job.status, finished_at=now, updated_at=now, total=job.total, error=""
-        )
+        job.total = max(job.total, job.processed)
+        job_finish(job, total=job.total)
     except Exception as exc:
         logger.exception("Re-pricing job %s failed", job.pk)
-        reason = f"Re-pricing stopped ({type(exc).__name__}); run it again to resume where it stopped."
-        RepricingJob.objects.filter(pk=job.pk).update(
-            status=JobStatus.FAILED, error=reason, finished_at=timezone.now(), updated_at=timezone.now()
-        )
+        job_fail(job, error=f"Re-pricing stopped ({type(exc).__name__}); run it again to resume where it stopped.")
         job.refresh_from_db()
     return job
 
 
 def repricing_job_resume(*, job: RepricingJob) -> bool:
     """A failed (or stuck) job runs again from its last committed batch. Returns whether queued."""
-    stale = job.status == JobStatus.RUNNING and timezone.now() - job.updated_at > REPRICE_STALE_AFTER
-    if job.status != JobStatus.FAILED and not stale:
-        return False
-    with transaction.atomic():
-        RepricingJob.objects.filter(pk=job.pk).update(status=JobStatus.PENDING, error="", updated_at=timezone.now())
-        transaction.on_commit(lambda: _send_repricing(job.pk))
-    return True
+    return job_retry(job)
 
 
 # --- prices, time zone and budget (workspace admins; staff in the admin) ----------------------------
@@ -593,8 +555,6 @@ class PriceError(ValueError):
 
 
 def _require_workspace_admin(actor, workspace) -> None:
-    from accounts.models import Membership, Role
-
     if not Membership.objects.filter(user=actor, workspace=workspace, role=Role.ADMIN).exists():
         raise PriceError("Only the workspace's admins can change its prices, time zone and budget.")
 
@@ -699,8 +659,6 @@ def price_override_delete(*, actor, override: PriceOverride) -> list[RepricingJo
 def workspace_analytics_settings(*, actor, workspace, timezone_name: str, monthly_budget) -> bool:
     """Set a workspace's time zone and monthly budget. A new time zone moves day boundaries, so
     the rollups are rebuilt in the background. Returns whether they will be."""
-    from accounts.models import validate_timezone
-
     _require_workspace_admin(actor, workspace)
     try:
         validate_timezone(timezone_name)
@@ -723,7 +681,7 @@ def rollups_rebuild_later(workspace_id: int) -> None:
 
 
 def _send_rollups_rebuild(workspace_id: int) -> None:
-    from . import tasks
+    from . import tasks  # tasks imports this module (its tasks call these services)
 
     try:
         tasks.rollups_rebuild_task.delay(workspace_id)

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from . import services
+from . import rollups, services
 
 
 @shared_task(ignore_result=True, soft_time_limit=55 * 60, time_limit=60 * 60)
@@ -13,6 +13,4 @@ def repricing_job_run_task(job_id: int) -> None:
 @shared_task(ignore_result=True, soft_time_limit=25 * 60, time_limit=30 * 60)
 def rollups_rebuild_task(workspace_id: int) -> None:
     """Recompute a workspace's daily rollups (after its time zone changed)."""
-    from . import rollups
-
     rollups.rebuild(workspace_id)

@@ -7,7 +7,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import services
+from accounts import deletion, services
+from accounts.deletion import deletion_job_start
 from accounts.models import (
     ApiKey,
     ApiRequestLog,
@@ -20,7 +21,7 @@ from accounts.models import (
     User,
     Workspace,
 )
-from accounts.services import api_key_create, deletion_job_start, invitation_create, workspace_create_team
+from accounts.services import api_key_create, invitation_create, workspace_create_team
 from accounts.tests.factories import UserFactory
 from sessions_app.models import Message, Part, Session
 from sessions_app.tests.factories import MessageFactory, PartFactory, SessionFactory
@@ -182,20 +183,20 @@ def test_the_database_allows_one_active_job_per_user(user):
 
 
 def test_deletion_runs_in_batches(user, personal_workspace, monkeypatch, django_capture_on_commit_callbacks):
-    monkeypatch.setattr(services, "DELETION_BATCH_SIZE", 2)
-    monkeypatch.setattr(services, "REQUEST_LOG_BATCH_SIZE", 3)
+    monkeypatch.setattr(deletion, "DELETION_BATCH_SIZE", 2)
+    monkeypatch.setattr(deletion, "REQUEST_LOG_BATCH_SIZE", 3)
     for n in range(5):
         session_tree(user, messages=1, parts=1, title=f"s{n}")
     key, _ = api_key_create(user=user, workspace=personal_workspace, name="k")
     log_request(key, 7)
     progress = []
-    original = services._save_progress
+    original = deletion._save_progress
 
     def spy(job, **fields):
         progress.append(dict(job.counts))
         original(job, **fields)
 
-    monkeypatch.setattr(services, "_save_progress", spy)
+    monkeypatch.setattr(deletion, "_save_progress", spy)
     with django_capture_on_commit_callbacks(execute=True):
         job, created = deletion_job_start(user=user, kind=DeletionKind.DATA)
     assert created
@@ -210,11 +211,11 @@ def test_deletion_runs_in_batches(user, personal_workspace, monkeypatch, django_
 def test_a_job_is_claimed_once(user):
     job, _ = deletion_job_start(user=user, kind=DeletionKind.DATA)
     DeletionJob.objects.filter(pk=job.pk).update(status=DeletionStatus.RUNNING)
-    assert services.deletion_job_run(job_id=job.pk) is None  # another worker has it
-    assert services.deletion_job_run(job_id=0) is None  # gone
+    assert deletion.deletion_job_run(job_id=job.pk) is None  # another worker has it
+    assert deletion.deletion_job_run(job_id=0) is None  # gone
     # A running job that stopped moving lost its worker: it can be resumed.
     DeletionJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(hours=1))
-    assert services.deletion_job_run(job_id=job.pk).status == DeletionStatus.DONE
+    assert deletion.deletion_job_run(job_id=job.pk).status == DeletionStatus.DONE
 
 
 def test_a_failing_job_is_marked_failed_and_can_be_resumed(user, monkeypatch, django_capture_on_commit_callbacks):
@@ -223,7 +224,7 @@ def test_a_failing_job_is_marked_failed_and_can_be_resumed(user, monkeypatch, dj
     def boom(job):
         raise RuntimeError("database went away at /secret/path")
 
-    monkeypatch.setattr(services, "_delete_request_logs", boom)
+    monkeypatch.setattr(deletion, "_delete_request_logs", boom)
     with django_capture_on_commit_callbacks(execute=True):
         job, _ = deletion_job_start(user=user, kind=DeletionKind.DATA)
     job.refresh_from_db()
@@ -242,9 +243,9 @@ def test_a_failing_job_is_marked_failed_and_can_be_resumed(user, monkeypatch, dj
 
 
 def test_progress_page_is_public_and_shows_only_status_and_counts(client, user, world, monkeypatch):
-    monkeypatch.setattr(services, "_delete_request_logs", lambda job: (_ for _ in ()).throw(RuntimeError("/secret")))
+    monkeypatch.setattr(deletion, "_delete_request_logs", lambda job: (_ for _ in ()).throw(RuntimeError("/secret")))
     job, _ = deletion_job_start(user=user, kind=DeletionKind.DATA)
-    services.deletion_job_run(job_id=job.pk)
+    deletion.deletion_job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == DeletionStatus.FAILED
 
@@ -266,7 +267,7 @@ def test_progress_fragment_polls_while_running_and_stops_when_done(client, user)
     assert 'hx-trigger="every 1s"' in fragment
     assert "<noscript><meta" in client.get(url).content.decode()
 
-    services.deletion_job_run(job_id=job.pk)
+    deletion.deletion_job_run(job_id=job.pk)
     fragment = client.get(url, **HTMX).content.decode()
     assert "hx-trigger" not in fragment and "Done" in fragment
     assert "<noscript><meta" not in client.get(url).content.decode()
@@ -374,7 +375,7 @@ def test_account_job_that_became_blocked_gives_the_account_back(user, other_user
     job, _ = deletion_job_start(user=user, kind=DeletionKind.ACCOUNT)
     team = workspace_create_team(user=user, name="Late team")
     Membership.objects.create(user=other_user, workspace=team, role=Role.MEMBER)
-    services.deletion_job_run(job_id=job.pk)
+    deletion.deletion_job_run(job_id=job.pk)
     job.refresh_from_db()
     user.refresh_from_db()
     assert job.status == DeletionStatus.FAILED and "admin" in job.error
@@ -401,16 +402,16 @@ def test_account_deletion_leaves_bystanders_alone(user):
     bystander = UserFactory()
     session_tree(bystander)
     job, _ = deletion_job_start(user=user, kind=DeletionKind.ACCOUNT)
-    services.deletion_job_run(job_id=job.pk)
+    deletion.deletion_job_run(job_id=job.pk)
     assert rows_of(bystander.pk)["sessions"] == 1 and User.objects.filter(pk=bystander.pk).exists()
 
 
 def test_a_failed_batch_is_not_counted(user, monkeypatch):
     session_tree(user)
     session_tree(user)
-    monkeypatch.setattr(services, "DELETION_BATCH_SIZE", 1)
+    monkeypatch.setattr(deletion, "DELETION_BATCH_SIZE", 1)
     calls = []
-    original = services._save_progress
+    original = deletion._save_progress
 
     def fail_on_second_batch(job, **fields):
         calls.append(1)
@@ -418,9 +419,9 @@ def test_a_failed_batch_is_not_counted(user, monkeypatch):
             raise RuntimeError("boom")
         original(job, **fields)
 
-    monkeypatch.setattr(services, "_save_progress", fail_on_second_batch)
+    monkeypatch.setattr(deletion, "_save_progress", fail_on_second_batch)
     job, _ = deletion_job_start(user=user, kind=DeletionKind.DATA)
-    services.deletion_job_run(job_id=job.pk)
+    deletion.deletion_job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == DeletionStatus.FAILED
     assert job.counts == {"sessions": 1, "messages": 2, "parts": 4}
@@ -476,7 +477,7 @@ def test_the_other_admin_cannot_leave_while_my_account_is_being_deleted(user, ot
     leaving = Membership.objects.get(user=other_user, workspace=team)
     with pytest.raises(ValidationError):
         services.membership_remove(actor=other_user, membership=leaving)
-    services.deletion_job_run(job_id=job.pk)
+    deletion.deletion_job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == DeletionStatus.DONE
     assert list(team.memberships.filter(role=Role.ADMIN).values_list("user", flat=True)) == [other_user.pk]
@@ -489,7 +490,7 @@ def test_job_fails_if_the_team_lost_its_other_admin_meanwhile(user, other_user):
     Membership.objects.create(user=third, workspace=team, role=Role.MEMBER)
     job, _ = deletion_job_start(user=user, kind=DeletionKind.ACCOUNT)
     Membership.objects.filter(user=other_user, workspace=team).delete()  # e.g. removed in the admin site
-    services.deletion_job_run(job_id=job.pk)
+    deletion.deletion_job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == DeletionStatus.FAILED and "admin" in job.error
     assert team.memberships.filter(user=user, role=Role.ADMIN).exists()  # the team keeps an admin
@@ -512,7 +513,7 @@ def test_unreachable_broker_fails_the_job_with_a_reason(user, monkeypatch, djang
 
 def test_admin_runs_a_failed_job_again(client, user, monkeypatch, django_capture_on_commit_callbacks):
     session_tree(user)
-    monkeypatch.setattr(services, "_delete_request_logs", lambda job: (_ for _ in ()).throw(RuntimeError("x")))
+    monkeypatch.setattr(deletion, "_delete_request_logs", lambda job: (_ for _ in ()).throw(RuntimeError("x")))
     with django_capture_on_commit_callbacks(execute=True):
         job, _ = deletion_job_start(user=user, kind=DeletionKind.ACCOUNT)
     job.refresh_from_db()

@@ -4,7 +4,7 @@ background job (`POST`), with its status and download.
 
 Sessions are chosen exactly as the web UI's export chooses them (evals.selectors.filter_scope:
 the workspace's eval-ready sessions matching the filters), and the file is the same one
-(evals.services.export_build).
+(evals.export_jobs.export_build).
 """
 
 import re
@@ -26,11 +26,11 @@ from sessions_app.selectors import SessionFilters
 from sessions_app.wire import normalise_source
 
 from ..export import Report, resolve
+from ..export_jobs import MAX_ACTIVE_EXPORTS, ExportError, export_build, export_job_check_stale, export_job_start
 from ..formats import FORMATS, PER_TURN, Format, Options
 from ..models import ExportJob, ExportStatus
 from ..responses import EXPORT_HEADERS, export_response, job_file_response
 from ..selectors import export_size, filter_scope, scope_sessions
-from ..services import MAX_ACTIVE_EXPORTS, ExportError, export_build, export_job_check_stale, export_job_start
 from . import serializers
 
 EVALS = ["Evals"]

@@ -435,9 +435,9 @@ def test_jobs_of_other_workspaces_are_404(
 def test_web_exports_are_visible_too(
     api, user, personal_workspace, sessions, media, django_capture_on_commit_callbacks
 ):
+    from evals.export_jobs import export_job_start
     from evals.formats import Options
     from evals.selectors import selection_scope
-    from evals.services import export_job_start
 
     with django_capture_on_commit_callbacks(execute=True):
         job = export_job_start(
@@ -502,21 +502,21 @@ def test_too_many_building_exports_get_429(api, user, personal_workspace, sessio
 
 
 def test_an_export_deleted_while_building_stays_deleted(user, personal_workspace, sessions, media, monkeypatch):
-    from evals import services
+    from evals import export_jobs
     from evals.models import ExportJob
     from evals.selectors import selection_scope
 
     job = ExportJob.objects.create(
         workspace=personal_workspace, created_by=user, format="deepeval", scope=selection_scope([sessions[0].pk])
     )
-    build = services.export_build
+    build = export_jobs.export_build
 
     def build_then_delete(*args, **kwargs):
         report = build(*args, **kwargs)
         ExportJob.objects.filter(pk=job.pk).delete()  # someone deletes it meanwhile
         return report
 
-    monkeypatch.setattr(services, "export_build", build_then_delete)
-    assert services.export_job_run(job_id=job.pk) is None
+    monkeypatch.setattr(export_jobs, "export_build", build_then_delete)
+    assert export_jobs.export_job_run(job_id=job.pk) is None
     assert not ExportJob.objects.exists()
     assert not any(path.is_file() for path in media.rglob("*"))  # its file went too

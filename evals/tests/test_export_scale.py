@@ -23,8 +23,9 @@ from accounts.services import api_key_create
 from evals import export_views, formats
 from evals.exchanges import _clean_cached, conversations, turns_from_messages
 from evals.export import preview, resolve
+from evals.export_jobs import export_build
 from evals.formats import FORMATS, ITEM_SCHEMA, MULTI_TURN, Options
-from evals.services import export_build, message_label
+from evals.services import message_label
 from sessions_app.models import Message, Part, Session
 from sessions_app.tests.factories import SessionFactory
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.files.storage import default_storage
 
-from evals import services, tasks
+from evals import export_jobs, tasks
 from evals.formats import Options
 from evals.models import ExportJob, ExportStatus
 from evals.selectors import filter_scope
@@ -133,7 +133,7 @@ def assert_progress(seen: list[int], building: float) -> None:
     intermediate count was seen. Here the worker builds 1,000 sessions in 0.7-1.4 s, so this is
     checked on most runs; on a much faster machine only the final state is."""
     assert seen == sorted(seen), seen
-    if building >= services.PROGRESS_EVERY + 0.25:
+    if building >= export_jobs.PROGRESS_EVERY + 0.25:
         assert any(0 < processed < SESSIONS for processed in seen), (seen, building)
 
 
@@ -158,7 +158,7 @@ def test_exports_on_a_real_worker(user, personal_workspace, data_dir, worker, se
     exchanges = SESSIONS + len(range(0, SESSIONS, 4))  # 1,250: one record per exchange in per-turn mode
     scope = filter_scope(SessionFilters())  # every eval-ready session of the workspace
 
-    job = services.export_job_start(
+    job = export_jobs.export_job_start(
         user=user, workspace=personal_workspace, format_name="deepeval", options=Options(), scope=scope
     )
     assert job.status == ExportStatus.PENDING and job.total == SESSIONS
@@ -185,7 +185,7 @@ def test_exports_on_a_real_worker(user, personal_workspace, data_dir, worker, se
     assert goldens[-1]["name"] == f"ses-{SESSIONS - 1:04d}#1"
 
     # A second job, in the filesystem format: a zip of one text file per session.
-    zipped = services.export_job_start(
+    zipped = export_jobs.export_job_start(
         user=user, workspace=personal_workspace, format_name="filesystem", options=Options(), scope=scope
     )
     zipped, seen, building = wait_for(zipped, worker)

@@ -249,8 +249,8 @@ def test_bookmarks_of_another_workspace_are_not_listed(logged_in, user, other_us
 
 
 def test_delete_my_data_takes_saved_searches_and_bookmarks(user, other_user, convo, personal_workspace):
+    from accounts.deletion import deletion_job_run
     from accounts.models import DeletionJob, DeletionKind, DeletionStatus
-    from accounts.services import deletion_job_run
 
     session, messages = convo
     SavedSearch.objects.create(user=user, workspace=personal_workspace, name="mine", query="mine")

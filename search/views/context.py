@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.selectors import current_workspace
+from accounts.services import current_workspace
 from opensync.http import HtmxHttpRequest, is_fragment_request, render_page, safe_next
 from sessions_app.inputs import whole_number
 from sessions_app.models import Message, Session

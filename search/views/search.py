@@ -6,7 +6,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from accounts.selectors import current_workspace
+from accounts.services import current_workspace
 from opensync.http import HtmxHttpRequest, render_page
 from sessions_app.forms import SessionFilterForm
 from sessions_app.inputs import whole_number

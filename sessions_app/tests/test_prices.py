@@ -9,8 +9,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from accounts.models import Membership, Role, Workspace
+from opensync.jobs import JobStatus
 from sessions_app import rollups, services
-from sessions_app.models import JobStatus, PriceOverride, RepricingJob, Session, Source
+from sessions_app.models import PriceOverride, RepricingJob, Session, Source
 from sessions_app.tests.factories import SessionFactory
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from accounts.models import Membership, Role, Workspace
 from accounts.tests.factories import UserFactory
 from evals.services import session_review
-from sessions_app import rollups, services
+from sessions_app import rollups, services, tasks
 from sessions_app.models import PriceOverride, Session, UsageRollup
 from sessions_app.wire import parse_message, parse_session
 
@@ -273,7 +273,7 @@ def test_the_rollup_statements_are_prepared_once_per_connection(user, personal_w
 def test_a_sync_during_a_price_change_waits_for_it_and_uses_the_new_price(user, personal_workspace, monkeypatch):
     """A sync that prices while a price change is being saved must not price with the old book
     after the change (and the re-pricing job it starts) have committed: it waits for the change."""
-    monkeypatch.setattr(services, "_send_repricing", lambda job_id: None)  # only the sync may price here
+    monkeypatch.setattr(tasks.repricing_job_run_task, "delay", lambda job_id: None)  # only the sync may price here
     saved, errors = threading.Event(), []
 
     def change_price():

@@ -19,7 +19,8 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from accounts.models import Role, User
-from accounts.selectors import current_workspace, enabled_sources, role_in
+from accounts.selectors import enabled_sources, role_in
+from accounts.services import current_workspace
 from sessions_app import analytics as aggregates
 from sessions_app.analytics import DIMENSIONS, QueryError
 

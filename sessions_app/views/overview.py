@@ -7,7 +7,8 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET
 
 from accounts.models import Role
-from accounts.selectors import current_workspace, plugin_base_url, role_in
+from accounts.selectors import plugin_base_url, role_in
+from accounts.services import current_workspace
 from sessions_app import analytics as aggregates
 
 RECENT_LIMIT = 8

@@ -21,7 +21,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Role
-from accounts.selectors import current_workspace, role_in
+from accounts.selectors import role_in
+from accounts.services import current_workspace
 from sessions_app import services
 from sessions_app.analytics import today_in
 from sessions_app.forms import AnalyticsSettingsForm, PriceOverrideForm

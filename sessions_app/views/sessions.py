@@ -16,7 +16,8 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from accounts.selectors import current_workspace, plugin_base_url
+from accounts.selectors import plugin_base_url
+from accounts.services import current_workspace
 from evals.selectors import review_context
 from evals.services import sessions_mark_eval_ready
 from opensync.http import HtmxHttpRequest, bulk_ids, is_fragment_request, render_page, safe_next

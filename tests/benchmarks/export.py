@@ -16,12 +16,12 @@ shared machine's noise hits them alike, the median over --repeat rounds (after o
 of the baseline) of:
 
 * baseline: the rows an export reads, read and written as plainly as Django can: per chunk of
-  evals.services.EXPORT_CHUNK sessions, the sessions' fields the export uses, their messages and
+  evals.export_jobs.EXPORT_CHUNK sessions, the sessions' fields the export uses, their messages and
   their parts as `.values()` (three queries, like the export's loader), grouped per session and
   `json.dumps`ed one session per line to a temporary file;
-* each format: services.export_build of the same session ids to a temporary file (the formats'
+* each format: export_jobs.export_build of the same session ids to a temporary file (the formats'
   default options; deepeval in per-turn mode, `deepeval-conversational` is its multi-turn mode);
-* job: services.export_job_run of a queued deepeval job end to end (the scope query, the build,
+* job: export_jobs.export_job_run of a queued deepeval job end to end (the scope query, the build,
   the save to Django's storage in a temporary MEDIA_ROOT, the job row with its session ids).
 
 Prints sessions/s of each, ratios export time / baseline time, records and file sizes. For the
@@ -165,7 +165,7 @@ def populate(conninfo: dict, n: int, workspace_id: int, owner_id: int) -> tuple[
 
 def baseline(workspace, session_ids: list[int], out) -> None:
     """The same rows as the export reads, in the same chunks, dumped to JSON lines as they come."""
-    from evals.services import EXPORT_CHUNK
+    from evals.export_jobs import EXPORT_CHUNK
     from sessions_app.models import Message, Part, Session
 
     for start in range(0, len(session_ids), EXPORT_CHUNK):
@@ -201,10 +201,10 @@ def timed(fn) -> tuple[float, object]:
 def measure(workspace, user, session_ids: list[int], formats: list[str], repeat: int) -> dict:
     """kind -> {"seconds": [...], "records", "bytes"}; kinds: baseline, each format, job."""
     from evals.export import resolve
+    from evals.export_jobs import export_build, export_job_run, export_options
     from evals.formats import Options
     from evals.models import ExportJob
     from evals.selectors import filter_scope
-    from evals.services import export_build, export_job_run, export_options
     from sessions_app.selectors import SessionFilters
 
     resolved = {name: resolve(name, Options()) for name in formats}
@@ -260,8 +260,8 @@ def profile(workspace, session_ids: list[int], name: str, top: int = 25) -> str:
     import pstats
 
     from evals.export import resolve
+    from evals.export_jobs import export_build
     from evals.formats import Options
-    from evals.services import export_build
 
     fmt, options = resolve(name, Options())
     profiler = cProfile.Profile()
@@ -337,8 +337,8 @@ def _alarm(signum, frame):
 def measure_long(workspace, ids: dict[int, int], formats: list[str], repeat: int, budget: int) -> dict:
     """(kind, size) -> {"seconds": median or None, "bytes", "records", "note"}; kinds: baseline, each format."""
     from evals.export import resolve
+    from evals.export_jobs import export_build
     from evals.formats import Options
-    from evals.services import export_build
 
     out_rows: dict[tuple[str, int], dict] = {}
     given_up: dict[str, str] = {}

@@ -4,8 +4,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Exists, OuterRef
 
 from accounts.models import Workspace
+from opensync.jobs import JobStatus
 from sessions_app import rollups, services
-from sessions_app.models import JobStatus, RepricingJob, Session, UsageRollup
+from sessions_app.models import RepricingJob, Session, UsageRollup
 from sessions_app.pricing import CostSource
 
 

@@ -1,0 +1,191 @@
+"""The lifecycle every background job shares: deletions (accounts.DeletionJob), eval exports
+(evals.ExportJob) and re-pricings (sessions_app.RepricingJob).
+
+A job is a row that a Celery task works through: pending -> running -> done or failed. The row
+is the truth the pages poll (`templates/jobs/progress.html` draws the bar); the task only gets
+the row's id. What every kind shares lives here:
+
+- `Job`, the abstract model: `status` (one `JobStatus`), `error`, `created_at`, `updated_at`
+  (the last progress), `finished_at`, `is_active`, `percent` and `is_stale`;
+  `Job.objects.active()` for the pending and running ones;
+- the services: `job_enqueue` (on commit; if the broker is unreachable the job fails at once
+  with a reason instead of waiting forever), `job_claim` (the conditional UPDATE that gives a
+  job to one worker), `job_save_progress`, `job_finish`, `job_fail` and `job_retry`.
+
+A new kind (retention, rebuilds) plugs in like this:
+
+1. a model inheriting `Job`, with its own fields; it sets `task` (the dotted path of its Celery
+   task), `stale_after` (how long a running job may go without progress before its worker
+   counts as lost), `queued_stale_after` if a queued job can go stale too, `resumable` (whether
+   a lost job is claimed again and continues, or has to be failed), and `progress_done()` /
+   `progress_total()` for `percent`. Its own labels for the statuses, if its page words them
+   differently: `status = status_field(job_statuses("RetentionStatus", running="Pruning"))`;
+2. an engine module with `<kind>_start` (create the row, `job_enqueue(job)`) and
+   `<kind>_run(*, job_id)` (`job_claim`, work in batches calling `job_save_progress`, then
+   `job_finish`, or `job_fail` with a reason the page can show);
+3. a task in the app's tasks.py calling `<kind>_run(job_id=...)`, and the page including
+   `jobs/progress.html`.
+
+The task is found by its dotted path when a job is queued, so an engine and the tasks module
+that calls it never import each other.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
+from typing import ClassVar, TypeVar
+
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger(__name__)
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
+
+
+def job_statuses(name: str, **labels: str) -> type[models.TextChoices]:
+    """JobStatus with a kind's own display labels (by value, e.g. pending="Waiting to start"):
+    the same values, so the kinds' statuses compare equal to JobStatus's."""
+    return models.TextChoices(name, [(s.name, (s.value, labels.get(s.value, s.label))) for s in JobStatus])
+
+
+def status_field(statuses: type[models.TextChoices] = JobStatus) -> models.CharField:
+    return models.CharField(max_length=16, choices=statuses.choices, default=JobStatus.PENDING)
+
+
+class JobQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+
+class Job(models.Model):
+    status = status_field()
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(
+        default=timezone.now, help_text="Last progress; an active job that stops moving lost its worker."
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    task: ClassVar[str]  # dotted path of the Celery task that runs a job given its id
+    stale_after: ClassVar[timedelta]  # a running job without progress for this long lost its worker
+    queued_stale_after: ClassVar[timedelta | None] = None  # None: a queued job waits as long as it takes
+    resumable: ClassVar[bool] = True  # a lost running job may be claimed again and go on
+    queue_down_error: ClassVar[str] = "The task queue is unavailable ({error}). Please try again later."
+
+    class Meta:
+        abstract = True
+
+    def progress_done(self) -> int:
+        return 0
+
+    def progress_total(self) -> int:
+        return 0
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def percent(self) -> int:
+        if self.status == JobStatus.DONE:
+            return 100
+        total = self.progress_total()
+        if not total:
+            return 0
+        return min(99, self.progress_done() * 100 // total)
+
+    @property
+    def is_stale(self) -> bool:
+        """Active, and no progress for longer than its status allows."""
+        limit = self.queued_stale_after if self.status == JobStatus.PENDING else self.stale_after
+        return self.is_active and limit is not None and timezone.now() - self.updated_at > limit
+
+    @property
+    def can_retry(self) -> bool:
+        """Failed, or running without progress: running it again resumes it."""
+        return self.status == JobStatus.FAILED or (self.status == JobStatus.RUNNING and self.is_stale)
+
+
+J = TypeVar("J", bound=Job)
+
+
+def job_fail(job: Job, *, error: str) -> None:
+    """Record the failure and its reason (for the person who waits on the job's page)."""
+    now = timezone.now()
+    job.status, job.error, job.finished_at, job.updated_at = JobStatus.FAILED, error, now, now
+    type(job).objects.filter(pk=job.pk).update(status=job.status, error=error, finished_at=now, updated_at=now)
+
+
+def job_enqueue(job: Job, *, fail: Callable[..., None] = job_fail) -> None:
+    """Queue the job's task once the transaction commits (the worker must see the row).
+
+    `fail(job, error=...)` records the failure when the broker is unreachable: a kind with more
+    to undo (a disabled account to give back) passes its own."""
+    transaction.on_commit(partial(_send, type(job), job.pk, fail))
+
+
+def _send(model: type[Job], job_id: int, fail: Callable[..., None]) -> None:
+    try:
+        import_string(model.task).delay(job_id)
+    except Exception as exc:
+        # Failing now, with the reason, beats a 500 after the commit and a job that waits forever.
+        logger.exception("Could not queue %s %s", model._meta.verbose_name, job_id)
+        job = model.objects.active().filter(pk=job_id).first()
+        if job is not None:
+            fail(job, error=model.queue_down_error.format(error=type(exc).__name__))
+
+
+def job_claim(model: type[J], job_id: int, *, select_related: tuple[str, ...] = ()) -> J | None:
+    """pending (or, for a resumable kind, running but stale) -> running, with a conditional
+    UPDATE: of two workers handed the same job, one gets it and the other gets None."""
+    now = timezone.now()
+    claimable = Q(status=JobStatus.PENDING)
+    if model.resumable:
+        claimable |= Q(status=JobStatus.RUNNING, updated_at__lt=now - model.stale_after)
+    if not model.objects.filter(claimable, pk=job_id).update(status=JobStatus.RUNNING, updated_at=now):
+        return None
+    return model.objects.select_related(*select_related).get(pk=job_id)
+
+
+def job_save_progress(job: Job, **fields) -> int:
+    """Write the given fields with a fresh `updated_at` (which keeps the job from going stale).
+    Returns the rows written: 0 when the job was deleted meanwhile."""
+    job.updated_at = timezone.now()
+    return type(job).objects.filter(pk=job.pk).update(updated_at=job.updated_at, **fields)
+
+
+def job_finish(job: Job, **fields) -> int:
+    """Done, with the final figures in `fields`. Returns the rows written (0: deleted meanwhile)."""
+    now = timezone.now()
+    job.status, job.error, job.finished_at, job.updated_at = JobStatus.DONE, "", now, now
+    return (
+        type(job)
+        .objects.filter(pk=job.pk)
+        .update(status=job.status, error="", finished_at=now, updated_at=now, **fields)
+    )
+
+
+def job_retry(job: Job, *, fail: Callable[..., None] = job_fail) -> bool:
+    """Queue a failed (or stuck) job again; it resumes where it stopped. Returns whether queued."""
+    if not job.can_retry:
+        return False
+    with transaction.atomic():
+        type(job).objects.filter(pk=job.pk).update(
+            status=JobStatus.PENDING, error="", finished_at=None, updated_at=timezone.now()
+        )
+        job_enqueue(job, fail=fail)
+    return True
