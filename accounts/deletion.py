@@ -33,11 +33,18 @@ def _workspaces_deleted_with(user: User):
     return Workspace.objects.filter(Q(is_personal=True, created_by=user) | Q(pk__in=solo_teams.values("pk")))
 
 
+def _user_of(job: DeletionJob) -> User:
+    if job.user is None:
+        raise RuntimeError("The user no longer exists.")
+    return job.user
+
+
 def _sessions_to_delete(job: DeletionJob):
-    sessions = Session.objects.filter(owner=job.user)
+    user = _user_of(job)
+    sessions = Session.objects.filter(owner=user)
     if job.kind == DeletionKind.ACCOUNT:
         # A workspace that goes away takes everything in it (e.g. sessions of people who left).
-        sessions = sessions | Session.objects.filter(workspace__in=_workspaces_deleted_with(job.user).values("pk"))
+        sessions = sessions | Session.objects.filter(workspace__in=_workspaces_deleted_with(user).values("pk"))
     return sessions
 
 
@@ -53,6 +60,7 @@ def _related_to_user_querysets(user: User):
                     field.is_relation
                     and field.many_to_one
                     and field.related_model is User
+                    and field.remote_field is not None
                     and field.remote_field.on_delete is models.CASCADE
                 ):
                     yield model._default_manager.filter(**{field.name: user})
@@ -112,8 +120,7 @@ def deletion_job_run(*, job_id: int) -> DeletionJob | None:
     if job is None:
         return None  # gone, finished, or another worker has it
     try:
-        if job.user is None:
-            raise RuntimeError("The user no longer exists.")
+        _user_of(job)  # a job whose user is gone fails with that reason
         if job.kind == DeletionKind.ACCOUNT and selectors.account_deletion_blockers(job.user).exists():
             raise ValidationError("Another member must be made admin first.")
         _set_totals(job)
@@ -181,7 +188,7 @@ def _delete_request_logs(job: DeletionJob) -> None:
 
 
 def _delete_account_rows(job: DeletionJob) -> None:
-    user = job.user
+    user = _user_of(job)
     deleted: dict[str, int] = {}
     for queryset in (
         ApiKey.objects.filter(user=user),

@@ -1,7 +1,6 @@
 """Reads for accounts and workspaces. Every lookup is scoped to what the user may see."""
 
 from datetime import datetime, time, timedelta
-from typing import cast
 
 from django.conf import settings
 from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet, Sum

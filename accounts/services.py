@@ -6,6 +6,7 @@ import logging
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import cast
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -65,7 +66,7 @@ def workspace_ensure_personal(*, user: User) -> Workspace:
 def current_workspace(request: HttpRequest) -> Workspace:
     """The workspace the user picked in the switcher, else their personal one (made again if it
     is missing, so a page always has a workspace to show)."""
-    user = request.user
+    user = cast(User, request.user)  # asked for by login-required views and the signed-in layout only
     workspace_id = request.session.get(selectors.CURRENT_WORKSPACE_SESSION_KEY)
     # Asked for by the view and the layout's switcher: look it up once per request.
     cached = getattr(request, "_current_workspace", None)
@@ -74,7 +75,7 @@ def current_workspace(request: HttpRequest) -> Workspace:
     workspace = selectors.workspaces_for_user(user).filter(pk=workspace_id).first() if workspace_id else None
     if workspace is None:
         workspace = workspace_ensure_personal(user=user)
-    request._current_workspace = ((user.pk, workspace_id), workspace)
+    request._current_workspace = ((user.pk, workspace_id), workspace)  # type: ignore[attr-defined]  # per-request memo
     return workspace
 
 

@@ -18,6 +18,7 @@ from accounts.models import Role
 from accounts.selectors import enabled_sources, role_in
 from accounts.services import current_workspace
 from opensync.http import HtmxHttpRequest, render_page
+from opensync.jobs import JobStatus
 from sessions_app.inputs import whole_number
 from sessions_app.selectors import filter_choices, workspace_members
 
@@ -26,7 +27,6 @@ from .export import preview, resolve, warning_lines
 from .export_jobs import ExportError, export_job_check_stale, export_job_delete, export_job_start
 from .formats import FORMATS, TURN_MODES, Options
 from .forms import EvalFilterForm, ExportForm
-from .models import ExportStatus
 from .next_steps import steps
 from .responses import job_file_response
 from .selectors import (
@@ -178,7 +178,7 @@ def export_preview(request: HtmxHttpRequest) -> HttpResponse:
 def _job_context(job) -> dict:
     fmt = FORMATS.get(job.format)
     context = {"job": job, "fmt": fmt, "warnings": warning_lines(job.warnings)}
-    if job.status == ExportStatus.DONE and fmt is not None:
+    if job.status == JobStatus.DONE and fmt is not None:
         _, options = resolve(job.format, _options(job))
         context["steps"] = steps(fmt, options, job.filename)
         before = previous_export(job)
@@ -211,7 +211,7 @@ def export_job(request: HtmxHttpRequest, export_id: int) -> HttpResponse:
 @require_GET
 def export_download(request: HtmxHttpRequest, export_id: int) -> HttpResponse:
     job = get_export_for_user(request.user, export_id)
-    if job.status != ExportStatus.DONE or not job.file:
+    if job.status != JobStatus.DONE or not job.file:
         raise Http404("This export has no file (yet).")
     try:
         return job_file_response(job)

@@ -9,10 +9,11 @@ from django.shortcuts import get_object_or_404
 
 from accounts.models import Role
 from accounts.selectors import role_in
+from opensync.jobs import JobStatus
 from sessions_app.models import EvalStatus, Message, Part, Session, Source
 from sessions_app.selectors import REVIEW, SessionFilters, filter_sessions, viewer_can
 
-from .models import EvalTag, ExportJob, ExportStatus, MessageLabel, ReviewEvent
+from .models import EvalTag, ExportJob, MessageLabel, ReviewEvent
 
 HISTORY = 10  # review events the panel shows
 
@@ -152,7 +153,7 @@ def previous_export(job: ExportJob) -> ExportJob | None:
             workspace_id=job.workspace_id,
             format=job.format,
             options=job.options,
-            status=ExportStatus.DONE,
+            status=JobStatus.DONE,
             created_at__lt=job.created_at,
         )
         .exclude(pk=job.pk)

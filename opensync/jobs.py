@@ -57,7 +57,8 @@ ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
 def job_statuses(name: str, **labels: str) -> type[models.TextChoices]:
     """JobStatus with a kind's own display labels (by value, e.g. pending="Waiting to start"):
     the same values, so the kinds' statuses compare equal to JobStatus's."""
-    return models.TextChoices(name, [(s.name, (s.value, labels.get(s.value, s.label))) for s in JobStatus])
+    members = [(s.name, (s.value, labels.get(s.value, s.label))) for s in JobStatus]
+    return models.TextChoices(name, members)  # type: ignore[call-overload]  # Enum's functional API, which the stubs lack
 
 
 def status_field(statuses: type[models.TextChoices] = JobStatus) -> models.CharField:

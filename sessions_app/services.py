@@ -445,7 +445,8 @@ REPRICE_RETRIES = 20
 
 def _scope_sql(job: RepricingJob) -> tuple[str, list]:
     """WHERE clause (over sessions `s`) of the sessions a job re-prices, and its parameters."""
-    where, params = ["s.id > %s"], [job.last_id]
+    where: list[str] = ["s.id > %s"]
+    params: list[object] = [job.last_id]
     if job.workspace_id is not None:
         where.append("s.workspace_id = %s")
         params.append(job.workspace_id)

@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from opensync.api import EpochMillisField, text_filter
+from opensync.jobs import JobStatus
 from sessions_app.models import EvalStatus
 
 from ..export import warning_lines
@@ -232,4 +233,4 @@ class ExportJobSerializer(serializers.Serializer):
         return int(job.finished_at.timestamp() * 1000) if job.finished_at else None
 
     def get_downloadUrl(self, job) -> str | None:
-        return self.context["download_url"](job) if job.status == ExportStatus.DONE else None
+        return self.context["download_url"](job) if job.status == JobStatus.DONE else None

@@ -21,6 +21,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 
 from opensync.api import BAD_REQUEST, UNAUTHORIZED, ReadApi, error, first_error
+from opensync.jobs import JobStatus
 from sessions_app.models import Session
 from sessions_app.selectors import SessionFilters
 from sessions_app.wire import normalise_source
@@ -28,7 +29,7 @@ from sessions_app.wire import normalise_source
 from ..export import Report, resolve
 from ..export_jobs import MAX_ACTIVE_EXPORTS, ExportError, export_build, export_job_check_stale, export_job_start
 from ..formats import FORMATS, PER_TURN, Format, Options
-from ..models import ExportJob, ExportStatus
+from ..models import ExportJob
 from ..responses import EXPORT_HEADERS, export_response, job_file_response
 from ..selectors import export_size, filter_scope, scope_sessions
 from . import serializers
@@ -343,9 +344,9 @@ class ExportJobDownloadApi(ReadApi):
     )
     def get(self, request, job_id: str):
         job = job_for_key(request.auth, job_id)
-        if job.status == ExportStatus.FAILED:
+        if job.status == JobStatus.FAILED:
             raise Conflict(f"The export failed: {job.error or 'unknown error'}")
-        if job.status != ExportStatus.DONE:
+        if job.status != JobStatus.DONE:
             raise Conflict(f"The export is not ready (status: {job.status}).")
         if not job.file:
             raise exceptions.NotFound("The export's file is gone")

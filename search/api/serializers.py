@@ -44,7 +44,7 @@ class SearchQuerySerializer(serializers.Serializer):
             "max_value": "offset must be at most 1000",
         },
     )
-    source = text_filter("source", "Only sessions of this plugin.", max_length=64)
+    source = text_filter("source", "Only sessions of this plugin.", max_length=64)  # type: ignore[assignment]
     project = text_filter("project", "Only sessions of this project name.")
     model = text_filter("model", "Only sessions of this model.")
     provider = text_filter("provider", "Only sessions of this provider.")
@@ -82,7 +82,7 @@ class SearchSerializer(serializers.Serializer):
 class ContextQuerySerializer(SearchQuerySerializer):
     """/api/context: the search's parameters (no offset), the output format and a token budget."""
 
-    offset = None
+    offset = None  # type: ignore[assignment]  # DRF's way to drop an inherited field
     type = mode_field(default="hybrid")
     limit = limit_field(default=5, maximum=20)
     format = serializers.ChoiceField(

@@ -85,7 +85,9 @@ class ContextApi(ReadApi):
         ]
         blocks = context.load_blocks(request.auth.workspace, picks, last=params["messagesPerSession"])
         built = context.build(blocks, fmt=params["format"], budget=params["maxTokens"], query=params["q"])
-        body = {"messages": built.messages} if built.format == context.MESSAGES else {"text": built.text}
+        body: dict[str, object] = (
+            {"messages": built.messages} if built.format == context.MESSAGES else {"text": built.text}
+        )
         included = built.included
         return Response(
             {

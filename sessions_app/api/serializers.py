@@ -17,6 +17,10 @@ from ..models import Role, Source
 from ..selectors import SessionFilters
 from ..wire import normalise_source
 
+# `# type: ignore[assignment]` below: a field named `source` or `errors` (the wire's names) is
+# declared like any other (DRF's metaclass takes declared fields off the class), but the stubs see
+# it overriding the Field/Serializer attribute of that name.
+
 # --- sessions -------------------------------------------------------------------------------------
 
 
@@ -45,7 +49,7 @@ class SessionSerializer(serializers.Serializer):
     projectName = serializers.CharField(source="project_name", allow_null=True)
     model = serializers.CharField(allow_null=True)
     provider = serializers.CharField(allow_null=True)
-    source = serializers.CharField(help_text=f"The plugin that synced it: {', '.join(Source.values)}, or another.")
+    source = serializers.CharField(help_text=f"The plugin that synced it: {', '.join(Source.values)}, or another.")  # type: ignore[assignment]
     promptTokens = serializers.IntegerField(source="prompt_tokens")
     completionTokens = serializers.IntegerField(source="completion_tokens")
     totalTokens = serializers.IntegerField(source="total_tokens", help_text="promptTokens + completionTokens.")
@@ -150,7 +154,7 @@ class SessionListQuerySerializer(serializers.Serializer):
         help_text="`nextCursor` of the previous page.",
         error_messages={"max_length": "cursor is not valid; pass the nextCursor of the previous page"},
     )
-    source = text_filter("source", "Only sessions of this plugin, e.g. claude-code.", max_length=64)
+    source = text_filter("source", "Only sessions of this plugin, e.g. claude-code.", max_length=64)  # type: ignore[assignment]
     project = text_filter("project", "Only sessions of this project name.")
     model = text_filter("model", "Only sessions of this model.")
     provider = text_filter("provider", "Only sessions of this provider.")
@@ -210,7 +214,7 @@ class ExportSessionSerializer(serializers.Serializer):
     externalId = serializers.CharField()
     title = serializers.CharField(allow_null=True)
     model = serializers.CharField(allow_null=True)
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
 
 
 class ExportMessageSerializer(serializers.Serializer):
@@ -272,7 +276,7 @@ class SyncSessionSerializer(serializers.Serializer):
     projectName = serializers.CharField(required=False, allow_null=True, max_length=255)
     model = serializers.CharField(required=False, allow_null=True, max_length=255)
     provider = serializers.CharField(required=False, allow_null=True, max_length=255)
-    source = serializers.CharField(
+    source = serializers.CharField(  # type: ignore[assignment]
         required=False, allow_null=True, max_length=64, help_text="Default opencode; cursor is stored as cursor-sync."
     )
     promptTokens = serializers.IntegerField(
@@ -334,7 +338,7 @@ class SyncMessageSerializer(serializers.Serializer):
     cacheWrite1hTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     reasoningTokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     durationMs = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    source = serializers.CharField(required=False, allow_null=True, max_length=64)
+    source = serializers.CharField(required=False, allow_null=True, max_length=64)  # type: ignore[assignment]
     createdAt = serializers.IntegerField(required=False, allow_null=True, help_text="Or timestamp; epoch milliseconds.")
     parts = SyncPartSerializer(
         many=True, required=False, allow_null=True, help_text="When present (even empty), replaces the stored parts."
@@ -360,7 +364,7 @@ class SyncBatchResultSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     sessions = serializers.IntegerField(help_text="Sessions written.")
     messages = serializers.IntegerField(help_text="Messages written.")
-    errors = serializers.ListField(child=serializers.CharField(), help_text='e.g. "messages[3]: Missing externalId".')
+    errors = serializers.ListField(child=serializers.CharField(), help_text='e.g. "messages[3]: Missing externalId".')  # type: ignore[assignment]
 
 
 class SessionIdsSerializer(serializers.Serializer):
