@@ -120,8 +120,8 @@ def deletion_job_run(*, job_id: int) -> DeletionJob | None:
     if job is None:
         return None  # gone, finished, or another worker has it
     try:
-        _user_of(job)  # a job whose user is gone fails with that reason
-        if job.kind == DeletionKind.ACCOUNT and selectors.account_deletion_blockers(job.user).exists():
+        user = _user_of(job)  # a job whose user is gone fails with that reason
+        if job.kind == DeletionKind.ACCOUNT and selectors.account_deletion_blockers(user).exists():
             raise ValidationError("Another member must be made admin first.")
         _set_totals(job)
         _delete_sessions(job)
@@ -129,10 +129,10 @@ def deletion_job_run(*, job_id: int) -> DeletionJob | None:
         with transaction.atomic():
             if job.kind == DeletionKind.ACCOUNT:
                 # Checked again under the admin-row locks: someone may have left meanwhile.
-                lock_admin_rows_of(job.user)
-                if selectors.account_deletion_blockers(job.user).exists():
+                lock_admin_rows_of(user)
+                if selectors.account_deletion_blockers(user).exists():
                     raise ValidationError("Another member must be made admin first.")
-            for queryset in _related_to_user_querysets(job.user):
+            for queryset in _related_to_user_querysets(user):
                 queryset.delete()
             if job.kind == DeletionKind.ACCOUNT:
                 _delete_account_rows(job)
