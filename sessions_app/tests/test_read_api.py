@@ -11,7 +11,8 @@ from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from django.test import override_settings
 
-from accounts.services import api_key_create, workspace_create_team
+from accounts.services import api_key_create
+from accounts.tests.factories import team_with
 from sessions_app.api.views import SearchApi, SessionGetApi, SessionListApi
 from sessions_app.models import Session
 from sessions_app.tests.factories import MessageFactory, PartFactory, SessionFactory
@@ -120,7 +121,7 @@ def test_other_workspaces_are_invisible(read_client, user, other_user):
     mine = session_at(user, 0, title="shared words here")
     theirs = session_at(other_user, 1, title="shared words here")
     # the same user's own team workspace is another workspace too
-    team = workspace_create_team(user=user, name="Team")
+    team = team_with(user)
     in_team = session_at(user, 2, title="shared words here", workspace=team)
 
     listed = [s["id"] for s in read_client.get("/api/sessions?limit=200").json()["sessions"]]
@@ -135,10 +136,7 @@ def test_other_workspaces_are_invisible(read_client, user, other_user):
 
 
 def test_team_key_reads_the_whole_team_workspace(client, user, other_user):
-    team = workspace_create_team(user=user, name="Team")
-    from accounts.models import Membership
-
-    Membership.objects.create(user=other_user, workspace=team, role="member")
+    team = team_with(user, member=other_user)
     colleague = session_at(other_user, 0, workspace=team)
     _, raw = api_key_create(user=user, workspace=team, name="team", scope="read")
     key_client(client, raw)
