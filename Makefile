@@ -36,6 +36,14 @@ lint: $(STAMP)
 		manage.py makemigrations --check --dry-run
 	$(LINT_ENV) $(BIN)/mypy
 
+# The suite without the browser tests and the slow ones (real gunicorn, Celery, the run command,
+# Node, the plugins installed for real). --reuse-db keeps the test database between runs, which is
+# safe while migrations are only added (Django applies the new ones); after editing or deleting a
+# migration, or switching to a branch with other migrations, run once with PYTEST_ARGS=--create-db.
+.PHONY: test-fast
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not browser and not slow" --reuse-db $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/ingest.py
 	$(BIN)/python tests/benchmarks/dashboard.py

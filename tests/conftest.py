@@ -1,8 +1,9 @@
 import os
 
 import pytest
+from django.db import connection
 
-from .live import chromium_missing_reason
+from .live import LiveServer, chromium_missing_reason
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -17,3 +18,14 @@ def pytest_runtest_setup(item):
     if os.environ.get("OPENSYNC_REQUIRE_BROWSER") == "1":
         pytest.fail(f"OPENSYNC_REQUIRE_BROWSER=1 but the browser tests can't run: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def gunicorn_server(django_db_setup, django_db_blocker):
+    """One restartable gunicorn for the module (`.url`, `.stop()`, `.start()` on the same port),
+    serving the test database: tests using it commit their data (django_db(transaction=True))."""
+    with django_db_blocker.unblock():
+        server = LiveServer(connection.settings_dict)
+    yield server
+    if server.proc is not None:  # a test may have left it stopped
+        server.stop()

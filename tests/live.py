@@ -90,6 +90,27 @@ def stop(proc: subprocess.Popen, sig=15, timeout: float = 30) -> int:
     return proc.wait(timeout=timeout)
 
 
+class LiveServer:
+    """gunicorn (two workers) on the test database, which can be stopped and started again on the
+    same port, so the plugins' clients find it where they were pointed (their retry/spool tests)."""
+
+    def __init__(self, database_settings: dict):
+        self.database_settings = database_settings
+        self.proc: subprocess.Popen | None
+        self.proc, self.port = start_gunicorn(database_settings, workers=2)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        stop(self.proc)
+        self.proc = None
+
+    def start(self) -> None:
+        self.proc, _ = start_gunicorn(self.database_settings, workers=2, port=self.port)
+
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 

@@ -16,8 +16,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from accounts.models import Membership, Role, Workspace
-from accounts.tests.factories import UserFactory
+from accounts.models import Workspace
+from accounts.tests.factories import UserFactory, team_with
 from sessions_app import rollups
 from sessions_app.models import RepricingJob, Session, Source
 from sessions_app.tests.factories import SessionFactory
@@ -47,9 +47,7 @@ SONNET, GPT = "claude-sonnet-4-5", "gpt-5"
 def team_with_sessions(admin_user):
     """A team where `admin_user` (admin) and a colleague used two models over the last weeks."""
     colleague = UserFactory(email="colleague@example.com")
-    team = Workspace.objects.create(name="Platform team", slug="platform-team")
-    Membership.objects.create(user=admin_user, workspace=team, role=Role.ADMIN)
-    Membership.objects.create(user=colleague, workspace=team, role=Role.MEMBER)
+    team = team_with(admin_user, name="Platform team", member=colleague)
     now = timezone.now()
     for day in range(20):
         for owner, model, tokens, status in (

@@ -9,7 +9,7 @@ from sessions_app.models import Message, Part, Session
 
 from .live import request, start_gunicorn, stop
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from accounts.services import api_key_create
 from sessions_app.models import Message, Part, Session
 
-from .live import BASE_DIR, start_gunicorn, stop
+from .live import BASE_DIR
 
 PLUGIN_DIR = BASE_DIR / "plugins" / "claude-code-sync"
 SID = "5b0c2a6e-8d1f-4c3b-9a7e-2f4d6c8b1a3e"
@@ -47,34 +46,6 @@ def cli(tmp_path_factory):
     env = {**os.environ, "UV_TOOL_DIR": str(root / "tools"), "UV_TOOL_BIN_DIR": str(root / "bin")}
     subprocess.run([uv, "tool", "install", str(PLUGIN_DIR)], env=env, check=True, capture_output=True, timeout=300)
     return str(root / "bin" / "claude-code-sync")
-
-
-class LiveServer:
-    """gunicorn on a fixed port, which can be stopped and started again there."""
-
-    def __init__(self, settings_dict):
-        self.settings_dict = settings_dict
-        self.proc, self.port = start_gunicorn(settings_dict, workers=2)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self):
-        stop(self.proc)
-        self.proc = None
-
-    def start(self):
-        self.proc, _ = start_gunicorn(self.settings_dict, workers=2, port=self.port)
-
-
-@pytest.fixture(scope="module")
-def live(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        server = LiveServer(connection.settings_dict)
-    yield server
-    if server.proc is not None:
-        server.stop()
 
 
 def stamp(seconds: float) -> str:
@@ -230,9 +201,9 @@ def rows(session):
     return list(session.messages.order_by("created_at", "order").values_list("external_id", "role", "text_content"))
 
 
-def test_hooks_sync_a_growing_session_exactly_once(cli, live, sync_key, home):
+def test_hooks_sync_a_growing_session_exactly_once(cli, gunicorn_server, sync_key, home):
     env = environment(home, CLAUDE_SYNC_THINKING="true")
-    login = run(cli, env, "login", "--url", live.url, "--key", sync_key)
+    login = run(cli, env, "login", "--url", gunicorn_server.url, "--key", sync_key)
     assert login.returncode == 0, login.stderr
     assert stat.S_IMODE((home / ".claude-code-sync.json").stat().st_mode) == 0o600
     t = Transcript(home)
@@ -379,8 +350,8 @@ def test_hooks_sync_a_growing_session_exactly_once(cli, live, sync_key, home):
     assert logout.returncode == 0 and run(cli, env, "status").returncode == 1
 
 
-def test_server_down_hooks_stay_fast_and_nothing_is_lost(cli, live, sync_key, home):
-    env = environment(home, OPENSYNC_URL=live.url, OPENSYNC_API_KEY=sync_key)
+def test_server_down_hooks_stay_fast_and_nothing_is_lost(cli, gunicorn_server, sync_key, home):
+    env = environment(home, OPENSYNC_URL=gunicorn_server.url, OPENSYNC_API_KEY=sync_key)
     t = Transcript(home)
     expected = []
 
@@ -396,7 +367,7 @@ def test_server_down_hooks_stay_fast_and_nothing_is_lost(cli, live, sync_key, ho
     settle(home)
     assert rows(Session.objects.get()) == expected
 
-    live.stop()
+    gunicorn_server.stop()
     try:
         for n in range(1, 4):
             turn(n)
@@ -404,7 +375,7 @@ def test_server_down_hooks_stay_fast_and_nothing_is_lost(cli, live, sync_key, ho
             assert len(queued(home)) == n  # the queue grows; nothing is dropped
     finally:
         settle(home)
-        live.start()
+        gunicorn_server.start()
     assert Message.objects.count() == 2
 
     turn(4)
@@ -426,7 +397,7 @@ class Blackhole:
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
 
 
-def test_a_server_that_never_answers_does_not_slow_the_hooks(cli, live, sync_key, home):
+def test_a_server_that_never_answers_does_not_slow_the_hooks(cli, gunicorn_server, sync_key, home):
     hole = Blackhole()
     try:
         env = environment(home, OPENSYNC_URL=hole.url, OPENSYNC_API_KEY=sync_key)
@@ -441,16 +412,16 @@ def test_a_server_that_never_answers_does_not_slow_the_hooks(cli, live, sync_key
         hole.sock.close()
     assert queued(home) and not Message.objects.exists()
 
-    env = environment(home, OPENSYNC_URL=live.url, OPENSYNC_API_KEY=sync_key)
+    env = environment(home, OPENSYNC_URL=gunicorn_server.url, OPENSYNC_API_KEY=sync_key)
     result = run(cli, env, "flush")
     assert result.returncode == 0, result.stderr
     assert [text for _, _, text in rows(Session.objects.get())] == [f"prompt {n}" for n in range(5)]
 
 
-def test_a_rejected_key_keeps_everything_queued(cli, live, sync_key, user, personal_workspace, home):
+def test_a_rejected_key_keeps_everything_queued(cli, gunicorn_server, sync_key, user, personal_workspace, home):
     t = Transcript(home)
     t.append(t.user("u1", 1, "hello"))
-    env = environment(home, OPENSYNC_URL=live.url, OPENSYNC_API_KEY="osk_revokedrevokedrevokedrevoked0000")
+    env = environment(home, OPENSYNC_URL=gunicorn_server.url, OPENSYNC_API_KEY="osk_revokedrevokedrevokedrevoked0000")
     hook(cli, env, t, "Stop")
     settle(home)
     assert len(queued(home)) == 1 and not Session.objects.exists()
@@ -462,16 +433,16 @@ def test_a_rejected_key_keeps_everything_queued(cli, live, sync_key, user, perso
 
     # a read-only key is refused at login
     _, read_key = api_key_create(user=user, workspace=personal_workspace, name="read", scope="read")
-    refused = run(cli, environment(home), "login", "--url", live.url, "--key", read_key)
+    refused = run(cli, environment(home), "login", "--url", gunicorn_server.url, "--key", read_key)
     assert refused.returncode == 1 and "403" in refused.stderr
 
-    env = environment(home, OPENSYNC_URL=live.url, OPENSYNC_API_KEY=sync_key)
+    env = environment(home, OPENSYNC_URL=gunicorn_server.url, OPENSYNC_API_KEY=sync_key)
     assert run(cli, env, "flush").returncode == 0
     assert rows(Session.objects.get()) == [("u1", "user", "hello")] and queued(home) == []
 
 
-def test_concurrent_hooks_store_every_message_once(cli, live, sync_key, home):
-    env = environment(home, OPENSYNC_URL=live.url, OPENSYNC_API_KEY=sync_key)
+def test_concurrent_hooks_store_every_message_once(cli, gunicorn_server, sync_key, home):
+    env = environment(home, OPENSYNC_URL=gunicorn_server.url, OPENSYNC_API_KEY=sync_key)
     t = Transcript(home)
     for n in range(20):
         t.append(
@@ -491,8 +462,8 @@ def test_concurrent_hooks_store_every_message_once(cli, live, sync_key, home):
     assert (session.message_count, session.prompt_tokens) == (40, 20)
 
 
-def test_sync_backfills_with_since_project_and_dry_run(cli, live, sync_key, home):
-    env = environment(home, OPENSYNC_URL=live.url, OPENSYNC_API_KEY=sync_key)
+def test_sync_backfills_with_since_project_and_dry_run(cli, gunicorn_server, sync_key, home):
+    env = environment(home, OPENSYNC_URL=gunicorn_server.url, OPENSYNC_API_KEY=sync_key)
     old = Transcript(home, session_id="0ld00000-0000-4000-8000-000000000001", project="alpha")
     old.append(old.user("u1", 1, "old work"))
     month_ago = time.time() - 30 * 86400

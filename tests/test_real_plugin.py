@@ -9,16 +9,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from sessions_app.models import Session
 
-from .live import BASE_DIR, node_executable, npm_command, start_gunicorn, stop
+from .live import BASE_DIR, node_executable, npm_command
 
 PLUGIN = "claude-code-sync@0.1.15"
 SID = "0f3c9a52-7b1e-4d2a-9c61-2b8e5d4a1f00"
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(npm_command() is None, reason="needs Node.js/npm to install the real plugin"),
 ]
@@ -38,14 +38,6 @@ def plugin_cli():
             timeout=300,
         )
     return str(cli)
-
-
-@pytest.fixture(scope="module")
-def live(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        proc, port = start_gunicorn(connection.settings_dict, workers=2)
-    yield port
-    stop(proc)
 
 
 def transcript_lines(cwd: str) -> list[dict]:
@@ -95,7 +87,7 @@ def run_hook(cli, env, event, payload):
 
 
 @pytest.mark.parametrize("base_suffix", ["", "/", "/convex.site"])
-def test_real_claude_code_sync_session_arrives(plugin_cli, live, sync_key, tmp_path, base_suffix):
+def test_real_claude_code_sync_session_arrives(plugin_cli, gunicorn_server, sync_key, tmp_path, base_suffix):
     home = tmp_path / "home"
     cwd = home / "proj" / "demo-app"
     cwd.mkdir(parents=True)
@@ -106,7 +98,7 @@ def test_real_claude_code_sync_session_arrives(plugin_cli, live, sync_key, tmp_p
         # the plugin's `#!/usr/bin/env node` finds the same Node that installed it
         "PATH": f"{Path(node_executable()).parent}{os.pathsep}{os.environ['PATH']}",
         "HOME": str(home),
-        "CLAUDE_SYNC_CONVEX_URL": f"http://127.0.0.1:{live}{base_suffix}",
+        "CLAUDE_SYNC_CONVEX_URL": f"{gunicorn_server.url}{base_suffix}",
         "CLAUDE_SYNC_API_KEY": sync_key,
     }
     status = subprocess.run([plugin_cli, "synctest"], env=env, capture_output=True, text=True, timeout=60)
@@ -160,14 +152,14 @@ def login(cli, env, url: str, key: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def test_real_login_accepts_the_dot_convex_site_base_url(plugin_cli, live, sync_key, tmp_path):
+def test_real_login_accepts_the_dot_convex_site_base_url(plugin_cli, gunicorn_server, sync_key, tmp_path):
     """The README's `login` form, http://host:port/opensync.convex.site, passes the plugin's own
     check ("must contain convex.site"; opencode-sync wants ".convex.site"), its /health probe, and
     then carries the plugin's syncs."""
     home = tmp_path / "home"
     home.mkdir()
     env = {"PATH": f"{Path(node_executable()).parent}{os.pathsep}{os.environ['PATH']}", "HOME": str(home)}
-    url = f"http://127.0.0.1:{live}/opensync.convex.site"
+    url = f"{gunicorn_server.url}/opensync.convex.site"
     result = login(plugin_cli, env, url, sync_key)
     assert result.returncode == 0 and "Configuration saved" in result.stdout, result.stdout + result.stderr
     saved = json.loads((home / ".config" / "claude-code-sync" / "config.json").read_text())

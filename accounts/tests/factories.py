@@ -1,6 +1,9 @@
+from collections.abc import Iterable
+
 import factory
 
 from accounts.models import Membership, Role, User, Workspace
+from accounts.services import workspace_create_team
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -32,3 +35,26 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     workspace = factory.SubFactory(WorkspaceFactory)
     role = Role.MEMBER
+
+
+def team_with(
+    owner: User,
+    *,
+    name: str = "Team",
+    admin: User | Iterable[User] = (),
+    reviewer: User | Iterable[User] = (),
+    member: User | Iterable[User] = (),
+    **fields,
+) -> Workspace:
+    """A team workspace `owner` created (and so administers, as in the app), with each person given
+    in that role: `team_with(other_user, member=user)` is "user is a member of other_user's team".
+    Other `fields` (timezone, monthly_budget...) are set on the workspace."""
+    workspace = workspace_create_team(user=owner, name=name)
+    for role, people in ((Role.ADMIN, admin), (Role.REVIEWER, reviewer), (Role.MEMBER, member)):
+        for person in [people] if isinstance(people, User) else people:
+            MembershipFactory(user=person, workspace=workspace, role=role)
+    if fields:
+        for field, value in fields.items():
+            setattr(workspace, field, value)
+        workspace.save(update_fields=list(fields))
+    return workspace

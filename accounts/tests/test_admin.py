@@ -8,8 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import ApiKey, ApiRequestLog, Invitation, Membership, Role, User, Workspace, hash_api_key
-from accounts.services import api_key_create, invitation_create, workspace_create_team
-from accounts.tests.factories import UserFactory
+from accounts.services import api_key_create, invitation_create
+from accounts.tests.factories import MembershipFactory, UserFactory, team_with
 from sessions_app.models import Message, Part, Session
 
 pytestmark = pytest.mark.django_db
@@ -31,8 +31,8 @@ def admin_client(client, admin_user):
 @pytest.fixture
 def objects(user, other_user, personal_workspace):
     """One row of every model the admin shows."""
-    team = workspace_create_team(user=user, name="Platform team")
-    membership = Membership.objects.create(user=other_user, workspace=team, role=Role.MEMBER)
+    team = team_with(user, name="Platform team")
+    membership = MembershipFactory(user=other_user, workspace=team, role=Role.MEMBER)
     invitation, _ = invitation_create(
         actor=user,
         workspace=team,

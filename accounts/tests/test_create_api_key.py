@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from accounts.models import ApiKey, Membership, Role, User, Workspace, hash_api_key
-from accounts.services import workspace_create_team
+from accounts.tests.factories import team_with
 from sessions_app.models import Session
 
 pytestmark = pytest.mark.django_db
@@ -53,14 +53,14 @@ def test_each_call_makes_a_new_key(user):
 
 
 def test_workspace_option_binds_key_and_adds_member(user, other_user):
-    team = workspace_create_team(user=other_user, name="Platform team")
+    team = team_with(other_user, name="Platform team")
     raw = create_key("--email", user.email, "--workspace", team.slug)
     assert key_for(raw).workspace == team
     assert Membership.objects.get(user=user, workspace=team).role == Role.MEMBER
 
 
 def test_workspace_option_keeps_existing_role(user, other_user):
-    team = workspace_create_team(user=other_user, name="Platform team")
+    team = team_with(other_user, name="Platform team")
     raw = create_key("--email", other_user.email, "--workspace", team.slug)
     assert key_for(raw).workspace == team
     assert Membership.objects.get(user=other_user, workspace=team).role == Role.ADMIN
@@ -115,7 +115,7 @@ def test_printed_key_authenticates_against_sync_api(client):
 
 
 def test_printed_workspace_key_syncs_into_that_workspace(client, other_user):
-    team = workspace_create_team(user=other_user, name="Platform team")
+    team = team_with(other_user, name="Platform team")
     raw = create_key("--email", "plugin@example.com", "--workspace", team.slug)
     assert sync_session(client, raw, "s-team").status_code == 200
     assert Session.objects.get(external_id="s-team").workspace == team

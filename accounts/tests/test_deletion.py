@@ -21,8 +21,8 @@ from accounts.models import (
     User,
     Workspace,
 )
-from accounts.services import api_key_create, invitation_create, workspace_create_team
-from accounts.tests.factories import UserFactory
+from accounts.services import api_key_create, invitation_create
+from accounts.tests.factories import UserFactory, team_with
 from sessions_app.models import Message, Part, Session
 from sessions_app.tests.factories import MessageFactory, PartFactory, SessionFactory
 
@@ -65,8 +65,7 @@ def rows_of(user_id) -> dict:
 @pytest.fixture
 def world(user, other_user, personal_workspace):
     """My data in my personal and a shared team workspace, and someone else's data next to it."""
-    team = workspace_create_team(user=other_user, name="Their team")  # other_user is its admin
-    Membership.objects.create(user=user, workspace=team, role=Role.MEMBER)
+    team = team_with(other_user, name="Their team", member=user)  # other_user is its admin
     session_tree(user, title="mine-personal")
     session_tree(user, team, title="mine-in-team")
     session_tree(user, messages=0, title="mine-empty")
@@ -297,10 +296,9 @@ def test_delete_account_requires_my_exact_email(logged_in, user, email, extra, s
 def test_delete_account_removes_the_user_and_everything_they_own(
     logged_in, user, other_user, world, personal_workspace, django_capture_on_commit_callbacks
 ):
-    solo = workspace_create_team(user=user, name="Just me")
+    solo = team_with(user, name="Just me")
     session_tree(user, solo, title="mine-solo")
-    shared = workspace_create_team(user=user, name="Shared")  # user is admin, but not the last one
-    Membership.objects.create(user=other_user, workspace=shared, role=Role.ADMIN)
+    shared = team_with(user, name="Shared", admin=other_user)  # user is admin, but not the last one
     invitation_create(actor=user, workspace=shared, email="x@example.com", role=Role.MEMBER, accept_url_builder=str)
     user_pk, email = user.pk, user.email
 
@@ -353,8 +351,7 @@ def test_delete_account_disables_the_user_at_once(logged_in, user, sync_key):
 
 
 def test_last_admin_of_a_used_team_cannot_delete_the_account(logged_in, user, other_user):
-    team = workspace_create_team(user=user, name="Platform team")
-    Membership.objects.create(user=other_user, workspace=team, role=Role.MEMBER)
+    team = team_with(user, name="Platform team", member=other_user)
     page = logged_in.get(reverse("accounts:data")).content.decode()
     assert "only admin of" in page and "Platform team" in page
 
@@ -373,8 +370,7 @@ def test_last_admin_of_a_used_team_cannot_delete_the_account(logged_in, user, ot
 
 def test_account_job_that_became_blocked_gives_the_account_back(user, other_user):
     job, _ = deletion_job_start(user=user, kind=DeletionKind.ACCOUNT)
-    team = workspace_create_team(user=user, name="Late team")
-    Membership.objects.create(user=other_user, workspace=team, role=Role.MEMBER)
+    team_with(user, name="Late team", member=other_user)
     deletion.deletion_job_run(job_id=job.pk)
     job.refresh_from_db()
     user.refresh_from_db()
@@ -466,34 +462,26 @@ def test_every_link_to_a_session_or_user_cascades():
 # --- review fixes: races, stuck jobs, leftovers --------------------------------------------------
 
 
-def test_the_other_admin_cannot_leave_while_my_account_is_being_deleted(user, other_user):
+def test_the_other_admin_cannot_leave_while_my_account_is_being_deleted(team):
     """The last-admin guard counts active admins only, so a pending account deletion (the user
     is disabled at once) can't leave a team without an admin."""
-    third = UserFactory()
-    team = workspace_create_team(user=user, name="Shared team")
-    Membership.objects.create(user=other_user, workspace=team, role=Role.ADMIN)
-    Membership.objects.create(user=third, workspace=team, role=Role.MEMBER)
-    job, _ = deletion_job_start(user=user, kind=DeletionKind.ACCOUNT)  # allowed: other_user is admin
-    leaving = Membership.objects.get(user=other_user, workspace=team)
+    job, _ = deletion_job_start(user=team.owner, kind=DeletionKind.ACCOUNT)  # allowed: team.admin is admin
+    leaving = Membership.objects.get(user=team.admin, workspace=team.workspace)
     with pytest.raises(ValidationError):
-        services.membership_remove(actor=other_user, membership=leaving)
+        services.membership_remove(actor=team.admin, membership=leaving)
     deletion.deletion_job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == DeletionStatus.DONE
-    assert list(team.memberships.filter(role=Role.ADMIN).values_list("user", flat=True)) == [other_user.pk]
+    assert list(team.workspace.memberships.filter(role=Role.ADMIN).values_list("user", flat=True)) == [team.admin.pk]
 
 
-def test_job_fails_if_the_team_lost_its_other_admin_meanwhile(user, other_user):
-    third = UserFactory()
-    team = workspace_create_team(user=user, name="Shared team")
-    Membership.objects.create(user=other_user, workspace=team, role=Role.ADMIN)
-    Membership.objects.create(user=third, workspace=team, role=Role.MEMBER)
-    job, _ = deletion_job_start(user=user, kind=DeletionKind.ACCOUNT)
-    Membership.objects.filter(user=other_user, workspace=team).delete()  # e.g. removed in the admin site
+def test_job_fails_if_the_team_lost_its_other_admin_meanwhile(team):
+    job, _ = deletion_job_start(user=team.owner, kind=DeletionKind.ACCOUNT)
+    Membership.objects.filter(user=team.admin, workspace=team.workspace).delete()  # e.g. removed in the admin site
     deletion.deletion_job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == DeletionStatus.FAILED and "admin" in job.error
-    assert team.memberships.filter(user=user, role=Role.ADMIN).exists()  # the team keeps an admin
+    assert team.workspace.memberships.filter(user=team.owner, role=Role.ADMIN).exists()  # the team keeps an admin
 
 
 def test_unreachable_broker_fails_the_job_with_a_reason(user, monkeypatch, django_capture_on_commit_callbacks):
@@ -536,7 +524,7 @@ def test_admin_runs_a_failed_job_again(client, user, monkeypatch, django_capture
 
 
 def test_account_deletion_removes_invitations_addressed_to_me(user, other_user, django_capture_on_commit_callbacks):
-    team = workspace_create_team(user=other_user, name="Their team")
+    team = team_with(other_user, name="Their team")
     Invitation.objects.create(
         workspace=team,
         email=user.email.upper(),

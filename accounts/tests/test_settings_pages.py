@@ -10,9 +10,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import ApiRequestLog, Membership, Role, User, Workspace
+from accounts.models import ApiRequestLog, User, Workspace
 from accounts.selectors import CURRENT_WORKSPACE_SESSION_KEY, enabled_sources, workspace_usage
-from accounts.services import api_key_create, workspace_create_team
+from accounts.services import api_key_create
+from accounts.tests.factories import team_with
 from sessions_app.models import Source
 from sessions_app.tests.factories import SessionFactory
 
@@ -66,7 +67,7 @@ def test_every_settings_page_has_the_settings_nav_with_its_tab_current(logged_in
 
 
 def test_workspace_detail_page_has_the_settings_nav(logged_in, user):
-    team = workspace_create_team(user=user, name="Platform team")
+    team = team_with(user, name="Platform team")
     page = logged_in.get(reverse("accounts:workspace", args=[team.slug])).content.decode()
     assert 'aria-label="Settings"' in page
     assert f'<a href="{reverse("accounts:workspaces")}" aria-current="page">' in page
@@ -76,8 +77,7 @@ def test_workspace_detail_page_has_the_settings_nav(logged_in, user):
 
 
 def test_profile_shows_email_member_since_links_and_my_totals_only(logged_in, user, other_user):
-    team = workspace_create_team(user=user, name="Platform team")
-    Membership.objects.create(user=other_user, workspace=team, role=Role.MEMBER)
+    team = team_with(user, name="Platform team", member=other_user)
     SessionFactory(owner=user, prompt_tokens=1000, completion_tokens=234, message_count=3)
     SessionFactory(owner=user, workspace=team, prompt_tokens=10, completion_tokens=0, message_count=2)
     # Someone else's sessions, in their workspace and in mine, are not mine.
@@ -173,7 +173,7 @@ def usage_data(user, other_user, personal_workspace):
         log_request(outsider_key, endpoint="/api/leak")
     SessionFactory(owner=other_user, source=Source.PI, prompt_tokens=999_999)
 
-    team = workspace_create_team(user=user, name="Team")
+    team = team_with(user)
     team_key, _ = api_key_create(user=user, workspace=team, name="team key")
     log_request(team_key, endpoint="/sync/message")
     SessionFactory(owner=user, workspace=team, source=Source.OPENCODE, prompt_tokens=555_555)

@@ -13,8 +13,8 @@ from django.utils.html import escape
 
 from accounts.models import ApiKey, Invitation, Membership, Role, Workspace
 from accounts.selectors import CURRENT_WORKSPACE_SESSION_KEY
-from accounts.services import api_key_create, invitation_create, workspace_create_team
-from accounts.tests.factories import UserFactory
+from accounts.services import api_key_create, invitation_create
+from accounts.tests.factories import MembershipFactory, UserFactory, team_with
 
 pytestmark = pytest.mark.django_db
 
@@ -23,15 +23,9 @@ NEW_KEY = re.compile(r'<code id="new-key">(osk_[A-Za-z0-9_-]+)</code>')
 
 
 @pytest.fixture
-def team(user):
-    """A team workspace where `user` is the only admin."""
-    return workspace_create_team(user=user, name="Platform team")
-
-
-@pytest.fixture
-def member(team, other_user):
-    """`other_user` as a plain member of `team`."""
-    return Membership.objects.create(user=other_user, workspace=team, role=Role.MEMBER)
+def member(team_as_admin, other_user):
+    """`other_user` as a plain member of `team_as_admin`."""
+    return MembershipFactory(user=other_user, workspace=team_as_admin, role=Role.MEMBER)
 
 
 def admin_membership(user, workspace) -> Membership:
@@ -206,14 +200,14 @@ def test_csrf_is_enforced_on_workspace_create(csrf_client, user):
     assert not Workspace.objects.filter(name="Forged team").exists()
 
 
-def test_csrf_is_enforced_on_workspace_switch(csrf_client, team):
-    response = csrf_client.post(reverse("accounts:workspace-switch"), {"workspace": team.pk})
+def test_csrf_is_enforced_on_workspace_switch(csrf_client, team_as_admin):
+    response = csrf_client.post(reverse("accounts:workspace-switch"), {"workspace": team_as_admin.pk})
     assert response.status_code == 403
     assert CURRENT_WORKSPACE_SESSION_KEY not in csrf_client.session
 
 
-def test_csrf_is_enforced_on_member_removal(csrf_client, team, member):
-    response = csrf_client.post(reverse("accounts:member-remove", args=[team.slug, member.pk]), **HTMX)
+def test_csrf_is_enforced_on_member_removal(csrf_client, team_as_admin, member):
+    response = csrf_client.post(reverse("accounts:member-remove", args=[team_as_admin.slug, member.pk]), **HTMX)
     assert response.status_code == 403
     assert Membership.objects.filter(pk=member.pk).exists()
 
@@ -234,18 +228,18 @@ def test_csrf_token_from_the_page_is_accepted(csrf_client, user, personal_worksp
 # --- workspaces -----------------------------------------------------------------------------
 
 
-def test_workspace_pages_need_login(client, team):
+def test_workspace_pages_need_login(client, team_as_admin):
     assert_redirects_to_login(client.get(reverse("accounts:workspaces")))
-    assert_redirects_to_login(client.get(reverse("accounts:workspace", args=[team.slug])))
+    assert_redirects_to_login(client.get(reverse("accounts:workspace", args=[team_as_admin.slug])))
 
 
-def test_workspace_list_shows_my_workspaces_only(logged_in, personal_workspace, team, other_user):
-    foreign = workspace_create_team(user=other_user, name="Secret skunkworks")
+def test_workspace_list_shows_my_workspaces_only(logged_in, personal_workspace, team_as_admin, other_user):
+    foreign = team_with(other_user, name="Secret skunkworks")
     response = logged_in.get(reverse("accounts:workspaces"))
     assert response.status_code == 200
     page = response.content.decode()
     assert escape(personal_workspace.name) in page
-    assert team.name in page
+    assert team_as_admin.name in page
     assert foreign.name not in page
 
 
@@ -269,12 +263,12 @@ def test_create_workspace_with_empty_name_shows_error(logged_in, user):
     assert Workspace.objects.count() == before
 
 
-def test_workspace_detail_for_member_and_outsider(client, team, member, other_user):
+def test_workspace_detail_for_member_and_outsider(client, team_as_admin, member, other_user):
     client.force_login(other_user)
-    assert client.get(reverse("accounts:workspace", args=[team.slug])).status_code == 200
+    assert client.get(reverse("accounts:workspace", args=[team_as_admin.slug])).status_code == 200
     outsider = UserFactory()
     client.force_login(outsider)
-    assert client.get(reverse("accounts:workspace", args=[team.slug])).status_code == 404
+    assert client.get(reverse("accounts:workspace", args=[team_as_admin.slug])).status_code == 404
     assert client.get(reverse("accounts:workspace", args=["no-such-workspace"])).status_code == 404
 
 
@@ -286,10 +280,10 @@ def invite(actor, workspace, email, role=Role.MEMBER) -> tuple[Invitation, str]:
     return invitation_create(actor=actor, workspace=workspace, email=email, role=role, accept_url_builder=lambda t: t)
 
 
-def test_admin_invites_by_email(logged_in, user, team, django_capture_on_commit_callbacks):
+def test_admin_invites_by_email(logged_in, user, team_as_admin, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = logged_in.post(
-            reverse("accounts:workspace-invite", args=[team.slug]),
+            reverse("accounts:workspace-invite", args=[team_as_admin.slug]),
             {"email": "Newcomer@Example.com", "role": Role.REVIEWER},
             **HTMX,
         )
@@ -298,7 +292,7 @@ def test_admin_invites_by_email(logged_in, user, team, django_capture_on_commit_
     assert page.lstrip().startswith('<div id="members-panel">')
     assert "newcomer@example.com" in page  # listed as pending
 
-    invitation = Invitation.objects.get(workspace=team)
+    invitation = Invitation.objects.get(workspace=team_as_admin)
     assert invitation.email == "newcomer@example.com"
     assert invitation.role == Role.REVIEWER
     assert len(mail.outbox) == 1
@@ -315,7 +309,7 @@ def test_admin_invites_by_email(logged_in, user, team, django_capture_on_commit_
     logged_in.force_login(newcomer)
     response = logged_in.post(link.group(0).removeprefix("http://testserver"))
     assert response.status_code == 302
-    assert admin_membership(newcomer, team).role == Role.REVIEWER
+    assert admin_membership(newcomer, team_as_admin).role == Role.REVIEWER
 
 
 def post_invite(client, workspace, email="x@example.com", role=Role.MEMBER):
@@ -323,16 +317,16 @@ def post_invite(client, workspace, email="x@example.com", role=Role.MEMBER):
     return client.post(url, {"email": email, "role": role})
 
 
-def test_member_cannot_invite(client, team, member, other_user):
+def test_member_cannot_invite(client, team_as_admin, member, other_user):
     client.force_login(other_user)
-    response = post_invite(client, team)
+    response = post_invite(client, team_as_admin)
     assert response.status_code == 403
-    assert not Invitation.objects.filter(workspace=team).exists()
+    assert not Invitation.objects.filter(workspace=team_as_admin).exists()
 
 
-def test_outsider_cannot_invite(client, team):
+def test_outsider_cannot_invite(client, team_as_admin):
     client.force_login(UserFactory())
-    response = post_invite(client, team)
+    response = post_invite(client, team_as_admin)
     assert response.status_code == 404
 
 
@@ -343,17 +337,17 @@ def test_inviting_into_personal_workspace_shows_error(logged_in, personal_worksp
     assert not Invitation.objects.exists()
 
 
-def test_invitation_accepted_by_invited_user(client, user, team):
+def test_invitation_accepted_by_invited_user(client, user, team_as_admin):
     invitee = UserFactory(email="invitee@example.com")
-    invitation, token = invite(user, team, "invitee@example.com", Role.REVIEWER)
+    invitation, token = invite(user, team_as_admin, "invitee@example.com", Role.REVIEWER)
     client.force_login(invitee)
     url = reverse("accounts:invitation", args=[token])
     assert client.get(url).status_code == 200
     response = client.post(url)
     assert response.status_code == 302
-    assert response.url == reverse("accounts:workspace", args=[team.slug])
-    assert admin_membership(invitee, team).role == Role.REVIEWER
-    assert client.session[CURRENT_WORKSPACE_SESSION_KEY] == team.pk
+    assert response.url == reverse("accounts:workspace", args=[team_as_admin.slug])
+    assert admin_membership(invitee, team_as_admin).role == Role.REVIEWER
+    assert client.session[CURRENT_WORKSPACE_SESSION_KEY] == team_as_admin.pk
     invitation.refresh_from_db()
     assert invitation.accepted_by == invitee and invitation.accepted_at is not None
     # A used link can't be used twice.
@@ -361,23 +355,23 @@ def test_invitation_accepted_by_invited_user(client, user, team):
     assert "has expired, was revoked or was already used" in client.post(url).content.decode()
 
 
-def test_invitation_page_for_anonymous_asks_to_log_in(client, user, team):
-    _, token = invite(user, team, "invitee@example.com")
+def test_invitation_page_for_anonymous_asks_to_log_in(client, user, team_as_admin):
+    _, token = invite(user, team_as_admin, "invitee@example.com")
     response = client.get(reverse("accounts:invitation", args=[token]))
     assert response.status_code == 200
     assert reverse("account_login") in response.content.decode()
     assert client.post(reverse("accounts:invitation", args=[token])).status_code == 200
-    assert not Membership.objects.filter(workspace=team, user__email="invitee@example.com").exists()
+    assert not Membership.objects.filter(workspace=team_as_admin, user__email="invitee@example.com").exists()
 
 
-def test_invitation_wrong_user_gets_error(client, user, team, other_user):
-    invitation, token = invite(user, team, "invitee@example.com")
+def test_invitation_wrong_user_gets_error(client, user, team_as_admin, other_user):
+    invitation, token = invite(user, team_as_admin, "invitee@example.com")
     client.force_login(other_user)
     response = client.post(reverse("accounts:invitation", args=[token]))
     assert response.status_code == 200
     assert "invitee@example.com" in response.content.decode()
     assert "sign in with that address" in response.content.decode()
-    assert not Membership.objects.filter(workspace=team, user=other_user).exists()
+    assert not Membership.objects.filter(workspace=team_as_admin, user=other_user).exists()
     invitation.refresh_from_db()
     assert invitation.accepted_at is None
 
@@ -390,24 +384,24 @@ def test_invitation_wrong_user_gets_error(client, user, team, other_user):
     ],
     ids=["expired", "revoked"],
 )
-def test_expired_or_revoked_invitation_cannot_be_accepted(client, user, team, change):
+def test_expired_or_revoked_invitation_cannot_be_accepted(client, user, team_as_admin, change):
     invitee = UserFactory(email="invitee@example.com")
-    invitation, token = invite(user, team, invitee.email)
+    invitation, token = invite(user, team_as_admin, invitee.email)
     Invitation.objects.filter(pk=invitation.pk).update(**change)
     client.force_login(invitee)
     response = client.post(reverse("accounts:invitation", args=[token]))
     assert response.status_code == 200
     assert "has expired, was revoked or was already used" in response.content.decode()
-    assert not Membership.objects.filter(workspace=team, user=invitee).exists()
+    assert not Membership.objects.filter(workspace=team_as_admin, user=invitee).exists()
 
 
 def test_unknown_invitation_token_is_404(logged_in):
     assert logged_in.get(reverse("accounts:invitation", args=["not-a-real-token"])).status_code == 404
 
 
-def test_admin_revokes_invitation(logged_in, user, team):
-    invitation, _ = invite(user, team, "invitee@example.com")
-    response = logged_in.post(reverse("accounts:invitation-revoke", args=[team.slug, invitation.pk]), **HTMX)
+def test_admin_revokes_invitation(logged_in, user, team_as_admin):
+    invitation, _ = invite(user, team_as_admin, "invitee@example.com")
+    response = logged_in.post(reverse("accounts:invitation-revoke", args=[team_as_admin.slug, invitation.pk]), **HTMX)
     assert response.status_code == 200
     assert 'id="members-panel"' in response.content.decode()
     invitation.refresh_from_db()
@@ -422,9 +416,9 @@ def set_role(client, membership, role, *, htmx=True):
     return client.post(url, {"role": role}, **(HTMX if htmx else {}))
 
 
-def test_admin_changes_member_role_with_htmx(logged_in, team, member):
+def test_admin_changes_member_role_with_htmx(logged_in, team_as_admin, member):
     response = logged_in.post(
-        reverse("accounts:member-role", args=[team.slug, member.pk]), {"role": Role.REVIEWER}, **HTMX
+        reverse("accounts:member-role", args=[team_as_admin.slug, member.pk]), {"role": Role.REVIEWER}, **HTMX
     )
     assert response.status_code == 200
     page = response.content.decode()
@@ -434,7 +428,7 @@ def test_admin_changes_member_role_with_htmx(logged_in, team, member):
     assert member.role == Role.REVIEWER
 
 
-def test_admin_changes_member_role_without_htmx(logged_in, team, member):
+def test_admin_changes_member_role_without_htmx(logged_in, team_as_admin, member):
     response = set_role(logged_in, member, Role.ADMIN, htmx=False)
     assert response.status_code == 200
     assert "<html" in response.content.decode()
@@ -442,16 +436,16 @@ def test_admin_changes_member_role_without_htmx(logged_in, team, member):
     assert member.role == Role.ADMIN
 
 
-def test_unknown_role_is_rejected(logged_in, team, member):
-    response = logged_in.post(reverse("accounts:member-role", args=[team.slug, member.pk]), {"role": "owner"})
+def test_unknown_role_is_rejected(logged_in, team_as_admin, member):
+    response = logged_in.post(reverse("accounts:member-role", args=[team_as_admin.slug, member.pk]), {"role": "owner"})
     assert response.status_code == 404
     member.refresh_from_db()
     assert member.role == Role.MEMBER
 
 
-def test_member_cannot_change_roles(client, user, team, member, other_user):
+def test_member_cannot_change_roles(client, user, team_as_admin, member, other_user):
     client.force_login(other_user)
-    admin = admin_membership(user, team)
+    admin = admin_membership(user, team_as_admin)
     response = set_role(client, admin, Role.MEMBER)
     assert response.status_code == 403
     # Not even their own.
@@ -462,36 +456,36 @@ def test_member_cannot_change_roles(client, user, team, member, other_user):
     assert (admin.role, member.role) == (Role.ADMIN, Role.MEMBER)
 
 
-def test_member_cannot_remove_others(client, user, team, member, other_user):
-    third = Membership.objects.create(user=UserFactory(), workspace=team, role=Role.MEMBER)
+def test_member_cannot_remove_others(client, user, team_as_admin, member, other_user):
+    third = MembershipFactory(workspace=team_as_admin, role=Role.MEMBER)
     client.force_login(other_user)
-    for target in (admin_membership(user, team), third):
-        response = client.post(reverse("accounts:member-remove", args=[team.slug, target.pk]), **HTMX)
+    for target in (admin_membership(user, team_as_admin), third):
+        response = client.post(reverse("accounts:member-remove", args=[team_as_admin.slug, target.pk]), **HTMX)
         assert response.status_code == 403
         assert Membership.objects.filter(pk=target.pk).exists()
 
 
-def test_member_can_leave(client, team, member, other_user):
+def test_member_can_leave(client, team_as_admin, member, other_user):
     client.force_login(other_user)
-    client.post(reverse("accounts:workspace-switch"), {"workspace": team.pk})
-    response = client.post(reverse("accounts:member-remove", args=[team.slug, member.pk]))
+    client.post(reverse("accounts:workspace-switch"), {"workspace": team_as_admin.pk})
+    response = client.post(reverse("accounts:member-remove", args=[team_as_admin.slug, member.pk]))
     assert response.status_code == 302
     assert response.url == reverse("accounts:workspaces")
     assert not Membership.objects.filter(pk=member.pk).exists()
     assert CURRENT_WORKSPACE_SESSION_KEY not in client.session
-    assert client.get(reverse("accounts:workspace", args=[team.slug])).status_code == 404
+    assert client.get(reverse("accounts:workspace", args=[team_as_admin.slug])).status_code == 404
 
 
-def test_member_leaving_with_htmx_gets_client_redirect(client, team, member, other_user):
+def test_member_leaving_with_htmx_gets_client_redirect(client, team_as_admin, member, other_user):
     client.force_login(other_user)
-    response = client.post(reverse("accounts:member-remove", args=[team.slug, member.pk]), **HTMX)
+    response = client.post(reverse("accounts:member-remove", args=[team_as_admin.slug, member.pk]), **HTMX)
     assert response.status_code == 200
     assert response["HX-Redirect"] == reverse("accounts:workspaces")
     assert not Membership.objects.filter(pk=member.pk).exists()
 
 
-def test_last_admin_cannot_be_demoted(logged_in, user, team, member):
-    admin = admin_membership(user, team)
+def test_last_admin_cannot_be_demoted(logged_in, user, team_as_admin, member):
+    admin = admin_membership(user, team_as_admin)
     response = set_role(logged_in, admin, Role.MEMBER)
     assert response.status_code == 200
     assert "at least one admin" in response.content.decode()
@@ -499,35 +493,35 @@ def test_last_admin_cannot_be_demoted(logged_in, user, team, member):
     assert admin.role == Role.ADMIN
 
 
-def test_last_admin_cannot_leave(logged_in, user, team, member):
-    admin = admin_membership(user, team)
-    response = logged_in.post(reverse("accounts:member-remove", args=[team.slug, admin.pk]), **HTMX)
+def test_last_admin_cannot_leave(logged_in, user, team_as_admin, member):
+    admin = admin_membership(user, team_as_admin)
+    response = logged_in.post(reverse("accounts:member-remove", args=[team_as_admin.slug, admin.pk]), **HTMX)
     assert response.status_code == 200
     assert "at least one admin" in response.content.decode()
     assert Membership.objects.filter(pk=admin.pk).exists()
 
 
-def test_last_admin_error_without_htmx_is_flashed(logged_in, user, team):
-    admin = admin_membership(user, team)
-    response = logged_in.post(reverse("accounts:member-remove", args=[team.slug, admin.pk]), follow=True)
+def test_last_admin_error_without_htmx_is_flashed(logged_in, user, team_as_admin):
+    admin = admin_membership(user, team_as_admin)
+    response = logged_in.post(reverse("accounts:member-remove", args=[team_as_admin.slug, admin.pk]), follow=True)
     assert "at least one admin" in response.content.decode()
     assert Membership.objects.filter(pk=admin.pk).exists()
 
 
-def test_admin_can_be_demoted_when_another_admin_exists(logged_in, user, team, member):
+def test_admin_can_be_demoted_when_another_admin_exists(logged_in, user, team_as_admin, member):
     Membership.objects.filter(pk=member.pk).update(role=Role.ADMIN)
-    admin = admin_membership(user, team)
+    admin = admin_membership(user, team_as_admin)
     response = set_role(logged_in, admin, Role.MEMBER)
     assert response.status_code == 200
     admin.refresh_from_db()
     assert admin.role == Role.MEMBER
 
 
-def test_removing_member_revokes_their_keys_for_that_workspace(logged_in, team, member, other_user):
-    team_key, _ = api_key_create(user=other_user, workspace=team, name="team key")
+def test_removing_member_revokes_their_keys_for_that_workspace(logged_in, team_as_admin, member, other_user):
+    team_key, _ = api_key_create(user=other_user, workspace=team_as_admin, name="team key")
     own_ws = Workspace.objects.get(created_by=other_user, is_personal=True)
     own_key, _ = api_key_create(user=other_user, workspace=own_ws, name="own key")
-    response = logged_in.post(reverse("accounts:member-remove", args=[team.slug, member.pk]), **HTMX)
+    response = logged_in.post(reverse("accounts:member-remove", args=[team_as_admin.slug, member.pk]), **HTMX)
     assert response.status_code == 200
     assert 'id="members-panel"' in response.content.decode()
     assert not Membership.objects.filter(pk=member.pk).exists()
@@ -537,10 +531,10 @@ def test_removing_member_revokes_their_keys_for_that_workspace(logged_in, team, 
     assert own_key.revoked_at is None
 
 
-def test_member_of_another_workspace_is_404(logged_in, team, other_user):
-    foreign = workspace_create_team(user=other_user, name="Elsewhere")
+def test_member_of_another_workspace_is_404(logged_in, team_as_admin, other_user):
+    foreign = team_with(other_user, name="Elsewhere")
     target = admin_membership(other_user, foreign)
-    response = logged_in.post(reverse("accounts:member-remove", args=[team.slug, target.pk]))
+    response = logged_in.post(reverse("accounts:member-remove", args=[team_as_admin.slug, target.pk]))
     assert response.status_code == 404
     assert Membership.objects.filter(pk=target.pk).exists()
 
@@ -548,17 +542,17 @@ def test_member_of_another_workspace_is_404(logged_in, team, other_user):
 # --- workspace switcher ---------------------------------------------------------------------
 
 
-def test_switch_to_my_workspace(logged_in, team):
+def test_switch_to_my_workspace(logged_in, team_as_admin):
     response = logged_in.post(
-        reverse("accounts:workspace-switch"), {"workspace": team.pk, "next": reverse("accounts:workspaces")}
+        reverse("accounts:workspace-switch"), {"workspace": team_as_admin.pk, "next": reverse("accounts:workspaces")}
     )
     assert response.status_code == 302
     assert response.url == reverse("accounts:workspaces")
-    assert logged_in.session[CURRENT_WORKSPACE_SESSION_KEY] == team.pk
+    assert logged_in.session[CURRENT_WORKSPACE_SESSION_KEY] == team_as_admin.pk
 
 
 def test_switch_to_foreign_workspace_is_forbidden(logged_in, personal_workspace, other_user):
-    foreign = workspace_create_team(user=other_user, name="Elsewhere")
+    foreign = team_with(other_user, name="Elsewhere")
     response = logged_in.post(reverse("accounts:workspace-switch"), {"workspace": foreign.pk})
     assert response.status_code == 403
     assert logged_in.session.get(CURRENT_WORKSPACE_SESSION_KEY) != foreign.pk
@@ -571,8 +565,8 @@ def test_switch_with_bad_workspace_is_forbidden(logged_in, workspace):
 
 
 @pytest.mark.parametrize("next_url", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)"])
-def test_switch_rejects_off_site_next(logged_in, team, next_url):
-    response = logged_in.post(reverse("accounts:workspace-switch"), {"workspace": team.pk, "next": next_url})
+def test_switch_rejects_off_site_next(logged_in, team_as_admin, next_url):
+    response = logged_in.post(reverse("accounts:workspace-switch"), {"workspace": team_as_admin.pk, "next": next_url})
     assert response.status_code == 302
     assert response.url == reverse("home")
-    assert logged_in.session[CURRENT_WORKSPACE_SESSION_KEY] == team.pk
+    assert logged_in.session[CURRENT_WORKSPACE_SESSION_KEY] == team_as_admin.pk

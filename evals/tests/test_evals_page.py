@@ -3,8 +3,7 @@ reviewer), counts, pages, and bulk status/tag changes with permissions."""
 
 import pytest
 
-from accounts.models import Membership, Role
-from accounts.services import workspace_create_team
+from accounts.tests.factories import team_with
 from evals.services import session_review
 from sessions_app.models import Session
 from sessions_app.tests.factories import SessionFactory
@@ -52,8 +51,7 @@ def test_filters(logged_in, user, query, expected):
 
 
 def test_reviewer_filter_in_a_team(logged_in, user, other_user):
-    team = workspace_create_team(user=user, name="Team")
-    Membership.objects.create(user=other_user, workspace=team, role=Role.REVIEWER)
+    team = team_with(user, reviewer=other_user)
     ready(user, "By me", workspace=team)
     ready(other_user, "By them", workspace=team, reviewer=other_user)
     logged_in.post("/workspaces/switch/", {"workspace": team.pk})
@@ -76,8 +74,7 @@ def test_empty_states(logged_in, user):
 
 
 def test_bulk_status_and_tags_check_each_sessions_permission(logged_in, user, other_user):
-    team = workspace_create_team(user=other_user, name="Team")
-    Membership.objects.create(user=user, workspace=team, role=Role.MEMBER)
+    team = team_with(other_user, member=user)
     mine = ready(user, "Mine", workspace=team)
     theirs = ready(other_user, "Theirs", workspace=team)
     logged_in.post("/workspaces/switch/", {"workspace": team.pk})

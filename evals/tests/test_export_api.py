@@ -11,8 +11,10 @@ import yaml
 from django.utils import timezone
 
 from accounts.models import Workspace
-from accounts.services import api_key_create, workspace_create_team
+from accounts.services import api_key_create
+from accounts.tests.factories import team_with
 from evals.models import ExportJob, ExportStatus
+from evals.tests.factories import ExportJobFactory
 from sessions_app.tests.factories import MessageFactory, PartFactory, SessionFactory
 
 pytestmark = pytest.mark.django_db
@@ -215,7 +217,7 @@ def test_filters(api, user):
 
 def test_other_workspaces_never_appear(api, user, other_user, sessions):
     eval_session(other_user, "theirs")
-    team = workspace_create_team(user=user, name="Team")
+    team = team_with(user)
     eval_session(user, "in_team", workspace=team)
     for fmt in ("deepeval", "filesystem"):
         response = api.get(URL, {"format": fmt})
@@ -419,7 +421,7 @@ def test_jobs_of_other_workspaces_are_404(
     api, client, user, other_user, sessions, media, django_capture_on_commit_callbacks
 ):
     job_id = start(api, django_capture_on_commit_callbacks).json()["id"]
-    team = workspace_create_team(user=user, name="Team")
+    team = team_with(user)
     theirs = Workspace.objects.get(created_by=other_user, is_personal=True)
     for owner, workspace in ((other_user, theirs), (user, team)):
         _, raw = api_key_create(user=owner, workspace=workspace, name="other", scope="sync")
@@ -492,10 +494,8 @@ def test_a_big_get_points_to_post(api, sessions, monkeypatch):
 
 
 def test_too_many_building_exports_get_429(api, user, personal_workspace, sessions):
-    from evals.models import ExportJob
-
     for _ in range(3):
-        ExportJob.objects.create(workspace=personal_workspace, created_by=user, format="deepeval", status="running")
+        ExportJobFactory(workspace=personal_workspace, created_by=user, format="deepeval", status="running")
     assert "already building" in error_of(api.post(URL, {}, content_type="application/json"), 429)
     ExportJob.objects.update(status="done")
     assert api.post(URL, {}, content_type="application/json").status_code == 202
@@ -506,7 +506,7 @@ def test_an_export_deleted_while_building_stays_deleted(user, personal_workspace
     from evals.models import ExportJob
     from evals.selectors import selection_scope
 
-    job = ExportJob.objects.create(
+    job = ExportJobFactory(
         workspace=personal_workspace, created_by=user, format="deepeval", scope=selection_scope([sessions[0].pk])
     )
     build = export_jobs.export_build

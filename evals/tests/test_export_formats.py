@@ -18,7 +18,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from accounts.tests.factories import MembershipFactory, WorkspaceFactory
+from accounts.tests.factories import team_with
 from evals import formats
 from evals.exchanges import conversation
 from evals.export import OVERSIZED_CHARS, preview, resolve, write
@@ -499,9 +499,7 @@ def test_zip_names_use_the_full_id(user):
 
 
 def test_zip_keeps_two_members_sessions_with_the_same_id(user, other_user):
-    team = WorkspaceFactory(created_by=user)
-    MembershipFactory(user=user, workspace=team)
-    MembershipFactory(user=other_user, workspace=team)
+    team = team_with(user, member=other_user)
     mine = simple(user, "Mine.", external_id="ses_same", workspace=team)
     theirs = simple(other_user, "Theirs.", external_id="ses_same", workspace=team)
     data, report, fmt, _ = export("filesystem", [mine, theirs])

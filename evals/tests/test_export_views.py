@@ -7,9 +7,11 @@ import pytest
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
-from accounts.models import Membership, Role
+from accounts.models import Role
+from accounts.tests.factories import MembershipFactory
 from evals.models import ExportJob, ExportStatus
 from evals.services import session_review
+from evals.tests.factories import ExportJobFactory
 from sessions_app.tests.factories import MessageFactory, SessionFactory
 
 pytestmark = pytest.mark.django_db
@@ -92,11 +94,7 @@ def test_building_shows_progress_then_the_download_and_whats_next(logged_in, use
 
 
 def test_a_pending_job_polls(logged_in, user):
-    from evals.models import ExportJob
-
-    job = ExportJob.objects.create(
-        workspace=ready(user, "alpha").workspace, created_by=user, format="deepeval", total=4
-    )
+    job = ExportJobFactory(workspace=ready(user, "alpha").workspace, created_by=user, format="deepeval", total=4)
     page = logged_in.get(reverse("evals:export-job", args=[job.pk]), **HX).content.decode()
     assert 'hx-trigger="every 1s"' in page and "0 of 4 sessions" in page
     full = logged_in.get(reverse("evals:export-job", args=[job.pk])).content.decode()
@@ -140,7 +138,7 @@ def test_outsiders_get_404_and_members_can_download(client, user, other_user, dj
         assert client.get(reverse(name, args=[job.pk])).status_code == 404
     assert client.post(reverse("evals:export-delete", args=[job.pk])).status_code == 404
     assert f"#{job.pk}" not in client.get(reverse("evals:exports")).content.decode()
-    Membership.objects.create(user=other_user, workspace=session.workspace, role=Role.MEMBER)
+    MembershipFactory(user=other_user, workspace=session.workspace, role=Role.MEMBER)
     assert client.get(reverse("evals:export-download", args=[job.pk])).status_code == 200
     # a member who didn't build it can't delete it
     client.post(reverse("evals:export-delete", args=[job.pk]))
@@ -191,7 +189,7 @@ def test_a_stuck_job_fails_with_the_reason_and_stops_polling(logged_in, user, st
     from django.utils import timezone
 
     workspace = ready(user, "alpha").workspace
-    job = ExportJob.objects.create(workspace=workspace, created_by=user, format="deepeval", total=4, status=status)
+    job = ExportJobFactory(workspace=workspace, created_by=user, format="deepeval", total=4, status=status)
     page = logged_in.get(reverse("evals:export-job", args=[job.pk]), **HX).content.decode()
     assert 'hx-trigger="every 1s"' in page  # still fresh
     ExportJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(minutes=minutes - 2))

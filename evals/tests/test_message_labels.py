@@ -2,8 +2,7 @@
 
 import pytest
 
-from accounts.models import Membership, Role
-from accounts.services import workspace_create_team
+from accounts.tests.factories import team_with
 from evals.models import MessageLabel, ReviewEvent
 from evals.services import ReviewError, message_label
 from sessions_app.services import sessions_delete
@@ -61,8 +60,7 @@ def test_the_viewer_shows_the_controls_to_reviewers_and_saves_in_place(logged_in
 
 
 def test_members_cannot_label_a_colleagues_session(logged_in, user, other_user):
-    team = workspace_create_team(user=other_user, name="Team")
-    Membership.objects.create(user=user, workspace=team, role=Role.MEMBER)
+    team = team_with(other_user, member=user)
     session = SessionFactory(owner=other_user, workspace=team)
     theirs = MessageFactory(session=session, role="assistant")
     assert "message-label" not in logged_in.get(f"/sessions/{session.pk}/").content.decode()

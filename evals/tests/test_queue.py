@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Membership, Role
-from accounts.services import workspace_create_team
+from accounts.tests.factories import team_with
 from sessions_app.tests.factories import MessageFactory, SessionFactory
 
 pytestmark = pytest.mark.django_db
@@ -44,8 +44,7 @@ def test_filters_narrow_the_queue(logged_in, user):
 
 
 def test_a_member_only_gets_their_own_sessions_a_reviewer_all(logged_in, user, other_user):
-    team = workspace_create_team(user=other_user, name="Team")
-    Membership.objects.create(user=user, workspace=team, role=Role.MEMBER)
+    team = team_with(other_user, member=user)
     SessionFactory(owner=other_user, workspace=team, title="Theirs")
     SessionFactory(owner=user, workspace=team, title="Mine")
     logged_in.post("/workspaces/switch/", {"workspace": team.pk})

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from accounts.services import workspace_create_team
+from accounts.tests.factories import team_with
 from evals.language import detect_language
 from evals.models import EvalTag, ReviewEvent
 from evals.services import MAX_TAGS, ReviewError, session_review
@@ -55,7 +55,7 @@ def test_tags_are_normalised_and_grow_the_workspace_vocabulary(user, personal_wo
         "flaky tests",
         "migrations",
     ]
-    team = workspace_create_team(user=user, name="Team")
+    team = team_with(user)
     assert not EvalTag.objects.filter(workspace=team).exists()
     assert session.pk in Session.objects.filter(eval_tags__overlap=["auth"]).values_list("pk", flat=True)
 
@@ -136,7 +136,7 @@ def test_deleting_a_session_deletes_its_history(user):
 
 
 def test_a_reviewers_account_going_keeps_the_teams_review_without_the_name(user, other_user):
-    team = workspace_create_team(user=other_user, name="Team")
+    team = team_with(other_user)
     session = SessionFactory(owner=other_user, workspace=team)
     session_review(session=session, actor=user, eval_status="golden")
     user.delete()

@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import Membership, Role
-from accounts.services import workspace_create_team
+from accounts.tests.factories import team_with
 from evals.models import ReviewEvent
 from sessions_app.models import Session
 from sessions_app.tests.factories import SessionFactory
@@ -21,9 +21,7 @@ def url(session) -> str:
 @pytest.fixture
 def team_session(user, other_user):
     """other_user's session in a team where `user` is a plain member."""
-    team = workspace_create_team(user=other_user, name="Team")
-    Membership.objects.create(user=user, workspace=team, role=Role.MEMBER)
-    return SessionFactory(owner=other_user, workspace=team)
+    return SessionFactory(owner=other_user, workspace=team_with(other_user, member=user))
 
 
 def test_the_owner_sees_the_panel_and_each_control_saves_in_place(logged_in, user):

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
-from accounts.services import api_key_create, workspace_create_team
+from accounts.services import api_key_create
+from accounts.tests.factories import team_with
 from search import context, tokens
 from sessions_app.tests.factories import MessageFactory, PartFactory, SessionFactory
 
@@ -91,7 +92,7 @@ def test_markdown_content_cannot_forge_a_message_and_the_project_name_shows(user
 
 def test_other_workspaces_sessions_and_messages_are_ignored(user, other_user, personal_workspace):
     theirs, their_messages = long_session(other_user, 3)
-    team = workspace_create_team(user=user, name="Team")
+    team = team_with(user)
     in_team, _ = long_session(user, 3, workspace=team)
     picks = [context.Pick(theirs.pk), context.Pick(in_team.pk, message_ids=(their_messages[0].pk,))]
     assert context.load_blocks(personal_workspace, picks) == []

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
-from accounts.services import workspace_create_team
+from accounts.tests.factories import team_with
 from search.models import Bookmark, SavedSearch
 from search.selection import MAX_PICKS
+from search.tests.factories import BookmarkFactory, SavedSearchFactory
 from sessions_app.services import sessions_delete
 from sessions_app.tests.factories import MessageFactory, SessionFactory
 
@@ -178,7 +179,7 @@ def test_the_number_of_sessions_is_capped(logged_in, user):
 def test_the_context_is_per_workspace(logged_in, user, convo):
     session, _ = convo
     pick(logged_in, session)
-    team = workspace_create_team(user=user, name="Team")
+    team = team_with(user)
     logged_in.post("/workspaces/switch/", {"workspace": team.pk})
     assert "Nothing picked yet" in output(logged_in)
     assert pick(logged_in, session).status_code == 404  # not a session of this workspace
@@ -215,7 +216,7 @@ def test_saved_searches_are_idempotent_per_user_and_deletable(logged_in, user, o
     assert 'href="/context/?q=ECONNREFUSED&amp;mode=fulltext"' in body
     assert "★ Saved search" in logged_in.get("/context/?q=ECONNREFUSED&mode=fulltext").content.decode()
     assert logged_in.post("/context/saved/", {"q": "", "mode": "fulltext"}, **HX).status_code == 400
-    theirs = SavedSearch.objects.create(user=other_user, workspace=personal_workspace, name="x", query="x")
+    theirs = SavedSearchFactory(user=other_user, workspace=personal_workspace, name="x", query="x")
     assert logged_in.post(f"/context/saved/{theirs.pk}/delete/", **HX).status_code == 404
     saved = SavedSearch.objects.get(user=user)
     body = logged_in.post(f"/context/saved/{saved.pk}/delete/", **HX).content.decode()
@@ -242,9 +243,9 @@ def test_bookmarks_toggle_list_and_go_with_their_session(logged_in, user, convo)
 
 
 def test_bookmarks_of_another_workspace_are_not_listed(logged_in, user, other_user):
-    team = workspace_create_team(user=other_user, name="Team")
+    team = team_with(other_user)
     theirs = SessionFactory(owner=other_user, workspace=team, title="Team session")
-    Bookmark.objects.create(user=user, session=theirs)
+    BookmarkFactory(user=user, session=theirs)
     assert "Team session" not in logged_in.get("/context/").content.decode()
 
 
@@ -253,9 +254,9 @@ def test_delete_my_data_takes_saved_searches_and_bookmarks(user, other_user, con
     from accounts.models import DeletionJob, DeletionKind, DeletionStatus
 
     session, messages = convo
-    SavedSearch.objects.create(user=user, workspace=personal_workspace, name="mine", query="mine")
-    Bookmark.objects.create(user=user, session=session, message=messages[0])
-    theirs = SavedSearch.objects.create(user=other_user, workspace=personal_workspace, name="x", query="x")
+    SavedSearchFactory(user=user, workspace=personal_workspace, name="mine", query="mine")
+    BookmarkFactory(user=user, session=session, message=messages[0])
+    theirs = SavedSearchFactory(user=other_user, workspace=personal_workspace, name="x", query="x")
     job = DeletionJob.objects.create(user=user, kind=DeletionKind.DATA)
     assert deletion_job_run(job_id=job.pk).status == DeletionStatus.DONE
     assert list(SavedSearch.objects.all()) == [theirs] and not Bookmark.objects.exists()

@@ -12,9 +12,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership, Role, Workspace
+from accounts.models import Workspace
 from accounts.services import api_key_create
-from accounts.tests.factories import UserFactory
+from accounts.tests.factories import UserFactory, team_with
 from sessions_app import analytics
 from sessions_app.models import DURATION_RATIO, Source
 from sessions_app.tests.factories import SessionFactory
@@ -33,10 +33,7 @@ def cost_of(model, input_tokens, output_tokens, cache_read=0):
 @pytest.fixture
 def team_ws(user, other_user):
     """A team in Berlin time where `user` is admin and `other_user` a member."""
-    workspace = Workspace.objects.create(name="Berlin team", slug="berlin", timezone="Europe/Berlin")
-    Membership.objects.create(user=user, workspace=workspace, role=Role.ADMIN)
-    Membership.objects.create(user=other_user, workspace=workspace, role=Role.MEMBER)
-    return workspace
+    return team_with(user, name="Berlin team", member=other_user, timezone="Europe/Berlin")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from django.http import QueryDict
 from django.urls import get_resolver
 
 from accounts import forms as accounts_forms
-from accounts.services import workspace_create_team
+from accounts.tests.factories import team_with
 from evals import forms as evals_forms
 from search import forms as search_forms
 from sessions_app import forms as sessions_forms
@@ -75,7 +75,7 @@ def test_nul_in_a_review_is_refused_with_a_message(logged_in, session, field):
 
 
 def test_superscript_owner_in_a_team_filter_is_ignored(logged_in, user, session):
-    team = workspace_create_team(user=user, name="Team")
+    team = team_with(user)
     logged_in.post("/workspaces/switch/", {"workspace": team.pk})
     assert logged_in.get("/sessions/", {"owner": "²"}).status_code == 200
 

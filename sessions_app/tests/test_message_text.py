@@ -134,8 +134,8 @@ def test_viewer_still_has_its_actions(logged_in, user):
     assert f'data-copy-url="{text_url(session, message)}"' in html
 
 
-def test_outsider_gets_404_for_a_message_text_in_a_team(client, user, other_user, team):
-    session = SessionFactory(owner=other_user, workspace=team)
+def test_outsider_gets_404_for_a_message_text_in_a_team(client, user, other_user, team_as_member):
+    session = SessionFactory(owner=other_user, workspace=team_as_member)
     message = MessageFactory(session=session, text_content="team words")
     client.force_login(user)  # a member: may read
     assert "team words" in client.get(text_url(session, message)).content.decode()

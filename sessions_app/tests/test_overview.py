@@ -169,11 +169,13 @@ def test_overview_says_which_costs_are_the_plugins(logged_in, known_sessions):
     assert "in-house-model" in old.cost_note
 
 
-def test_overview_ignores_other_workspaces(logged_in, user, other_user, personal_workspace, team, known_sessions):
+def test_overview_ignores_other_workspaces(
+    logged_in, user, other_user, personal_workspace, team_as_member, known_sessions
+):
     foreign = Workspace.objects.get(created_by=other_user, is_personal=True)
     SessionFactory(owner=other_user, workspace=foreign, prompt_tokens=99_999, cost=Decimal("100"))
-    SessionFactory(owner=other_user, workspace=team, prompt_tokens=77_777, title="Team deploy session")
-    SessionFactory(owner=user, workspace=team, prompt_tokens=55_555)  # mine, but in the team workspace
+    SessionFactory(owner=other_user, workspace=team_as_member, prompt_tokens=77_777, title="Team deploy session")
+    SessionFactory(owner=user, workspace=team_as_member, prompt_tokens=55_555)  # mine, but in the team workspace
 
     response = logged_in.get(reverse("home"))
     assert response.context["totals"]["all"]["sessions"] == 3
@@ -181,14 +183,14 @@ def test_overview_ignores_other_workspaces(logged_in, user, other_user, personal
     assert "Team deploy session" not in response.content.decode()
 
 
-def test_team_member_sees_team_totals(logged_in, user, other_user, personal_workspace, team):
+def test_team_member_sees_team_totals(logged_in, user, other_user, personal_workspace, team_as_member):
     SessionFactory(owner=user, workspace=personal_workspace, prompt_tokens=5)
-    SessionFactory(owner=other_user, workspace=team, source=Source.PI, model="claude-sonnet-4", prompt_tokens=700,
+    SessionFactory(owner=other_user, workspace=team_as_member, source=Source.PI, model="claude-sonnet-4", prompt_tokens=700,
                    completion_tokens=70)  # fmt: skip
-    SessionFactory(owner=user, workspace=team, source=Source.PI, model="claude-sonnet-4", prompt_tokens=300,
+    SessionFactory(owner=user, workspace=team_as_member, source=Source.PI, model="claude-sonnet-4", prompt_tokens=300,
                    completion_tokens=30)  # fmt: skip
 
-    logged_in.post(reverse("accounts:workspace-switch"), {"workspace": team.pk})
+    logged_in.post(reverse("accounts:workspace-switch"), {"workspace": team_as_member.pk})
     response = logged_in.get(reverse("home"))
     totals = response.context["totals"]["all"]
     assert (totals["sessions"], totals["total_tokens"]) == (2, 1100)

@@ -8,7 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from accounts.models import Membership, Role, Workspace
+from accounts.models import Workspace
+from accounts.tests.factories import team_with
 from opensync.jobs import JobStatus
 from sessions_app import rollups, services
 from sessions_app.models import PriceOverride, RepricingJob, Session, Source
@@ -117,9 +118,7 @@ def test_the_same_model_and_date_twice_is_refused(logged_in, session, django_cap
 
 
 def test_members_see_prices_but_cannot_change_them(client, user, other_user):
-    team = Workspace.objects.create(name="T", slug="t-prices")
-    Membership.objects.create(user=user, workspace=team, role=Role.ADMIN)
-    Membership.objects.create(user=other_user, workspace=team, role=Role.MEMBER)
+    team = team_with(user, name="T", member=other_user)
     override = PriceOverride.objects.create(workspace=team, model_pattern="x", input_per_m=1, output_per_m=1,
                                             effective_from=datetime(2026, 1, 1, tzinfo=UTC))  # fmt: skip
     client.force_login(other_user)

@@ -10,7 +10,8 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
 
-from accounts.services import api_key_create, workspace_create_team
+from accounts.services import api_key_create
+from accounts.tests.factories import team_with
 from search.tests.test_search_api import UPSTREAM_SEARCH_FULLTEXT, UPSTREAM_SEARCH_SEMANTIC, sync_conversation
 from sessions_app.api.views import SessionGetApi, SessionListApi
 from sessions_app.models import Session
@@ -113,7 +114,7 @@ def test_other_workspaces_are_invisible(read_client, user, other_user):
     mine = session_at(user, 0, title="shared words here")
     theirs = session_at(other_user, 1, title="shared words here")
     # the same user's own team workspace is another workspace too
-    team = workspace_create_team(user=user, name="Team")
+    team = team_with(user)
     in_team = session_at(user, 2, title="shared words here", workspace=team)
 
     listed = [s["id"] for s in read_client.get("/api/sessions?limit=200").json()["sessions"]]
@@ -128,10 +129,7 @@ def test_other_workspaces_are_invisible(read_client, user, other_user):
 
 
 def test_team_key_reads_the_whole_team_workspace(client, user, other_user):
-    team = workspace_create_team(user=user, name="Team")
-    from accounts.models import Membership
-
-    Membership.objects.create(user=other_user, workspace=team, role="member")
+    team = team_with(user, member=other_user)
     colleague = session_at(other_user, 0, workspace=team)
     _, raw = api_key_create(user=user, workspace=team, name="team", scope="read")
     key_client(client, raw)

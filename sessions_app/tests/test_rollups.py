@@ -11,8 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
 
-from accounts.models import Membership, Role, Workspace
-from accounts.tests.factories import UserFactory
+from accounts.tests.factories import UserFactory, team_with
 from evals.services import session_review
 from sessions_app import rollups, services, tasks
 from sessions_app.models import PriceOverride, Session, UsageRollup
@@ -66,17 +65,17 @@ def session_body(rng: random.Random, external_id: str) -> dict:
 
 
 @pytest.fixture
-def team(user):
-    workspace = Workspace.objects.create(name="Team", slug="team-rollups", timezone="America/Los_Angeles")
+def team_of_three_admins(user):
+    """A team in Los Angeles time run by three admins, `user` first."""
     people = [user, UserFactory(), UserFactory()]
-    for person in people:
-        Membership.objects.create(user=person, workspace=workspace, role=Role.ADMIN)
-    return workspace, people
+    return team_with(user, admin=people[1:], timezone="America/Los_Angeles"), people
 
 
 @pytest.mark.django_db
-def test_random_syncs_resends_repricing_and_deletions_keep_rollups_exact(team, personal_workspace, user):
-    workspace, people = team
+def test_random_syncs_resends_repricing_and_deletions_keep_rollups_exact(
+    team_of_three_admins, personal_workspace, user
+):
+    workspace, people = team_of_three_admins
     rng = random.Random(1307)
     targets = [(workspace, person) for person in people] + [(personal_workspace, user)]
     sent: dict[tuple, list[dict]] = {}  # (workspace id, owner id) -> every body sent

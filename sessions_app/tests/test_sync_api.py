@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 from django.test import override_settings
 
-from accounts.models import ApiRequestLog, Membership, Role
-from accounts.services import api_key_create, api_key_revoke, membership_remove, workspace_create_team
-from accounts.tests.factories import UserFactory
+from accounts.models import ApiRequestLog, Membership
+from accounts.services import api_key_create, api_key_revoke, membership_remove
+from accounts.tests.factories import UserFactory, team_with
 from sessions_app.models import Message, Part, Session
 
 pytestmark = pytest.mark.django_db
@@ -119,8 +119,7 @@ def test_deactivated_user_key_gets_401(client, user, sync_key):
 
 
 def test_key_stops_working_when_member_leaves_workspace(client, user, other_user):
-    team = workspace_create_team(user=other_user, name="Team")
-    Membership.objects.create(user=user, workspace=team, role=Role.MEMBER)
+    team = team_with(other_user, member=user)
     _, raw = api_key_create(user=user, workspace=team, name="team key")
     auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
     assert post(client, "/sync/session", {"externalId": "before"}, **auth).status_code == 200
@@ -158,8 +157,8 @@ def test_last_used_and_request_log_recorded_per_key(sync_client, user):
 
 
 def test_keys_only_see_and_touch_their_own_workspace(client, user, other_user):
-    team_a = workspace_create_team(user=user, name="A")
-    team_b = workspace_create_team(user=other_user, name="B")
+    team_a = team_with(user, name="A")
+    team_b = team_with(other_user, name="B")
     _, key_a = api_key_create(user=user, workspace=team_a, name="a")
     _, key_b = api_key_create(user=other_user, workspace=team_b, name="b")
     post(client, "/sync/session", {"externalId": "shared-id", "title": "B's"}, HTTP_AUTHORIZATION=f"Bearer {key_b}")
@@ -175,8 +174,7 @@ def test_keys_only_see_and_touch_their_own_workspace(client, user, other_user):
 
 
 def test_member_cannot_overwrite_another_members_session(client, user, other_user):
-    team = workspace_create_team(user=user, name="Team")
-    Membership.objects.create(user=other_user, workspace=team, role=Role.MEMBER)
+    team = team_with(user, member=other_user)
     _, mine = api_key_create(user=user, workspace=team, name="mine")
     _, theirs = api_key_create(user=other_user, workspace=team, name="theirs")
     post(

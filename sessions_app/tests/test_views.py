@@ -51,16 +51,16 @@ def test_list_needs_login(client, db):
     assert_redirects_to_login(client.get(LIST))
 
 
-def test_list_shows_current_workspace_only(logged_in, user, other_user, team):
+def test_list_shows_current_workspace_only(logged_in, user, other_user, team_as_member):
     SessionFactory(owner=user, title="Refactor the parser")
-    SessionFactory(owner=other_user, workspace=team, title="Team deploy session")
+    SessionFactory(owner=other_user, workspace=team_as_member, title="Team deploy session")
     SessionFactory(owner=other_user, title="Private experiment")
     page = logged_in.get(LIST).content.decode()
     assert "Refactor the parser" in page
     assert "Team deploy session" not in page  # another of my workspaces, not the current one
     assert "Private experiment" not in page  # someone else's
 
-    switch(logged_in, team)
+    switch(logged_in, team_as_member)
     page = logged_in.get(LIST).content.decode()
     assert "Team deploy session" in page and "Refactor the parser" not in page
     assert 'name="owner"' in page  # the owner filter appears in team workspaces
@@ -124,10 +124,10 @@ def test_a_date_range_lists_by_creation_date_unless_sorted_otherwise(logged_in, 
     assert [s.title for s in logged_in.get(LIST, params).context_data["sessions"]] == ["older, active later", "newer"]
 
 
-def test_list_owner_filter_in_team(logged_in, user, other_user, team):
-    SessionFactory(owner=user, workspace=team, title="mine")
-    SessionFactory(owner=other_user, workspace=team, title="theirs")
-    switch(logged_in, team)
+def test_list_owner_filter_in_team(logged_in, user, other_user, team_as_member):
+    SessionFactory(owner=user, workspace=team_as_member, title="mine")
+    SessionFactory(owner=other_user, workspace=team_as_member, title="theirs")
+    switch(logged_in, team_as_member)
     response = logged_in.get(LIST, {"owner": other_user.pk})
     assert [s.title for s in response.context_data["sessions"]] == ["theirs"]
 
@@ -226,13 +226,15 @@ def test_keyset_pages_visit_every_session_once_in_order(user, personal_workspace
     assert [s.pk for s in seen] == [s.pk for s in sorted(seen, key=key, reverse=direction == "desc")]
 
 
-def test_list_query_count_does_not_grow_with_sessions(logged_in, user, other_user, team):
-    switch(logged_in, team)
-    SessionFactory(owner=user, workspace=team)
+def test_list_query_count_does_not_grow_with_sessions(logged_in, user, other_user, team_as_member):
+    switch(logged_in, team_as_member)
+    SessionFactory(owner=user, workspace=team_as_member)
     count_queries(logged_in, LIST)  # the filter menus' choices are cached after the first page
     baseline = count_queries(logged_in, LIST)
     for i in range(60):
-        SessionFactory(owner=other_user if i % 2 else user, workspace=team, project_name=f"p{i}", model=f"m{i}")
+        SessionFactory(
+            owner=other_user if i % 2 else user, workspace=team_as_member, project_name=f"p{i}", model=f"m{i}"
+        )
     assert count_queries(logged_in, LIST) == baseline
     assert count_queries(logged_in, LIST + "?source=claude-code&sort=cost") <= baseline
 
@@ -240,9 +242,9 @@ def test_list_query_count_does_not_grow_with_sessions(logged_in, user, other_use
 # --- bulk actions ---------------------------------------------------------------------------------
 
 
-def test_bulk_mark_eval_ready_only_where_allowed(logged_in, user, other_user, team):
-    mine = SessionFactory(owner=user, workspace=team)
-    theirs = SessionFactory(owner=other_user, workspace=team)  # a member may not review others'
+def test_bulk_mark_eval_ready_only_where_allowed(logged_in, user, other_user, team_as_member):
+    mine = SessionFactory(owner=user, workspace=team_as_member)
+    theirs = SessionFactory(owner=other_user, workspace=team_as_member)  # a member may not review others'
     foreign = SessionFactory(owner=other_user)
     response = logged_in.post(
         reverse("sessions:bulk"), {"action": "eval_ready", "ids": [mine.pk, theirs.pk, foreign.pk]}, **HX
@@ -254,10 +256,10 @@ def test_bulk_mark_eval_ready_only_where_allowed(logged_in, user, other_user, te
     assert list(Session.objects.filter(eval_ready=True)) == [mine]
 
 
-def test_bulk_delete_asks_first_then_deletes_only_where_allowed(logged_in, user, other_user, team):
-    mine = SessionFactory(owner=user, workspace=team, title="doomed")
+def test_bulk_delete_asks_first_then_deletes_only_where_allowed(logged_in, user, other_user, team_as_member):
+    mine = SessionFactory(owner=user, workspace=team_as_member, title="doomed")
     MessageFactory(session=mine)
-    theirs = SessionFactory(owner=other_user, workspace=team)
+    theirs = SessionFactory(owner=other_user, workspace=team_as_member)
     ids = [mine.pk, theirs.pk]
     confirm = logged_in.post(reverse("sessions:bulk"), {"action": "delete", "ids": ids}, **HX)
     html = confirm.content.decode()
@@ -289,8 +291,8 @@ def test_bulk_rejects_unknown_actions_and_foreign_next(logged_in, user):
     assert done.status_code == 302 and done.url == LIST
 
 
-def test_workspace_admin_may_bulk_delete_members_sessions(client, user, other_user, team):
-    members_session = SessionFactory(owner=user, workspace=team)
+def test_workspace_admin_may_bulk_delete_members_sessions(client, user, other_user, team_as_member):
+    members_session = SessionFactory(owner=user, workspace=team_as_member)
     client.force_login(other_user)  # admin of the team
     client.post(reverse("sessions:bulk"), {"action": "delete", "ids": [members_session.pk], "confirmed": "yes"})
     assert not Session.objects.filter(pk=members_session.pk).exists()
@@ -299,8 +301,8 @@ def test_workspace_admin_may_bulk_delete_members_sessions(client, user, other_us
 # --- the viewer -----------------------------------------------------------------------------------
 
 
-def test_viewer_access(client, user, other_user, team):
-    session = SessionFactory(owner=other_user, workspace=team, title="Shared with the team")
+def test_viewer_access(client, user, other_user, team_as_member):
+    session = SessionFactory(owner=other_user, workspace=team_as_member, title="Shared with the team")
     assert_redirects_to_login(client.get(detail_url(session)))
     client.force_login(user)  # member of the team
     assert "Shared with the team" in client.get(detail_url(session)).content.decode()
@@ -425,8 +427,8 @@ def test_rename_inline(logged_in, user):
     assert session.title is None  # back to showing the external id
 
 
-def test_rename_permissions(client, user, other_user, team):
-    session = SessionFactory(owner=other_user, workspace=team)
+def test_rename_permissions(client, user, other_user, team_as_member):
+    session = SessionFactory(owner=other_user, workspace=team_as_member)
     client.force_login(user)  # a plain member: may view, not rename
     assert client.post(reverse("sessions:rename", args=[session.pk]), {"title": "x"}).status_code == 403
     client.force_login(UserFactory())
@@ -484,8 +486,8 @@ def test_share_with_expiry_and_bad_input(logged_in, user):
     assert bad.status_code == 422 and "form-error" in bad.content.decode()
 
 
-def test_share_permissions(client, user, other_user, team):
-    session = SessionFactory(owner=other_user, workspace=team)
+def test_share_permissions(client, user, other_user, team_as_member):
+    session = SessionFactory(owner=other_user, workspace=team_as_member)
     client.force_login(user)
     assert client.post(reverse("sessions:share", args=[session.pk]), {"action": "share"}).status_code == 403
     assert "Public link" not in client.get(detail_url(session)).content.decode()  # no controls shown
@@ -518,8 +520,8 @@ def test_delete_with_confirmation(logged_in, user):
     assert not Session.objects.exists() and not Message.objects.exists() and not Part.objects.exists()
 
 
-def test_delete_permissions(client, user, other_user, team):
-    session = SessionFactory(owner=other_user, workspace=team)
+def test_delete_permissions(client, user, other_user, team_as_member):
+    session = SessionFactory(owner=other_user, workspace=team_as_member)
     client.force_login(user)
     assert client.post(reverse("sessions:delete", args=[session.pk])).status_code == 403
     client.force_login(UserFactory())  # an outsider: the same answer as for a deleted session
@@ -640,9 +642,9 @@ def test_export_of_someone_elses_session_is_404(client, user):
     assert client.get(reverse("sessions:export", args=[session.pk, "json"])).status_code == 404
 
 
-def test_former_member_loses_access(logged_in, user, other_user, team):
-    session = SessionFactory(owner=other_user, workspace=team)
-    Membership.objects.filter(user=user, workspace=team).delete()
+def test_former_member_loses_access(logged_in, user, other_user, team_as_member):
+    session = SessionFactory(owner=other_user, workspace=team_as_member)
+    Membership.objects.filter(user=user, workspace=team_as_member).delete()
     assert logged_in.get(detail_url(session)).status_code == 404
 
 
