@@ -10,7 +10,8 @@ the row's id. What every kind shares lives here:
   `Job.objects.active()` for the pending and running ones;
 - the services: `job_enqueue` (on commit; if the broker is unreachable the job fails at once
   with a reason instead of waiting forever), `job_claim` (the conditional UPDATE that gives a
-  job to one worker), `job_save_progress`, `job_finish`, `job_fail` and `job_retry`.
+  job to one worker), `job_save_progress`, `job_finish`, `job_fail`, `job_retry` and
+  `job_reopen` (back to pending without queueing, for a job run in-process).
 
 A new kind (retention, rebuilds) plugs in like this:
 
@@ -180,13 +181,18 @@ def job_finish(job: Job, **fields) -> int:
     )
 
 
+def job_reopen(job: Job) -> None:
+    """Back to pending (a failed or stuck job resumes where it stopped when it is claimed again),
+    without queueing it: for a caller that runs it in its own process (`manage.py reprice`)."""
+    job.status, job.error, job.finished_at, job.updated_at = JobStatus.PENDING, "", None, timezone.now()
+    type(job).objects.filter(pk=job.pk).update(status=job.status, error="", finished_at=None, updated_at=job.updated_at)
+
+
 def job_retry(job: Job, *, fail: Callable[..., None] = job_fail) -> bool:
     """Queue a failed (or stuck) job again; it resumes where it stopped. Returns whether queued."""
     if not job.can_retry:
         return False
     with transaction.atomic():
-        type(job).objects.filter(pk=job.pk).update(
-            status=JobStatus.PENDING, error="", finished_at=None, updated_at=timezone.now()
-        )
+        job_reopen(job)
         job_enqueue(job, fail=fail)
     return True

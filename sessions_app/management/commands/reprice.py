@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Exists, OuterRef
 
 from accounts.models import Workspace
-from opensync.jobs import JobStatus
+from opensync.jobs import JobStatus, job_fail, job_reopen
 from sessions_app import rollups, services
 from sessions_app.models import RepricingJob, Session, UsageRollup
 from sessions_app.pricing import CostSource
@@ -51,7 +51,7 @@ class Command(BaseCommand):
         if job is None:
             job = RepricingJob.objects.create(**scope, reason=REASON)
         elif job.status == JobStatus.FAILED:
-            RepricingJob.objects.filter(pk=job.pk).update(status=JobStatus.PENDING, error="")
+            job_reopen(job)
             self.stderr.write(f"Resuming from session id {job.last_id} ({job.processed} done).")
         started, last = time.monotonic(), [0.0]
 
@@ -63,11 +63,12 @@ class Command(BaseCommand):
                 self.stderr.write(f"{job.processed}/{job.total} sessions, {job.changed} changed, {rate:,.0f}/s")
 
         try:
-            job_id, job = job.pk, services.repricing_job_run(job_id=job.pk, batch_size=batch, on_progress=progress)
+            ran = services.repricing_job_run(job_id=job.pk, batch_size=batch, on_progress=progress)
         except KeyboardInterrupt:
             # what is committed stays; running the command again resumes from there
-            RepricingJob.objects.filter(pk=job_id).update(status=JobStatus.FAILED, error="Interrupted")
+            job_fail(job, error="Interrupted")
             raise
+        job = ran
         if job is None:
             raise CommandError(
                 "Another process is running this re-pricing (or it stopped less than 10 minutes ago without "
