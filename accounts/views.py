@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from opensync.http import HtmxHttpRequest, render_page, safe_next
-from sessions_app.inputs import whole_number
+from opensync.inputs import whole_number
 from sessions_app.models import Source
 
 from . import deletion, selectors, services

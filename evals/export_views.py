@@ -18,8 +18,8 @@ from accounts.models import Role
 from accounts.selectors import enabled_sources, role_in
 from accounts.services import current_workspace
 from opensync.http import HtmxHttpRequest, render_page
+from opensync.inputs import whole_number
 from opensync.jobs import JobStatus
-from sessions_app.inputs import whole_number
 from sessions_app.selectors import filter_choices, workspace_members
 
 from .exchanges import conversations

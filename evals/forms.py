@@ -2,8 +2,8 @@ from django import forms
 
 from accounts.selectors import enabled_sources
 from opensync.http import BULK_LIMIT
+from opensync.inputs import whole_number
 from sessions_app.forms import SessionFilterForm
-from sessions_app.inputs import whole_number
 from sessions_app.models import EvalStatus
 from sessions_app.selectors import filter_choices, workspace_members
 

@@ -11,8 +11,8 @@ from collections import defaultdict
 from django.db import transaction
 from django.utils import timezone
 
+from opensync.inputs import unstorable_message
 from sessions_app import rollups
-from sessions_app.inputs import unstorable_message
 from sessions_app.message_text import message_text
 from sessions_app.models import EvalStatus, Message, Part, Session
 from sessions_app.rendering import TEXT_TYPES

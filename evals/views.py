@@ -14,8 +14,8 @@ from django.views.decorators.http import require_http_methods
 from accounts.selectors import role_in
 from accounts.services import current_workspace
 from opensync.http import HtmxHttpRequest, bulk_ids, is_fragment_request, safe_next
+from opensync.inputs import whole_number
 from sessions_app.forms import SessionFilterForm
-from sessions_app.inputs import whole_number
 from sessions_app.models import Message, Session
 from sessions_app.selectors import REVIEW, can_with_role, get_session_for_user
 from sessions_app.viewer import viewer_context

@@ -20,7 +20,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.api.authentication import HasApiKey
 from accounts.api.throttling import SETTINGS as THROTTLE_SETTINGS
-from sessions_app.inputs import validate_text
+from opensync.inputs import validate_text
 
 # --- errors: always {"error": "<message>"} with the right 4xx/5xx status ---------------------------
 

@@ -11,7 +11,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.middleware import HtmxDetails
 
-from sessions_app.inputs import whole_number
+from opensync.inputs import whole_number
 
 BULK_LIMIT = 500  # ids read from one bulk form; more are ignored
 

@@ -1,7 +1,7 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from sessions_app.inputs import validate_text
+from opensync.inputs import validate_text
 
 from . import context
 from .selectors import FULLTEXT, HYBRID, MAX_QUERY_CHARS, MODES, SEMANTIC

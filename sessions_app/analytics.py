@@ -29,8 +29,8 @@ from django.db.models.functions import TruncMonth, TruncWeek
 from django.utils import timezone
 
 from accounts.models import User
+from opensync.inputs import whole_number
 
-from .inputs import whole_number
 from .models import (
     DURATION_BUCKETS,
     DURATION_RATIO,

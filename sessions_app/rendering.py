@@ -22,7 +22,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
-from . import inputs
+from opensync import inputs
 
 # Longer texts are cut for display (a tool result can be a whole file); exports keep everything.
 DISPLAY_LIMIT = 20_000

@@ -23,9 +23,9 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from accounts.selectors import role_in
+from opensync import inputs
+from opensync.inputs import whole_number
 
-from . import inputs
-from .inputs import whole_number
 from .models import Message, PriceOverride, Session
 from .pricing import Override, PriceBook, override_rates, price_message
 

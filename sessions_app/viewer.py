@@ -10,11 +10,11 @@ from django.urls import reverse
 
 from accounts.selectors import plugin_base_url
 from evals.selectors import attach_labels
+from opensync.inputs import whole_number
 from search.selection import viewer_marks
 
 from . import exports, selectors
 from .forms import ShareForm
-from .inputs import whole_number
 from .models import Message, Session
 from .rendering import message_blocks
 from .selectors import EDIT, REVIEW

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from . import inputs
+from opensync import inputs
+
 from .models import Role, Source
 
 MAX_ID_LENGTH = 255

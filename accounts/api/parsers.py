@@ -6,11 +6,11 @@ from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.utils.json import strict_constant
 
-from sessions_app import inputs
+from opensync import inputs
 
 
 class BoundedJSONParser(parsers.JSONParser):
-    """DRF's JSONParser with the nesting limit of `sessions_app.inputs.loads`: a body nested
+    """DRF's JSONParser with the nesting limit of `opensync.inputs.loads`: a body nested
     thousands of levels deep is a 400, not a RecursionError (500)."""
 
     def parse(self, stream, media_type=None, parser_context=None):

@@ -1,6 +1,6 @@
 """Bad input at the API's edges is a 4xx with `{"error": ...}`, never a 500: JSON nested too
 deep on every endpoint that takes a body, text PostgreSQL can't store, Django's own request
-limits, and the strict whole-number and JSON readers everything shares (sessions_app.inputs)."""
+limits, and the strict whole-number and JSON readers everything shares (opensync.inputs)."""
 
 import json
 import re
@@ -9,7 +9,8 @@ import pytest
 from django.test import override_settings
 from drf_spectacular.generators import SchemaGenerator
 
-from sessions_app import inputs, selectors
+from opensync import inputs
+from sessions_app import selectors
 from sessions_app.models import Message, Part
 from sessions_app.tests.factories import SessionFactory
 

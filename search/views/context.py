@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.services import current_workspace
 from opensync.http import HtmxHttpRequest, is_fragment_request, render_page, safe_next
-from sessions_app.inputs import whole_number
+from opensync.inputs import whole_number
 from sessions_app.models import Message, Session
 from sessions_app.selectors import SessionFilters, session_page
 

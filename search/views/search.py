@@ -8,8 +8,8 @@ from django.views.decorators.http import require_GET
 
 from accounts.services import current_workspace
 from opensync.http import HtmxHttpRequest, render_page
+from opensync.inputs import whole_number
 from sessions_app.forms import SessionFilterForm
-from sessions_app.inputs import whole_number
 
 from .. import selectors
 from ..forms import MODE_CHOICES, query_error
