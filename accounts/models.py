@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from opensync.jobs import Job, JobStatus, job_statuses, status_field
@@ -320,6 +321,9 @@ class DeletionJob(Job):
 
     def progress_total(self) -> int:
         return sum(self.totals.values())
+
+    def progress_url(self) -> str:
+        return reverse("accounts:deletion-progress", args=[self.token])
 
     def progress_done(self) -> int:
         return sum(min(self.counts.get(key, 0), value) for key, value in self.totals.items())

@@ -3,6 +3,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.urls import reverse
 
 from opensync.jobs import Job, job_statuses, status_field
 
@@ -127,6 +128,9 @@ class ExportJob(Job):
 
     def progress_total(self) -> int:
         return self.total
+
+    def progress_url(self) -> str:
+        return reverse("evals:export-job", args=[self.pk])
 
     def progress_done(self) -> int:
         return self.processed

@@ -2,8 +2,8 @@
 (evals.ExportJob) and re-pricings (sessions_app.RepricingJob).
 
 A job is a row that a Celery task works through: pending -> running -> done or failed. The row
-is the truth the pages poll (`templates/jobs/progress.html` draws the bar); the task only gets
-the row's id. What every kind shares lives here:
+is the truth the pages poll (`templates/jobs/progress.html`: the polling and the bar); the task
+only gets the row's id. What every kind shares lives here:
 
 - `Job`, the abstract model: `status` (one `JobStatus`), `error`, `created_at`, `updated_at`
   (the last progress), `finished_at`, `is_active`, `percent` and `is_stale`;
@@ -18,14 +18,15 @@ A new kind (retention, rebuilds) plugs in like this:
 1. a model inheriting `Job`, with its own fields; it sets `task` (the dotted path of its Celery
    task), `stale_after` (how long a running job may go without progress before its worker
    counts as lost), `queued_stale_after` if a queued job can go stale too, `resumable` (whether
-   a lost job is claimed again and continues, or has to be failed), and `progress_done()` /
-   `progress_total()` for `percent`. Its own labels for the statuses, if its page words them
-   differently: `status = status_field(job_statuses("RetentionStatus", running="Pruning"))`;
+   a lost job is claimed again and continues, or has to be failed), `progress_done()` /
+   `progress_total()` for `percent` and `progress_url()` for the block its page polls. Its own
+   labels for the statuses, if its page words them differently:
+   `status = status_field(job_statuses("RetentionStatus", running="Pruning"))`;
 2. an engine module with `<kind>_start` (create the row, `job_enqueue(job)`) and
    `<kind>_run(*, job_id)` (`job_claim`, work in batches calling `job_save_progress`, then
    `job_finish`, or `job_fail` with a reason the page can show);
-3. a task in the app's tasks.py calling `<kind>_run(job_id=...)`, and the page including
-   `jobs/progress.html`.
+3. a task in the app's tasks.py calling `<kind>_run(job_id=...)`, and the page's block including
+   `jobs/progress.html#poll` (in its tag) and `jobs/progress.html#bar`.
 
 The task is found by its dotted path when a job is queued, so an engine and the tasks module
 that calls it never import each other.
@@ -96,6 +97,10 @@ class Job(models.Model):
 
     def progress_total(self) -> int:
         return 0
+
+    def progress_url(self) -> str:
+        """Where the job's page block asks for its own progress (`jobs/progress.html#poll`)."""
+        raise NotImplementedError
 
     @property
     def is_active(self) -> bool:

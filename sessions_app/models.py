@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, Func, Q, Value
+from django.urls import reverse
 from django.utils import timezone
 
 from opensync.jobs import Job
@@ -562,6 +563,9 @@ class RepricingJob(Job):
 
     def progress_total(self) -> int:
         return self.total
+
+    def progress_url(self) -> str:
+        return reverse("sessions:repricing-job", args=[self.pk])
 
     def progress_done(self) -> int:
         return self.processed

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import DeletionJob, DeletionStatus
@@ -161,5 +162,16 @@ def test_progress_finish_fail_and_retry(monkeypatch, django_capture_on_commit_ca
 
 
 def test_the_progress_partial():
-    html = render_to_string("jobs/progress.html", {"job": RepricingJob(total=4, processed=1), "label": "Re-pricing"})
+    html = render_to_string(
+        "jobs/progress.html#bar", {"job": RepricingJob(total=4, processed=1), "label": "Re-pricing"}
+    )
     assert 'aria-label="Re-pricing"' in html and 'aria-valuenow="25"' in html and 'width="25%"' in html
+
+
+def test_an_active_job_polls_its_own_progress_url_and_a_finished_one_stops():
+    job = RepricingJob.objects.create(total=4)
+    html = render_to_string("jobs/progress.html#poll", {"job": job})
+    url = reverse("sessions:repricing-job", args=[job.pk])
+    assert html == f'hx-get="{url}" hx-trigger="every 1s" hx-swap="outerHTML"'
+    job.status = JobStatus.DONE
+    assert render_to_string("jobs/progress.html#poll", {"job": job}) == ""
