@@ -5,6 +5,8 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import Count
 from django.utils import timezone
 
+from sessions_app.services import rollups_rebuild_later
+
 from .deletion import deletion_job_retry
 from .models import ApiKey, ApiRequestLog, DeletionJob, Invitation, Membership, User, Workspace
 from .services import user_deactivate
@@ -120,8 +122,6 @@ class WorkspaceAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if change and "timezone" in form.changed_data:
             # day boundaries moved: the analytics rollups are rebuilt in the background
-            from sessions_app.services import rollups_rebuild_later
-
             rollups_rebuild_later(obj.pk)
 
     @admin.display(description="Members", ordering="_member_count")

@@ -14,7 +14,6 @@ from sessions_app.models import Session, Source
 from .models import ApiKey, ApiRequestLog, DeletionJob, Invitation, Membership, Role, User, Workspace, hash_api_key
 
 CURRENT_WORKSPACE_SESSION_KEY = "current_workspace_id"
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def workspaces_for_user(user: User) -> QuerySet[Workspace]:
@@ -78,15 +77,6 @@ def api_key_for_raw(raw_key: str) -> ApiKey | None:
         .filter(key_hash=hash_api_key(raw_key), user__is_active=True, user__memberships__workspace=F("workspace"))
         .first()
     )
-
-
-def touch_api_key(api_key: ApiKey) -> None:
-    """Record last use, at most once a minute per key (keeps hot keys from row-lock churn)."""
-    now = timezone.now()
-    if api_key.last_used_at and now - api_key.last_used_at < LAST_USED_RESOLUTION:
-        return
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
-    api_key.last_used_at = now
 
 
 def enabled_sources(user) -> list[tuple[str, str]]:

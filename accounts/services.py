@@ -272,3 +272,15 @@ def user_set_shown_sources(*, user: User, shown: Iterable[str]) -> User:
     user.hidden_sources = [value for value in Source.values if value not in shown]
     user.save(update_fields=["hidden_sources"])
     return user
+
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def touch_api_key(api_key: ApiKey) -> None:
+    """Record last use, at most once a minute per key (keeps hot keys from row-lock churn)."""
+    now = timezone.now()
+    if api_key.last_used_at and now - api_key.last_used_at < LAST_USED_RESOLUTION:
+        return
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    api_key.last_used_at = now

@@ -36,7 +36,13 @@ class ExportJobAdmin(admin.ModelAdmin):
     list_select_related = ["workspace", "created_by"]
     raw_id_fields = ["workspace", "created_by"]
     search_fields = ["created_by__email", "content_hash", "filename"]
-    readonly_fields = [f.name for f in ExportJob._meta.fields] + ["session_ids"]
+    # Named, not read from _meta: the fields the abstract Job contributes (status, error, times)
+    # would otherwise come first, since fields sort by when they were created.
+    readonly_fields = [
+        "id", "workspace", "created_by", "via", "format", "options", "scope", "scope_label", "status", "total",
+        "processed", "sessions", "records", "skipped", "warnings", "error", "file", "filename", "size",
+        "content_hash", "session_ids", "created_at", "updated_at", "finished_at",
+    ]  # fmt: skip
 
     def has_add_permission(self, request):
         return False

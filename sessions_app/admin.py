@@ -234,7 +234,12 @@ class RepricingJobAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     list_select_related = ("workspace",)
     raw_id_fields = ("workspace", "created_by")
-    readonly_fields = [f.name for f in RepricingJob._meta.fields]
+    # Named, not read from _meta: the fields the abstract Job contributes (status, error, times)
+    # would otherwise come first, since fields sort by when they were created.
+    readonly_fields = [
+        "id", "workspace", "model_pattern", "pending_only", "reason", "status", "total", "processed", "changed",
+        "last_id", "error", "created_by", "created_at", "updated_at", "finished_at",
+    ]  # fmt: skip
     actions = ("resume",)
 
     def has_add_permission(self, request):

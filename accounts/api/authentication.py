@@ -1,7 +1,8 @@
 from rest_framework import authentication, exceptions, permissions
 
 from accounts.models import ApiKey
-from accounts.selectors import api_key_for_raw, touch_api_key
+from accounts.selectors import api_key_for_raw
+from accounts.services import touch_api_key
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

@@ -5,8 +5,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.models import Membership, Role
-from accounts.tests.factories import team_with
 from sessions_app.tests.factories import MessageFactory, SessionFactory
 
 pytestmark = pytest.mark.django_db
@@ -43,15 +41,16 @@ def test_filters_narrow_the_queue(logged_in, user):
     assert "<strong>1</strong> of 1" in page and ">Not yet<" in page
 
 
-def test_a_member_only_gets_their_own_sessions_a_reviewer_all(logged_in, user, other_user):
-    team = team_with(other_user, member=user)
-    SessionFactory(owner=other_user, workspace=team, title="Theirs")
-    SessionFactory(owner=user, workspace=team, title="Mine")
-    logged_in.post("/workspaces/switch/", {"workspace": team.pk})
-    page = logged_in.get("/evals/queue/").content.decode()
+def test_a_member_only_gets_their_own_sessions_a_reviewer_all(client, team):
+    SessionFactory(owner=team.owner, workspace=team.workspace, title="Theirs")
+    SessionFactory(owner=team.member, workspace=team.workspace, title="Mine")
+    client.force_login(team.member)
+    client.post("/workspaces/switch/", {"workspace": team.workspace.pk})
+    page = client.get("/evals/queue/").content.decode()
     assert "of 1" in page and ">Mine<" in page
-    Membership.objects.filter(user=user, workspace=team).update(role=Role.REVIEWER)
-    assert "of 2" in logged_in.get("/evals/queue/").content.decode()
+    client.force_login(team.reviewer)  # a new session: the switcher starts from the personal workspace
+    client.post("/workspaces/switch/", {"workspace": team.workspace.pk})
+    assert "of 2" in client.get("/evals/queue/").content.decode()
 
 
 def test_an_empty_queue_says_so(logged_in):

@@ -4,7 +4,6 @@ errors shown in the panel."""
 import pytest
 from django.test import Client
 
-from accounts.models import Membership, Role
 from accounts.tests.factories import team_with
 from evals.models import ReviewEvent
 from sessions_app.models import Session
@@ -61,13 +60,15 @@ def test_an_error_shows_in_the_panel_and_stores_nothing(logged_in, user):
     assert Session.objects.get(pk=session.pk).eval_status is None
 
 
-def test_a_member_cannot_review_a_colleagues_session_but_a_reviewer_can(logged_in, user, team_session):
-    page = logged_in.get(f"/sessions/{team_session.pk}/").content.decode()
+def test_a_member_cannot_review_a_colleagues_session_but_a_reviewer_can(client, team):
+    session = SessionFactory(owner=team.owner, workspace=team.workspace)
+    client.force_login(team.member)
+    page = client.get(f"/sessions/{session.pk}/").content.decode()
     assert "review-panel" not in page
-    assert logged_in.post(url(team_session), {"eval_ready": "1"}, **HX).status_code == 403  # visible, not theirs
-    Membership.objects.filter(user=user, workspace=team_session.workspace).update(role=Role.REVIEWER)
-    assert logged_in.post(url(team_session), {"eval_ready": "1"}, **HX).status_code == 200
-    assert Session.objects.get(pk=team_session.pk).reviewed_by == user
+    assert client.post(url(session), {"eval_ready": "1"}, **HX).status_code == 403  # visible, not theirs
+    client.force_login(team.reviewer)
+    assert client.post(url(session), {"eval_ready": "1"}, **HX).status_code == 200
+    assert Session.objects.get(pk=session.pk).reviewed_by == team.reviewer
 
 
 def test_outsiders_get_404_and_anonymous_users_log_in(client, other_user):

@@ -2,8 +2,8 @@
 
 Keys are camelCase as upstream OpenSync sends them. Fixes to upstream's inconsistencies only add
 keys: every optional key is always present (null when unknown) instead of sometimes missing,
-every session carries `id` and `source`, and search results carry `_id` too (upstream's semantic
-results used it).
+every session carries `id` and `source` (and search results, in search/api/serializers.py, carry
+upstream's semantic `_id` too).
 
 The sync API parses its bodies with `sessions_app.wire` (see api/views.py); the `Sync*`
 serializers here only describe those bodies in the OpenAPI schema.

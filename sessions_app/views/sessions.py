@@ -19,7 +19,7 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from accounts.selectors import plugin_base_url
 from accounts.services import current_workspace
 from evals.selectors import review_context
-from evals.services import sessions_mark_eval_ready
+from evals.services import sessions_mark_eval_ready  # evals owns the review state and records each change
 from opensync.http import HtmxHttpRequest, bulk_ids, is_fragment_request, render_page, safe_next
 
 from .. import exports, selectors, services

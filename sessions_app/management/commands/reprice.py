@@ -70,9 +70,10 @@ class Command(BaseCommand):
             raise
         job = ran
         if job is None:
+            minutes = int(RepricingJob.stale_after.total_seconds() // 60)
             raise CommandError(
-                "Another process is running this re-pricing (or it stopped less than 10 minutes ago without "
-                "finishing); try again later."
+                f"Another process is running this re-pricing (or it stopped less than {minutes} minutes ago "
+                "without finishing); try again later."
             )
         if job.status == JobStatus.FAILED:
             raise CommandError(f"{job.error} ({job.processed}/{job.total} sessions done)")
