@@ -92,12 +92,18 @@ def stop(proc: subprocess.Popen, sig=15, timeout: float = 30) -> int:
 
 class LiveServer:
     """gunicorn (two workers) on the test database, which can be stopped and started again on the
-    same port, so the plugins' clients find it where they were pointed (their retry/spool tests)."""
+    same port, so the plugins' clients find it where they were pointed (their retry/spool tests).
+
+    Each request's API log row is written within the request: buffered (every 2 s, production's
+    default) a row could land while the test database is being flushed after the test, and
+    deadlock with the flush or outlive it into the next test."""
+
+    ENV = {"OPENSYNC_API_REQUEST_LOG_FLUSH_SECONDS": "0"}
 
     def __init__(self, database_settings: dict):
         self.database_settings = database_settings
         self.proc: subprocess.Popen | None
-        self.proc, self.port = start_gunicorn(database_settings, workers=2)
+        self.proc, self.port = start_gunicorn(database_settings, workers=2, extra_env=self.ENV)
 
     @property
     def url(self) -> str:
@@ -108,7 +114,7 @@ class LiveServer:
         self.proc = None
 
     def start(self) -> None:
-        self.proc, _ = start_gunicorn(self.database_settings, workers=2, port=self.port)
+        self.proc, _ = start_gunicorn(self.database_settings, workers=2, port=self.port, extra_env=self.ENV)
 
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
