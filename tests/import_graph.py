@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -60,10 +61,16 @@ def _resolve(name: str, modules: dict[str, Path]) -> str | None:
     return None
 
 
+_PRAGMA = re.compile(r"(noqa(:\s*[A-Z0-9, ]+)?|type:\s*ignore(\[[^\]]*\])?)")
+
+
 def _has_comment(lines: list[str], line: int) -> bool:
+    """A comment with words in it (not only a `noqa` or `type: ignore` pragma) on the line or the
+    line above."""
     here = lines[line - 1]
     above = lines[line - 2].strip() if line >= 2 else ""
-    return "#" in here or above.startswith("#")
+    comments = [here.partition("#")[2], above[1:] if above.startswith("#") else ""]
+    return any(re.search(r"[A-Za-z]{3}", _PRAGMA.sub("", text)) for text in comments)
 
 
 def imports_of(module: str, path: Path, modules: dict[str, Path]) -> list[Import]:
