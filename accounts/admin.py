@@ -5,6 +5,7 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import Count
 from django.utils import timezone
 
+from opensync.admin import ReadOnlyAdmin
 from sessions_app.services import rollups_rebuild_later
 
 from .deletion import deletion_job_retry
@@ -295,7 +296,7 @@ class ApiRequestLogAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeletionJob)
-class DeletionJobAdmin(admin.ModelAdmin):
+class DeletionJobAdmin(ReadOnlyAdmin):
     """Read-only: jobs are started from Settings → Data & account and run by Celery. A failed or
     stuck job can be run again from where it stopped."""
 
@@ -317,12 +318,3 @@ class DeletionJobAdmin(admin.ModelAdmin):
         queued = sum(deletion_job_retry(job=job) for job in queryset)
         skipped = queryset.count() - queued
         self.message_user(request, f"Queued {queued} job(s) again; {skipped} were not failed or stuck.", messages.INFO)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -3,6 +3,8 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from opensync.admin import ReadOnlyAdmin
+
 from . import services
 from .models import Message, Part, PriceOverride, RepricingJob, Session, Source, UsageRollup
 
@@ -113,19 +115,9 @@ class PartInline(admin.TabularInline):
         return False
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Shown, never added, edited or deleted here: a message's `search_text` (from its text and
-    parts) and its session's `message_count` are kept by the sync, which an edit or a deletion of
-    one row would leave stale. A session is deleted as a whole (SessionAdmin)."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+# Messages and parts are shown, never added, edited or deleted here: a message's `search_text`
+# (from its text and parts) and its session's `message_count` are kept by the sync, which an edit
+# or a deletion of one row would leave stale. A session is deleted as a whole (SessionAdmin).
 
 
 @admin.register(Message)
@@ -256,7 +248,7 @@ class RepricingJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(UsageRollup)
-class UsageRollupAdmin(admin.ModelAdmin):
+class UsageRollupAdmin(ReadOnlyAdmin):
     """The daily rollups behind Analytics, to look at: `manage.py rollups` checks and rebuilds them."""
 
     list_display = ("day", "workspace", "model", "source", "owner", "project", "sessions", "cost")
@@ -264,12 +256,3 @@ class UsageRollupAdmin(admin.ModelAdmin):
     raw_id_fields = ("workspace", "owner")
     show_full_result_count = False
     ordering = ("-day",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
