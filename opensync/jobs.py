@@ -43,6 +43,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from opensync import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -135,6 +137,7 @@ def job_fail(job: Job, *, error: str) -> None:
     now = timezone.now()
     job.status, job.error, job.finished_at, job.updated_at = JobStatus.FAILED, error, now, now
     type(job).objects.filter(pk=job.pk).update(status=job.status, error=error, finished_at=now, updated_at=now)
+    metrics.record_job_outcome(job._meta.model_name, "failed")
 
 
 def job_enqueue(job: Job, *, fail: Callable[..., None] = job_fail) -> None:
@@ -179,11 +182,13 @@ def job_finish(job: Job, **fields) -> int:
     """Done, with the final figures in `fields`. Returns the rows written (0: deleted meanwhile)."""
     now = timezone.now()
     job.status, job.error, job.finished_at, job.updated_at = JobStatus.DONE, "", now, now
-    return (
+    written = (
         type(job)
         .objects.filter(pk=job.pk)
         .update(status=job.status, error="", finished_at=now, updated_at=now, **fields)
     )
+    metrics.record_job_outcome(job._meta.model_name, "done")
+    return written
 
 
 def job_reopen(job: Job) -> None:
