@@ -11,7 +11,8 @@ only gets the row's id. What every kind shares lives here:
 - the services: `job_enqueue` (on commit; if the broker is unreachable the job fails at once
   with a reason instead of waiting forever), `job_claim` (the conditional UPDATE that gives a
   job to one worker), `job_save_progress`, `job_finish`, `job_fail`, `job_retry` and
-  `job_reopen` (back to pending without queueing, for a job run in-process).
+  `job_reopen` (back to pending without queueing, for a job run in-process). `job_finish` and
+  `job_fail` count each outcome by kind for Prometheus (opensync.metrics).
 
 A new kind (retention, rebuilds) plugs in like this:
 
@@ -187,7 +188,8 @@ def job_finish(job: Job, **fields) -> int:
         .objects.filter(pk=job.pk)
         .update(status=job.status, error="", finished_at=now, updated_at=now, **fields)
     )
-    metrics.record_job_outcome(job._meta.model_name, "done")
+    if written:  # a job deleted meanwhile finished nothing
+        metrics.record_job_outcome(job._meta.model_name, "done")
     return written
 
 
