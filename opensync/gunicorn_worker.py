@@ -6,8 +6,12 @@ Used by the Procfile's web line, `make run` (opensync/run.py) and the live-serve
 `gunicorn --worker-class opensync.gunicorn_worker.JsonErrorWorker ...`.
 """
 
+import atexit
 import json
+import os
 import re
+import shutil
+import tempfile
 
 from gunicorn import util
 from gunicorn.workers.sync import SyncWorker
@@ -48,3 +52,24 @@ class JsonErrorWorker(SyncWorker):
             util.write_nonblock(client, head.encode("latin-1") + body)
         except Exception:
             self.log.debug("Failed to send error message.")
+
+
+def _prometheus_multiprocess_dir() -> None:
+    """Metrics from all of gunicorn's workers, not just the one that answers the scrape.
+
+    gunicorn's master imports this module (the worker class) before it forks: a folder set here
+    reaches every worker's environment before prometheus_client is imported there, and its
+    counters are summed by /metrics (opensync.metrics). A folder the operator set is used as it
+    is (they must empty it before each start, as prometheus_client's docs say); otherwise a fresh
+    temporary folder per master, removed when the master exits.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    folder = tempfile.mkdtemp(prefix="opensync-prometheus-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    master = os.getpid()
+    # workers inherit the atexit hook through fork; only the master may remove the folder
+    atexit.register(lambda: os.getpid() == master and shutil.rmtree(folder, ignore_errors=True))
+
+
+_prometheus_multiprocess_dir()

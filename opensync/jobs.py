@@ -11,7 +11,8 @@ only gets the row's id. What every kind shares lives here:
 - the services: `job_enqueue` (on commit; if the broker is unreachable the job fails at once
   with a reason instead of waiting forever), `job_claim` (the conditional UPDATE that gives a
   job to one worker), `job_save_progress`, `job_finish`, `job_fail`, `job_retry` and
-  `job_reopen` (back to pending without queueing, for a job run in-process).
+  `job_reopen` (back to pending without queueing, for a job run in-process). `job_finish` and
+  `job_fail` count each outcome by kind for Prometheus (opensync.metrics).
 
 A new kind (retention, rebuilds) plugs in like this:
 
@@ -42,6 +43,8 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
+
+from opensync import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +138,7 @@ def job_fail(job: Job, *, error: str) -> None:
     now = timezone.now()
     job.status, job.error, job.finished_at, job.updated_at = JobStatus.FAILED, error, now, now
     type(job).objects.filter(pk=job.pk).update(status=job.status, error=error, finished_at=now, updated_at=now)
+    metrics.record_job_outcome(job._meta.model_name, "failed")
 
 
 def job_enqueue(job: Job, *, fail: Callable[..., None] = job_fail) -> None:
@@ -179,11 +183,14 @@ def job_finish(job: Job, **fields) -> int:
     """Done, with the final figures in `fields`. Returns the rows written (0: deleted meanwhile)."""
     now = timezone.now()
     job.status, job.error, job.finished_at, job.updated_at = JobStatus.DONE, "", now, now
-    return (
+    written = (
         type(job)
         .objects.filter(pk=job.pk)
         .update(status=job.status, error="", finished_at=now, updated_at=now, **fields)
     )
+    if written:  # a job deleted meanwhile finished nothing
+        metrics.record_job_outcome(job._meta.model_name, "done")
+    return written
 
 
 def job_reopen(job: Job) -> None:

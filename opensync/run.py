@@ -12,6 +12,7 @@
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -157,6 +158,13 @@ def main() -> int:
         connections.close_all()
 
         env = dict(os.environ)
+        if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+            # web and worker count into one folder, emptied here, so /metrics sums them all
+            # (the worker's job outcomes too): opensync.metrics
+            metrics_dir = data_dir / "prometheus"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         workers = os.environ.get("WEB_CONCURRENCY", "3")
         children["web"] = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "opensync.wsgi:application", "--bind", f"{host}:{port}",

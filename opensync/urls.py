@@ -6,6 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts.middleware import API_PATH
 from evals.api.urls import read_urlpatterns as eval_read_urlpatterns
 from opensync.api import json_error, suspicious_message, suspicious_status
+from opensync.metrics import metrics_view
+from opensync.readiness import ready_view
 from search.api.urls import read_urlpatterns as search_read_urlpatterns
 from sessions_app.api.urls import read_urlpatterns
 from sessions_app.views.overview import home
@@ -26,6 +28,9 @@ api_urlpatterns = [
 ]
 
 urlpatterns = [
+    # operations (README "Operations"): readiness for orchestrators, metrics for Prometheus
+    path("health/ready", ready_view, name="health-ready"),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("sessions_app.api.urls")),
     path("api/", include(api_urlpatterns)),
     path("api/v1/", include((api_urlpatterns, "v1"))),

@@ -24,6 +24,7 @@ import logging
 import re
 import secrets
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,6 +35,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Role, validate_timezone
+from opensync import metrics
 from opensync.jobs import job_claim, job_enqueue, job_fail, job_finish, job_retry, job_save_progress
 
 from . import rollups
@@ -265,6 +267,12 @@ def sync(*, workspace_id: int, owner_id: int, sessions: list[SessionInput], mess
                 books = {workspace_id: _price_book(workspace_id)}
                 sessions_price(cursor, sorted({*inserted_ids, *patched_ids}), books=books)
 
+    # ingest rate by source (a message without one counts under its session's, as it is stored)
+    sources = {s.external_id: s.source for s in rows}
+    metrics.record_ingest(
+        Counter(s.source for s in sessions),
+        Counter(m.source or sources.get(m.session_external_id) for m in messages),
+    )
     # Embeddings for semantic search, computed by Celery once this commits (no-op without a provider).
     from search.tasks import schedule_embeddings  # search depends on sessions_app, not the reverse
 

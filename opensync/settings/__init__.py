@@ -414,3 +414,20 @@ OPENSYNC_EXPORT_HISTORY_TOKENS = env_int("OPENSYNC_EXPORT_HISTORY_TOKENS", 8000,
 # so the defaults take ~20 s, and a machine 5x slower stays inside gunicorn's 120 s.
 OPENSYNC_EXPORT_SYNC_MAX_MESSAGES = env_int("OPENSYNC_EXPORT_SYNC_MAX_MESSAGES", 60_000, minimum=1)
 OPENSYNC_EXPORT_SYNC_MAX_MB = env_int("OPENSYNC_EXPORT_SYNC_MAX_MB", 60, minimum=1)
+
+# --- Operations: readiness, metrics, structured logs (issue 16) -------------------------------
+# /health/ready (opensync.readiness) needs no setting. /metrics (opensync.metrics) answers only
+# `Authorization: Bearer <this token>`; unset, it is a 404. django-prometheus's two middlewares
+# time every request by view, method and status: the first and the last, so they see it all.
+OPENSYNC_METRICS_TOKEN = env_str("OPENSYNC_METRICS_TOKEN")
+INSTALLED_APPS.append("django_prometheus")
+MIDDLEWARE.insert(0, "django_prometheus.middleware.PrometheusBeforeMiddleware")
+MIDDLEWARE.append("django_prometheus.middleware.PrometheusAfterMiddleware")
+# `json`: every log record one JSON line, and one line per request with its id, workspace, key
+# prefix, status and duration (opensync.logs). `text` (the default): the lines as before.
+# The request id (X-Request-ID, kept when sane, else made) is echoed in every response either way.
+OPENSYNC_LOG_FORMAT = env_choice("OPENSYNC_LOG_FORMAT", "text", {"text", "json"})
+MIDDLEWARE.insert(0, "opensync.logs.RequestLogMiddleware")
+LOGGING["formatters"]["json"] = {"()": "opensync.logs.JsonFormatter"}
+if OPENSYNC_LOG_FORMAT == "json":
+    LOGGING["handlers"]["console"]["formatter"] = "json"
