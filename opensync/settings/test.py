@@ -14,3 +14,7 @@ OPENSYNC_API_REQUEST_LOG_FLUSH_SECONDS = 0  # tests read the log right after a r
 # In-process tests count rate limits in this process's memory (a test that needs the shared Redis
 # starts Valkey and gunicorn itself: accounts/tests/test_rate_limits_live.py).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The request metrics run in the tests whether or not a metrics token was set when they started
+# (tests set OPENSYNC_METRICS_TOKEN per test).
+if PROMETHEUS_MIDDLEWARE[0] not in MIDDLEWARE:  # noqa: F405
+    MIDDLEWARE = [PROMETHEUS_MIDDLEWARE[0], *MIDDLEWARE, PROMETHEUS_MIDDLEWARE[1]]  # noqa: F405
