@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/export.py
 	$(BIN)/python tests/benchmarks/analytics.py
 	$(BIN)/python tests/benchmarks/plugin_hook.py
+	$(BIN)/python tests/benchmarks/production_shape.py
 
 # Re-pin after editing pyproject.toml dependencies.
 lock: $(STAMP)
