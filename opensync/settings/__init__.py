@@ -414,3 +414,9 @@ OPENSYNC_EXPORT_HISTORY_TOKENS = env_int("OPENSYNC_EXPORT_HISTORY_TOKENS", 8000,
 # so the defaults take ~20 s, and a machine 5x slower stays inside gunicorn's 120 s.
 OPENSYNC_EXPORT_SYNC_MAX_MESSAGES = env_int("OPENSYNC_EXPORT_SYNC_MAX_MESSAGES", 60_000, minimum=1)
 OPENSYNC_EXPORT_SYNC_MAX_MB = env_int("OPENSYNC_EXPORT_SYNC_MAX_MB", 60, minimum=1)
+
+# --- retention (issue 16) ---
+# The nightly retention job; the lead merges this into CELERY_BEAT_SCHEDULE (beat helper's part).
+CELERY_BEAT_SCHEDULE_RETENTION = {
+    "retention-run": {"task": "accounts.tasks.retention_run", "schedule": 24 * 60 * 60},
+}
