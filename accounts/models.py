@@ -124,6 +124,9 @@ class Workspace(models.Model):
         validators=[MinValueValidator(RETENTION_MIN_DAYS), MaxValueValidator(RETENTION_MAX_DAYS)],
         help_text="Sessions with no activity for this many days are deleted every night. Empty: keep everything.",
     )
+    # Set while a run works on the workspace (each batch is its own transaction, so a row lock
+    # can't span the run); a claim older than RETENTION_CLAIM_TIMEOUT is a crashed run's.
+    retention_running_since = models.DateTimeField(null=True, blank=True)
     retention_last_run_at = models.DateTimeField(null=True, blank=True)
     retention_last_removed = models.PositiveIntegerField(null=True, blank=True)
 

@@ -4,7 +4,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -119,34 +119,70 @@ def test_second_run_deletes_nothing_more_and_records_zero(team, monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_workspace_locked_by_a_concurrent_run_is_skipped_not_counted_twice(team):
+def test_a_workspace_locked_by_a_concurrent_claim_is_skipped_not_counted_twice(team):
     ws = team.workspace
     aged_session(ws, team.member, days=90)
     set_retention(ws, 30)
     locked, release = threading.Event(), threading.Event()
-    other_result = {}
 
-    def other_run():
-        # a second run holds the workspace (as it would while deleting) in its own connection
-        from django.db import transaction  # noqa: PLC0415 - the thread's own connection and transaction
-
+    def other_claim():
+        # a second run claiming the workspace holds its row in its own connection meanwhile
         try:
             with transaction.atomic():
                 Workspace.objects.select_for_update().get(pk=ws.pk)
                 locked.set()
                 release.wait(10)
-            other_result["removed"] = retention.retention_workspace_run(workspace_id=ws.pk)
         finally:
             connection.close()
 
-    thread = threading.Thread(target=other_run)
+    thread = threading.Thread(target=other_claim)
     thread.start()
     assert locked.wait(10)
-    assert retention.retention_run() == {}  # skipped while the other run holds it
+    assert retention.retention_run() == {}  # skipped without waiting
     release.set()
     thread.join(10)
-    assert other_result["removed"] == 1
+    assert retention.retention_run() == {ws.pk: 1}
     assert not Session.objects.filter(workspace=ws).exists()
+
+
+def test_a_workspace_claimed_by_a_running_job_is_skipped_a_stale_claim_is_taken_over(team):
+    ws = team.workspace
+    old = aged_session(ws, team.member, days=90)
+    set_retention(ws, 30)
+    Workspace.objects.filter(pk=ws.pk).update(retention_running_since=timezone.now() - timedelta(minutes=5))
+    assert retention.retention_run() == {}
+    assert Session.objects.filter(pk=old.pk).exists()
+
+    Workspace.objects.filter(pk=ws.pk).update(retention_running_since=timezone.now() - timedelta(hours=3))
+    assert retention.retention_run() == {ws.pk: 1}
+    ws.refresh_from_db()
+    assert ws.retention_running_since is None
+
+
+def test_a_failed_run_releases_its_claim_and_keeps_finished_batches(team, monkeypatch):
+    monkeypatch.setattr(retention, "RETENTION_BATCH_SIZE", 1)
+    ws = team.workspace
+    first, second = aged_session(ws, team.member, days=90), aged_session(ws, team.member, days=80)
+    set_retention(ws, 30)
+    real_delete, calls = retention.sessions_delete, []
+
+    def failing_second_batch(*, session_ids):
+        calls.append(session_ids)
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+        return real_delete(session_ids=session_ids)
+
+    monkeypatch.setattr(retention, "sessions_delete", failing_second_batch)
+    with pytest.raises(RuntimeError):
+        retention.retention_run()
+    assert not Session.objects.filter(pk=first.pk).exists()  # its batch was committed
+    ws.refresh_from_db()
+    assert ws.retention_running_since is None
+    assert ws.retention_last_run_at is None
+
+    monkeypatch.setattr(retention, "sessions_delete", real_delete)
+    assert retention.retention_run() == {ws.pk: 1}
+    assert not Session.objects.filter(pk=second.pk).exists()
 
 
 def test_the_celery_task_runs_the_job(team, settings):
