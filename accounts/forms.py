@@ -1,6 +1,6 @@
 from django import forms
 
-from .models import ApiKeyScope, Role
+from .models import ApiKeyScope, Role, Workspace
 
 
 class ApiKeyForm(forms.Form):
@@ -61,3 +61,25 @@ class DeleteAccountForm(forms.Form):
         if email.lower() != self.user.email.lower():
             raise forms.ValidationError("That is not your email address. Type it exactly as shown.")
         return email
+
+
+class RetentionForm(forms.ModelForm):
+    """An admin's retention setting; turning it on (or shortening it) needs an explicit confirmation."""
+
+    confirm = forms.BooleanField(
+        required=False,
+        label="I understand that sessions older than this are deleted every night, irreversibly.",
+    )
+
+    class Meta:
+        model = Workspace
+        fields = ["retention_days"]
+
+    def clean(self):
+        cleaned = super().clean()
+        days = cleaned.get("retention_days")
+        previous = self.instance.retention_days
+        shorter = days is not None and (previous is None or days < previous)
+        if shorter and not cleaned.get("confirm"):
+            self.add_error("confirm", "Confirm that old sessions will be deleted for good.")
+        return cleaned

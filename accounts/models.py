@@ -7,7 +7,7 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -83,6 +83,11 @@ class Role(models.TextChoices):
     MEMBER = "member", "Member"
 
 
+# Retention bounds: a day at least (0 would delete a session being synced), ten years at most.
+RETENTION_MIN_DAYS = 1
+RETENTION_MAX_DAYS = 3650
+
+
 class Workspace(models.Model):
     """Sessions belong to a workspace; people see a workspace through their Membership."""
 
@@ -111,6 +116,19 @@ class Workspace(models.Model):
         validators=[MinValueValidator(0)],
         help_text="Admins see a banner at 80% and 100% of it (the month's cost so far).",
     )
+    # Retention (off when null): the nightly job deletes sessions idle for longer than this.
+    retention_days = models.PositiveIntegerField(
+        "delete sessions older than (days)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(RETENTION_MIN_DAYS), MaxValueValidator(RETENTION_MAX_DAYS)],
+        help_text="Sessions with no activity for this many days are deleted every night. Empty: keep everything.",
+    )
+    # Set while a run works on the workspace (each batch is its own transaction, so a row lock
+    # can't span the run); a claim older than RETENTION_CLAIM_TIMEOUT is a crashed run's.
+    retention_running_since = models.DateTimeField(null=True, blank=True)
+    retention_last_run_at = models.DateTimeField(null=True, blank=True)
+    retention_last_removed = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-is_personal", "name"]

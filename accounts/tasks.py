@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from . import deletion
+from . import deletion, retention
 
 
 # Big accounts take a while; past the soft limit the job is marked failed and asking again resumes it.
@@ -11,3 +11,9 @@ def deletion_job_run_task(job_id: int) -> None:
     A failure is recorded on the job (status "failed"); running it again resumes where it stopped.
     """
     deletion.deletion_job_run(job_id=job_id)
+
+
+@shared_task(ignore_result=True)
+def retention_run() -> None:
+    """Nightly: delete the sessions past each workspace's retention (see accounts/retention.py)."""
+    retention.retention_run()

@@ -17,6 +17,7 @@ urlpatterns = [
     path("workspaces/", views.workspaces, name="workspaces"),
     path("workspaces/switch/", views.workspace_switch, name="workspace-switch"),
     path("workspaces/<slug:slug>/", views.workspace_detail, name="workspace"),
+    path("workspaces/<slug:slug>/retention/", views.workspace_retention, name="workspace-retention"),
     path("workspaces/<slug:slug>/invite/", views.workspace_invite, name="workspace-invite"),
     path("workspaces/<slug:slug>/members/<int:member_id>/role/", views.member_role, name="member-role"),
     path("workspaces/<slug:slug>/members/<int:member_id>/remove/", views.member_remove, name="member-remove"),

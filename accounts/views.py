@@ -14,7 +14,7 @@ from opensync.inputs import whole_number
 from sessions_app.models import Source
 
 from . import deletion, selectors, services
-from .forms import ApiKeyForm, DeleteAccountForm, InvitationForm, ProfileForm, RoleForm, WorkspaceForm
+from .forms import ApiKeyForm, DeleteAccountForm, InvitationForm, ProfileForm, RetentionForm, RoleForm, WorkspaceForm
 from .models import DeletionKind, Role
 
 
@@ -101,6 +101,7 @@ def _workspace_context(request, workspace, membership, **extra):
         "invitations": selectors.pending_invitations(workspace) if is_admin else [],
         "invite_form": extra.pop("invite_form", None) or InvitationForm(),
         "roles": Role.choices,
+        "retention_form": extra.pop("retention_form", None) or RetentionForm(instance=workspace),
         **extra,
     }
 
@@ -136,6 +137,24 @@ def workspace_invite(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
     context = _workspace_context(request, workspace, membership, invite_form=form, invite_link=invite_link)
     status = 422 if form.errors and request.htmx else 200
     return render_page(request, "accounts/workspace.html", context, partial="members-panel", status=status)
+
+
+@login_required
+@require_POST
+def workspace_retention(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
+    """An admin sets (or turns off) the workspace's retention; members get a 404 like other admin actions."""
+    workspace, membership = selectors.get_workspace_for_user(request.user, slug)
+    if membership.role != Role.ADMIN:
+        raise Http404("Only workspace admins change retention")
+    form = RetentionForm(request.POST, instance=workspace)
+    saved = False
+    if form.is_valid():
+        form.save()
+        saved = True
+        form = RetentionForm(instance=workspace)
+    context = _workspace_context(request, workspace, membership, retention_form=form, retention_saved=saved)
+    status = 422 if form.errors and request.htmx else 200
+    return render_page(request, "accounts/workspace.html", context, partial="retention-panel", status=status)
 
 
 def _member_action(request, slug, member_id, action):

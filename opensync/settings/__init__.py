@@ -438,3 +438,9 @@ MIDDLEWARE.insert(0, "opensync.logs.RequestLogMiddleware")
 LOGGING["formatters"]["json"] = {"()": "opensync.logs.JsonFormatter"}
 if OPENSYNC_LOG_FORMAT == "json":
     LOGGING["handlers"]["console"]["formatter"] = "json"
+
+# --- retention (issue 16) ---
+# The nightly retention job; the lead merges this into CELERY_BEAT_SCHEDULE (beat helper's part).
+CELERY_BEAT_SCHEDULE_RETENTION = {
+    "retention-run": {"task": "accounts.tasks.retention_run", "schedule": 24 * 60 * 60},
+}
