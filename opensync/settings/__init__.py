@@ -414,3 +414,15 @@ OPENSYNC_EXPORT_HISTORY_TOKENS = env_int("OPENSYNC_EXPORT_HISTORY_TOKENS", 8000,
 # so the defaults take ~20 s, and a machine 5x slower stays inside gunicorn's 120 s.
 OPENSYNC_EXPORT_SYNC_MAX_MESSAGES = env_int("OPENSYNC_EXPORT_SYNC_MAX_MESSAGES", 60_000, minimum=1)
 OPENSYNC_EXPORT_SYNC_MAX_MB = env_int("OPENSYNC_EXPORT_SYNC_MAX_MB", 60, minimum=1)
+
+# --- beat: scheduled jobs (issue 16) ---
+# Run by `make run` (the worker's embedded beat) or the Procfile's beat process. A nightly task
+# of another part (retention) adds its own entry to this dict.
+OPENSYNC_SWEEP_STALE_JOBS_MINUTES = env_int("OPENSYNC_SWEEP_STALE_JOBS_MINUTES", 5, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    # Stuck jobs of every kind (opensync.jobs.job_sweep_stale): re-queued or failed with a reason.
+    "sweep-stale-jobs": {
+        "task": "opensync.tasks.sweep_stale_jobs",
+        "schedule": OPENSYNC_SWEEP_STALE_JOBS_MINUTES * 60,
+    },
+}
