@@ -233,6 +233,14 @@ def job_sweep_stale(*, batch: int = 500) -> dict[str, int]:
                     if unmoved.update(status=JobStatus.PENDING, error="", finished_at=None, updated_at=now):
                         job_enqueue(job)
                         counts[f"{label}.requeued"] += 1
-            elif unmoved.update(status=JobStatus.FAILED, error=model.stale_error, finished_at=now, updated_at=now):
+            elif job_fail_stale(job, error=model.stale_error):
                 counts[f"{label}.failed"] += 1
     return counts
+
+
+def job_fail_stale(job: Job, *, error: str) -> bool:
+    """Fail a lost job with the reason, only if nothing moved since it was read (a worker that
+    just took it keeps it). Used by the sweep and by a page that finds its job stale."""
+    now = timezone.now()
+    unmoved = type(job).objects.filter(pk=job.pk, status=job.status, updated_at=job.updated_at)
+    return bool(unmoved.update(status=JobStatus.FAILED, error=error, finished_at=now, updated_at=now))
