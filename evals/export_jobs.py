@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
-from opensync.jobs import JobStatus, job_claim, job_enqueue, job_fail, job_finish, job_save_progress
+from opensync.jobs import JobStatus, job_claim, job_enqueue, job_fail, job_fail_stale, job_finish, job_save_progress
 from sessions_app.models import Session
 
 from .exchanges import Conversation, conversations
@@ -109,12 +109,8 @@ def export_job_check_stale(job: ExportJob) -> ExportJob:
     if job.status == JobStatus.PENDING:
         reason = "No worker picked the build up within an hour: check that the Celery worker runs, then build again."
     else:
-        reason = "The build stopped without finishing (its worker was interrupted). Build it again."
-    now = timezone.now()
-    # Only if nothing moved since we looked: a worker that just took the job keeps it.
-    ExportJob.objects.filter(pk=job.pk, status=job.status, updated_at=job.updated_at).update(
-        status=JobStatus.FAILED, error=reason, finished_at=now, updated_at=now
-    )
+        reason = ExportJob.stale_error
+    job_fail_stale(job, error=reason)
     job.refresh_from_db()
     return job
 

@@ -118,6 +118,7 @@ class ExportJob(Job):
     queued_stale_after = timedelta(minutes=65)
     # A build starts over from nothing: a lost one fails (evals.export_jobs.export_job_check_stale).
     resumable = False
+    stale_error = "The build stopped without finishing (its worker was interrupted). Build it again."
 
     class Meta:
         ordering = ["-created_at", "-id"]

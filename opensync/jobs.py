@@ -91,6 +91,8 @@ class Job(models.Model):
     queued_stale_after: ClassVar[timedelta | None] = None  # None: a queued job waits as long as it takes
     resumable: ClassVar[bool] = True  # a lost running job may be claimed again and go on
     queue_down_error: ClassVar[str] = "The task queue is unavailable ({error}). Please try again later."
+    # What the page of a lost job says when `job_sweep_stale` fails it (kinds that are not resumable).
+    stale_error: ClassVar[str] = "The job stopped without finishing (its worker was interrupted). Start it again."
 
     class Meta:
         abstract = True
@@ -208,3 +210,44 @@ def job_retry(job: Job, *, fail: Callable[..., None] = job_fail) -> bool:
         job_reopen(job)
         job_enqueue(job, fail=fail)
     return True
+
+
+def job_kinds() -> list[type[Job]]:
+    """Every concrete kind of job (found through the model registry, so a new kind is swept
+    without being listed anywhere)."""
+    from django.apps import apps  # the registry: at import time of this module it is not ready yet
+
+    return [m for m in apps.get_models() if issubclass(m, Job) and not m._meta.abstract]
+
+
+def job_sweep_stale(*, batch: int = 500) -> dict[str, int]:
+    """The periodic sweep (the `opensync.jobs.sweep_stale_jobs` beat task): every stale job of
+    every kind is queued again when its kind is resumable (its task claims it and goes on), or
+    failed with the kind's `stale_error`. Each change is conditional on the row not having moved
+    since it was read, so a worker that just took the job keeps it and a second sweep is a no-op.
+    Returns the counts per kind, {"<label>.requeued": n, "<label>.failed": n}."""
+    counts: dict[str, int] = {}
+    for model in job_kinds():
+        label = model._meta.label_lower
+        counts[f"{label}.requeued"] = counts[f"{label}.failed"] = 0
+        for job in model.objects.active().order_by("updated_at")[:batch]:
+            if not job.is_stale:
+                continue
+            now = timezone.now()
+            unmoved = model.objects.filter(pk=job.pk, status=job.status, updated_at=job.updated_at)
+            if model.resumable:
+                with transaction.atomic():
+                    if unmoved.update(status=JobStatus.PENDING, error="", finished_at=None, updated_at=now):
+                        job_enqueue(job)
+                        counts[f"{label}.requeued"] += 1
+            elif job_fail_stale(job, error=model.stale_error):
+                counts[f"{label}.failed"] += 1
+    return counts
+
+
+def job_fail_stale(job: Job, *, error: str) -> bool:
+    """Fail a lost job with the reason, only if nothing moved since it was read (a worker that
+    just took it keeps it). Used by the sweep and by a page that finds its job stale."""
+    now = timezone.now()
+    unmoved = type(job).objects.filter(pk=job.pk, status=job.status, updated_at=job.updated_at)
+    return bool(unmoved.update(status=JobStatus.FAILED, error=error, finished_at=now, updated_at=now))

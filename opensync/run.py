@@ -174,7 +174,11 @@ def main() -> int:
         )  # fmt: skip
         children["worker"] = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "opensync", "worker", "--loglevel", "INFO",
-             "--concurrency", os.environ.get("CELERY_CONCURRENCY", "2")],
+             "--concurrency", os.environ.get("CELERY_CONCURRENCY", "2"),
+             # One machine, one worker: an embedded beat (-B) runs the schedule without a third
+             # process to watch; its state file lives in the data folder. A multi-host deployment
+             # runs one separate `celery beat` instead (the Procfile's beat line).
+             "-B", "--schedule", str(data_dir / "celerybeat-schedule")],
             env=env, start_new_session=True,
         )  # fmt: skip
         log(f"OpenSync is starting at http://{host}:{port}  (Ctrl-C stops everything)")

@@ -86,7 +86,7 @@ def separate_services():
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
             "SECRET_KEY": "production-shape-secret",
             "OPENSYNC_DATA_DIR": str(data_dir),
-            "CELERY_BEAT_SCHEDULE": str(base / "celerybeat-schedule"),
+            "CELERY_BEAT_SCHEDULE_FILE": str(base / "celerybeat-schedule"),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "WEB_CONCURRENCY": "2",
         }

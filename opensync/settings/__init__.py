@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from . import embedded
@@ -439,8 +440,22 @@ LOGGING["formatters"]["json"] = {"()": "opensync.logs.JsonFormatter"}
 if OPENSYNC_LOG_FORMAT == "json":
     LOGGING["handlers"]["console"]["formatter"] = "json"
 
-# --- retention (issue 16) ---
-# The nightly retention job; the lead merges this into CELERY_BEAT_SCHEDULE (beat helper's part).
+# --- Scheduled jobs (issue 16): Celery beat ----------------------------------------------------
+# Run by `make run` (the worker's embedded beat) or the Procfile's beat process. Every task is
+# idempotent: a run that repeats, or two that overlap, change nothing more.
+OPENSYNC_SWEEP_STALE_JOBS_MINUTES = env_int("OPENSYNC_SWEEP_STALE_JOBS_MINUTES", 5, minimum=1)
+# Per-workspace retention (accounts.retention), every night at this hour (UTC).
+OPENSYNC_RETENTION_HOUR = env_int("OPENSYNC_RETENTION_HOUR", 3, minimum=0)
+if OPENSYNC_RETENTION_HOUR > 23:
+    raise ImproperlyConfigured("OPENSYNC_RETENTION_HOUR must be an hour of the day, 0 to 23")
 CELERY_BEAT_SCHEDULE_RETENTION = {
-    "retention-run": {"task": "accounts.tasks.retention_run", "schedule": 24 * 60 * 60},
+    "retention-run": {"task": "accounts.tasks.retention_run", "schedule": crontab(minute=17, hour=OPENSYNC_RETENTION_HOUR)},
+}
+CELERY_BEAT_SCHEDULE = {
+    # Stuck jobs of every kind (opensync.jobs.job_sweep_stale): re-queued or failed with a reason.
+    "sweep-stale-jobs": {
+        "task": "opensync.tasks.sweep_stale_jobs",
+        "schedule": OPENSYNC_SWEEP_STALE_JOBS_MINUTES * 60,
+    },
+    **CELERY_BEAT_SCHEDULE_RETENTION,
 }
