@@ -449,7 +449,10 @@ OPENSYNC_RETENTION_HOUR = env_int("OPENSYNC_RETENTION_HOUR", 3, minimum=0)
 if OPENSYNC_RETENTION_HOUR > 23:
     raise ImproperlyConfigured("OPENSYNC_RETENTION_HOUR must be an hour of the day, 0 to 23")
 CELERY_BEAT_SCHEDULE_RETENTION = {
-    "retention-run": {"task": "accounts.tasks.retention_run", "schedule": crontab(minute=17, hour=OPENSYNC_RETENTION_HOUR)},
+    "retention-run": {
+        "task": "accounts.tasks.retention_run",
+        "schedule": crontab(minute=17, hour=OPENSYNC_RETENTION_HOUR),
+    },
 }
 CELERY_BEAT_SCHEDULE = {
     # Stuck jobs of every kind (opensync.jobs.job_sweep_stale): re-queued or failed with a reason.
