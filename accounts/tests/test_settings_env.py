@@ -1,5 +1,10 @@
 """The typed environment readers behind settings: parse what is valid, fail loudly on the rest."""
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -180,3 +185,35 @@ def test_env_rate_rejects_other_values(monkeypatch, raw):
     monkeypatch.setenv(NAME, raw)
     with pytest.raises(ImproperlyConfigured, match=NAME):
         env_rate(NAME, "1/s")
+
+
+# --- DB_PGBOUNCER -------------------------------------------------------------------------------
+
+
+def _databases(env):
+    """The DATABASES a fresh process builds from this environment (settings read env at import)."""
+
+    code = "import json; from django.conf import settings as s; print(json.dumps(s.DATABASES['default'], default=str))"
+    full = {**os.environ, "DATABASE_URL": "postgres://u:p@db.example:6432/opensync", "SECRET_KEY": "x" * 50, **env}
+    full.setdefault("DJANGO_SETTINGS_MODULE", "opensync.settings")
+    out = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); " + code],
+        env=full,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_database_defaults_keep_persistent_checked_connections():
+    db = _databases({"DB_PGBOUNCER": "0"})
+    assert db["CONN_MAX_AGE"] == 60
+    assert db["CONN_HEALTH_CHECKS"] is True
+    assert not db.get("DISABLE_SERVER_SIDE_CURSORS")
+
+
+def test_pgbouncer_turns_off_server_side_cursors_and_prepared_statements():
+    db = _databases({"DB_PGBOUNCER": "1"})
+    assert db["DISABLE_SERVER_SIDE_CURSORS"] is True
+    assert "prepare_threshold" not in db["OPTIONS"]

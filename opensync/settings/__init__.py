@@ -462,3 +462,14 @@ CELERY_BEAT_SCHEDULE = {
     },
     **CELERY_BEAT_SCHEDULE_RETENTION,
 }
+
+# --- storage: connection pooling (issue 16) ---------------------------------------------------
+# Behind PgBouncer in transaction pooling, consecutive transactions of one Django connection may
+# run on different server connections: named server-side cursors (.iterator()) and prepared
+# statements would be looked up on a server connection that never saw them. Audit of the code
+# for session state: search's SETs are SET LOCAL inside transactions; no LISTEN/NOTIFY or temp
+# tables; but search/embeddings/services.py session_lock takes a session-level pg_advisory_lock
+# held across transactions, which transaction pooling does not support (still to fix).
+if env_bool("DB_PGBOUNCER", False):
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"]["OPTIONS"].pop("prepare_threshold", None)
