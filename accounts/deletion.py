@@ -82,7 +82,7 @@ def deletion_job_start(*, user: User, kind: str) -> tuple[DeletionJob, bool]:
         existing = DeletionJob.objects.active().filter(user=user).first()
         if existing:
             if existing.is_stale:
-                job_enqueue(existing, fail=_fail)
+                job_enqueue(existing)
             return existing, False
         if kind == DeletionKind.ACCOUNT:
             lock_admin_rows_of(user)
@@ -96,13 +96,13 @@ def deletion_job_start(*, user: User, kind: str) -> tuple[DeletionJob, bool]:
         if kind == DeletionKind.ACCOUNT:
             user.is_active = False
             user.save(update_fields=["is_active"])
-        job_enqueue(job, fail=_fail)
+        job_enqueue(job)
     return job, True
 
 
 def deletion_job_retry(*, job: DeletionJob) -> bool:
     """Admin: run a failed (or stuck) job again from where it stopped. Returns whether it was queued."""
-    return job_retry(job, fail=_fail)
+    return job_retry(job)
 
 
 def _save_progress(job: DeletionJob, **fields) -> None:
@@ -139,11 +139,13 @@ def deletion_job_run(*, job_id: int) -> DeletionJob | None:
             job_finish(job, counts=job.counts)
     except Exception as exc:
         logger.exception("Deletion job %s failed", job.pk)
-        _fail(job, error=" ".join(exc.messages) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}")
+        deletion_job_fail(
+            job, error=" ".join(exc.messages) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
+        )
     return job
 
 
-def _fail(job: DeletionJob, *, error: str) -> None:
+def deletion_job_fail(job: DeletionJob, *, error: str) -> None:
     # A failed batch was rolled back: keep the counts of the committed ones.
     job.counts = DeletionJob.objects.values_list("counts", flat=True).get(pk=job.pk)
     job_fail(job, error=error)

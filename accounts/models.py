@@ -315,6 +315,7 @@ class DeletionJob(Job):
     token = models.CharField(max_length=64, unique=True)
 
     task = "accounts.tasks.deletion_job_run_task"
+    fail_with = "accounts.deletion.deletion_job_fail"  # gives a disabled account back
     # A job without progress for this long lost its worker; asking again (or the admin) resumes it.
     stale_after = queued_stale_after = timedelta(minutes=15)
 

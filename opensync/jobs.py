@@ -90,6 +90,9 @@ class Job(models.Model):
     stale_after: ClassVar[timedelta]  # a running job without progress for this long lost its worker
     queued_stale_after: ClassVar[timedelta | None] = None  # None: a queued job waits as long as it takes
     resumable: ClassVar[bool] = True  # a lost running job may be claimed again and go on
+    # Dotted path of the kind's own failure function (called as fail(job, error=...)) when it has
+    # more to undo than job_fail; found by path like `task`, so the model needn't import its engine.
+    fail_with: ClassVar[str | None] = None
     queue_down_error: ClassVar[str] = "The task queue is unavailable ({error}). Please try again later."
     # What the page of a lost job says when `job_sweep_stale` fails it (kinds that are not resumable).
     stale_error: ClassVar[str] = "The job stopped without finishing (its worker was interrupted). Start it again."
@@ -143,12 +146,14 @@ def job_fail(job: Job, *, error: str) -> None:
     metrics.record_job_outcome(job._meta.model_name, "failed")
 
 
-def job_enqueue(job: Job, *, fail: Callable[..., None] = job_fail) -> None:
+def job_enqueue(job: Job) -> None:
     """Queue the job's task once the transaction commits (the worker must see the row).
 
-    `fail(job, error=...)` records the failure when the broker is unreachable: a kind with more
-    to undo (a disabled account to give back) passes its own."""
-    transaction.on_commit(partial(_send, type(job), job.pk, fail))
+    When the broker is unreachable the job fails at once with the reason, through the kind's
+    `fail_with` (a kind with more to undo, such as a disabled account to give back) or job_fail."""
+    model = type(job)
+    fail = import_string(model.fail_with) if model.fail_with else job_fail
+    transaction.on_commit(partial(_send, model, job.pk, fail))
 
 
 def _send(model: type[Job], job_id: int, fail: Callable[..., None]) -> None:
@@ -202,13 +207,13 @@ def job_reopen(job: Job) -> None:
     type(job).objects.filter(pk=job.pk).update(status=job.status, error="", finished_at=None, updated_at=job.updated_at)
 
 
-def job_retry(job: Job, *, fail: Callable[..., None] = job_fail) -> bool:
+def job_retry(job: Job) -> bool:
     """Queue a failed (or stuck) job again; it resumes where it stopped. Returns whether queued."""
     if not job.can_retry:
         return False
     with transaction.atomic():
         job_reopen(job)
-        job_enqueue(job, fail=fail)
+        job_enqueue(job)
     return True
 
 
