@@ -31,6 +31,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from opensync.settings.env import redis_py_url
+
 logger = logging.getLogger(__name__)
 # prometheus_client picked its mode when it was imported (just above): values in files when the
 # folder was set in the environment then, in memory otherwise. /metrics reads from the same place.
@@ -70,9 +72,7 @@ def record_job_outcome(kind: str | None, outcome: str) -> None:
 
 def redis_url(url: str) -> str | None:
     """The broker URL as redis-py reads it, or None when the broker is not Redis."""
-    for scheme in ("redis+socket://", "socket://"):
-        if url.startswith(scheme):
-            return "unix://" + url.removeprefix(scheme)
+    url = redis_py_url(url)
     return url if url.startswith(("redis://", "rediss://", "unix://")) else None
 
 

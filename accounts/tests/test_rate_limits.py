@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from accounts import cache as shared_cache
 from accounts.services import api_key_create
-from opensync.settings import _redis_url
+from opensync.settings.env import redis_py_url
 
 pytestmark = pytest.mark.django_db
 
@@ -160,7 +160,7 @@ def test_logging_in_works_when_redis_is_down(client, user, redis_down):
     ],
 )
 def test_the_cache_url_is_the_brokers_as_redis_py_spells_it(broker, expected):
-    assert _redis_url(broker) == expected
+    assert redis_py_url(broker) == expected
 
 
 def test_the_schema_documents_429_with_retry_after_on_every_keyed_operation(client):

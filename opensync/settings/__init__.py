@@ -8,7 +8,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from . import embedded
-from .env import env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str
+from .env import env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str, redis_py_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -342,16 +342,7 @@ SPECTACULAR_SETTINGS["SWAGGER_UI_SETTINGS"] = {"deepLinking": True, "validatorUr
 # on its own (a limit of N would let N per worker through).
 
 
-def _redis_url(url: str) -> str:
-    """kombu's spelling of a Redis unix socket (the embedded broker's `redis+socket:///…`) as
-    redis-py spells it (`unix:///…`); other Redis URLs are the same for both."""
-    for scheme in ("redis+socket://", "socket://"):
-        if url.startswith(scheme):
-            return "unix://" + url.removeprefix(scheme)
-    return url
-
-
-CACHE_URL = _redis_url(env_str("CACHE_URL") or CELERY_BROKER_URL)
+CACHE_URL = redis_py_url(env_str("CACHE_URL") or CELERY_BROKER_URL)
 if CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
     CACHES = {
         "default": {

@@ -99,3 +99,12 @@ def env_rate(name: str, default: str) -> tuple[int, int] | None:
     if amount < 1 or seconds < 1:
         raise ImproperlyConfigured(f"{name}={value!r}: the count and the period must be at least 1")
     return amount, seconds
+
+
+def redis_py_url(url: str) -> str:
+    """kombu's spelling of a Redis unix socket (the embedded broker's `redis+socket:///…`) as
+    redis-py spells it (`unix:///…`); other Redis URLs are the same for both."""
+    for scheme in ("redis+socket://", "socket://"):
+        if url.startswith(scheme):
+            return "unix://" + url.removeprefix(scheme)
+    return url
