@@ -39,6 +39,7 @@ from datetime import timedelta
 from functools import partial
 from typing import ClassVar, TypeVar
 
+from django.apps import apps
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -220,8 +221,6 @@ def job_retry(job: Job) -> bool:
 def job_kinds() -> list[type[Job]]:
     """Every concrete kind of job (found through the model registry, so a new kind is swept
     without being listed anywhere)."""
-    from django.apps import apps  # the registry: at import time of this module it is not ready yet
-
     return [m for m in apps.get_models() if issubclass(m, Job) and not m._meta.abstract]
 
 
@@ -255,4 +254,7 @@ def job_fail_stale(job: Job, *, error: str) -> bool:
     just took it keeps it). Used by the sweep and by a page that finds its job stale."""
     now = timezone.now()
     unmoved = type(job).objects.filter(pk=job.pk, status=job.status, updated_at=job.updated_at)
-    return bool(unmoved.update(status=JobStatus.FAILED, error=error, finished_at=now, updated_at=now))
+    if not unmoved.update(status=JobStatus.FAILED, error=error, finished_at=now, updated_at=now):
+        return False
+    metrics.record_job_outcome(job._meta.model_name, "failed")  # counted as job_fail counts
+    return True
