@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
-from opensync.jobs import JobStatus, job_claim, job_enqueue, job_fail, job_fail_stale, job_finish, job_save_progress
+from opensync.jobs import job_claim, job_enqueue, job_fail, job_fail_stale, job_finish, job_save_progress
 from sessions_app.models import Session
 
 from .exchanges import Conversation, conversations
@@ -106,11 +106,7 @@ def export_job_check_stale(job: ExportJob) -> ExportJob:
     its page stops polling and says why."""
     if not job.is_stale:
         return job
-    if job.status == JobStatus.PENDING:
-        reason = "No worker picked the build up within an hour: check that the Celery worker runs, then build again."
-    else:
-        reason = ExportJob.stale_error
-    job_fail_stale(job, error=reason)
+    job_fail_stale(job, error=job.stale_reason)
     job.refresh_from_db()
     return job
 

@@ -119,6 +119,9 @@ class ExportJob(Job):
     # A build starts over from nothing: a lost one fails (evals.export_jobs.export_job_check_stale).
     resumable = False
     stale_error = "The build stopped without finishing (its worker was interrupted). Build it again."
+    queued_stale_error = (
+        "No worker picked the build up within an hour: check that the Celery worker runs, then build again."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -95,8 +95,12 @@ class Job(models.Model):
     # more to undo than job_fail; found by path like `task`, so the model needn't import its engine.
     fail_with: ClassVar[str | None] = None
     queue_down_error: ClassVar[str] = "The task queue is unavailable ({error}). Please try again later."
-    # What the page of a lost job says when `job_sweep_stale` fails it (kinds that are not resumable).
+    # What the page of a lost job says when it is failed as stale (kinds that are not resumable):
+    # `stale_error` for a running job, `queued_stale_error` for one no worker picked up.
     stale_error: ClassVar[str] = "The job stopped without finishing (its worker was interrupted). Start it again."
+    queued_stale_error: ClassVar[str] = (
+        "No worker picked the job up: check that the Celery worker runs, then start it again."
+    )
 
     class Meta:
         abstract = True
@@ -129,6 +133,10 @@ class Job(models.Model):
         """Active, and no progress for longer than its status allows."""
         limit = self.queued_stale_after if self.status == JobStatus.PENDING else self.stale_after
         return self.is_active and limit is not None and timezone.now() - self.updated_at > limit
+
+    @property
+    def stale_reason(self) -> str:
+        return self.queued_stale_error if self.status == JobStatus.PENDING else self.stale_error
 
     @property
     def can_retry(self) -> bool:
@@ -227,7 +235,7 @@ def job_kinds() -> list[type[Job]]:
 def job_sweep_stale(*, batch: int = 500) -> dict[str, int]:
     """The periodic sweep (the `opensync.jobs.sweep_stale_jobs` beat task): every stale job of
     every kind is queued again when its kind is resumable (its task claims it and goes on), or
-    failed with the kind's `stale_error`. Each change is conditional on the row not having moved
+    failed with the kind's reason (`stale_reason`). Each change is conditional on the row not having moved
     since it was read, so a worker that just took the job keeps it and a second sweep is a no-op.
     Returns the counts per kind, {"<label>.requeued": n, "<label>.failed": n}."""
     counts: dict[str, int] = {}
@@ -244,7 +252,7 @@ def job_sweep_stale(*, batch: int = 500) -> dict[str, int]:
                     if unmoved.update(status=JobStatus.PENDING, error="", finished_at=None, updated_at=now):
                         job_enqueue(job)
                         counts[f"{label}.requeued"] += 1
-            elif job_fail_stale(job, error=model.stale_error):
+            elif job_fail_stale(job, error=job.stale_reason):
                 counts[f"{label}.failed"] += 1
     return counts
 
