@@ -133,3 +133,22 @@ class Bookmark(models.Model):
 
     def __str__(self) -> str:
         return f"bookmark of session {self.session_id}" + (f" message {self.message_id}" if self.message_id else "")
+
+
+class EmbeddingLease(models.Model):
+    """Who is embedding a session right now (search.embeddings.services.session_lock), so two
+    workers never pay for the same vectors twice.
+
+    A row with an expiry rather than a session-level advisory lock: behind PgBouncer in transaction
+    pooling, a lock taken in one transaction may sit on a server connection the next transaction
+    never sees (so it could neither be released nor seen by others). The holder renews it after
+    each provider request; a holder that died leaves it to expire. No foreign key: a lease must not
+    slow down or block deleting its session, and the holder deletes it when done.
+    """
+
+    session_id = models.BigIntegerField(primary_key=True)
+    token = models.UUIDField()
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"embedding lease of session {self.session_id}"

@@ -68,8 +68,8 @@ def embed_session(self, session_id: int) -> None:
     provider = get_provider()
     if provider is None:
         return
-    with embedding_services.session_lock(session_id, wait=False) as locked:
-        if not locked:
+    with embedding_services.session_lock(session_id, wait=False) as lease:
+        if lease is None:
             # Another run is on this session and may have read it before the latest sync: go again
             # after it. (Not when eager: that would spin right here until the other run ends.)
             if not embed_session.app.conf.task_always_eager:
@@ -77,7 +77,7 @@ def embed_session(self, session_id: int) -> None:
                 embed_session.apply_async((session_id,), countdown=countdown)
             return
         try:
-            stats = embedding_services.session_embed(session_id=session_id, provider=provider)
+            stats = embedding_services.session_embed(session_id=session_id, provider=provider, lease=lease)
         except EmbeddingConfigError as exc:
             logger.error("Embeddings of session %s not computed: %s", session_id, exc)
             return

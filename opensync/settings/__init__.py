@@ -458,9 +458,11 @@ CELERY_BEAT_SCHEDULE = {
 # Behind PgBouncer in transaction pooling, consecutive transactions of one Django connection may
 # run on different server connections: named server-side cursors (.iterator()) and prepared
 # statements would be looked up on a server connection that never saw them. Audit of the code
-# for session state: search's SETs are SET LOCAL inside transactions; no LISTEN/NOTIFY or temp
-# tables; but search/embeddings/services.py session_lock takes a session-level pg_advisory_lock
-# held across transactions, which transaction pooling does not support (still to fix).
+# for session state: search's SETs are SET LOCAL / set_config(..., true) inside transactions;
+# advisory locks are transaction-level (pg_advisory_xact_lock); embedding one session is claimed
+# with a lease row (search.models.EmbeddingLease), not a session-level lock; no LISTEN/NOTIFY,
+# temp tables or WITH HOLD cursors. The production-shape test runs web, worker and beat through
+# PgBouncer in transaction mode (tests/production.py).
 if env_bool("DB_PGBOUNCER", False):
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
     DATABASES["default"]["OPTIONS"].pop("prepare_threshold", None)

@@ -1,6 +1,9 @@
 """Writes for embeddings: bring one session's vectors up to date, resize the vector columns."""
 
+import datetime
 import logging
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -8,19 +11,23 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 from pgvector.django import HnswIndex
 
 from sessions_app.models import Message, Part, Session
 from sessions_app.rendering import TEXT_TYPES, TOOL_CALL_TYPES
 
-from ..models import MessageChunkEmbedding, SessionEmbedding
+from ..models import EmbeddingLease, MessageChunkEmbedding, SessionEmbedding
 from .providers import EmbeddingConfigError, EmbeddingProvider
 from .text import SessionText, chunk_text, message_text, text_hash
 
 logger = logging.getLogger(__name__)
 
 MESSAGE_PAGE = 500  # messages read per query while a session is embedded
-LOCK_NAMESPACE = 0x656D62  # first key of the per-session advisory lock ("emb")
+# A lease on embedding a session (session_lock) lasts this long past its last renewal: longer than
+# one provider request with its retries (OPENSYNC_EMBEDDINGS_TIMEOUT, 30 s, up to three tries).
+LEASE_SECONDS = datetime.timedelta(minutes=5)
+LEASE_POLL_SECONDS = 0.5  # how often a waiting holder (`manage.py embeddings`) tries again
 EMBEDDING_MODELS = (MessageChunkEmbedding, SessionEmbedding)
 UPDATE_FIELDS = ["text_hash", "embedding", "updated_at"]  # of a row that exists: its new vector
 
@@ -105,34 +112,70 @@ def vector_columns_resize(*, dimensions: int) -> None:
 # --- one session ---------------------------------------------------------------------------------
 
 
-@contextmanager
-def session_lock(session_id: int, *, wait: bool) -> Iterator[bool]:
-    """A PostgreSQL advisory lock on embedding one session, so two workers never pay for the same
-    vectors twice. Yields whether it was taken (always True with `wait`)."""
-    key = [LOCK_NAMESPACE, session_id % 2**31]
+class Lease:
+    """A held claim on embedding one session (an EmbeddingLease row, see its docstring)."""
+
+    def __init__(self, session_id: int, token: uuid.UUID):
+        self.session_id = session_id
+        self.token = token
+
+    def renew(self) -> None:
+        """Push the expiry out again: called after each provider request, so only a holder that
+        stopped working loses its lease."""
+        EmbeddingLease.objects.filter(session_id=self.session_id, token=self.token).update(
+            expires_at=timezone.now() + LEASE_SECONDS
+        )
+
+
+def _lease_take(session_id: int) -> Lease | None:
+    """A new row, or else an expired one taken over: two single statements, each its own
+    transaction in autocommit. (Not one INSERT ... ON CONFLICT DO UPDATE WHERE: that locks the row
+    of a live lease even when its WHERE is false, until the caller's transaction ends.)"""
+    token = uuid.uuid4()
+    table = connection.ops.quote_name(EmbeddingLease._meta.db_table)
     with connection.cursor() as cursor:
-        if wait:
-            cursor.execute("SELECT pg_advisory_lock(%s::int, %s::int)", key)
-            locked = True
-        else:
-            cursor.execute("SELECT pg_try_advisory_lock(%s::int, %s::int)", key)
-            locked = cursor.fetchone()[0]
+        cursor.execute(
+            f"INSERT INTO {table} (session_id, token, expires_at) VALUES (%s, %s, now() + %s) "
+            f"ON CONFLICT (session_id) DO NOTHING RETURNING token",
+            [session_id, token, LEASE_SECONDS],
+        )
+        taken = cursor.fetchone()
+        if not taken:
+            cursor.execute(
+                f"UPDATE {table} SET token = %s, expires_at = now() + %s "
+                f"WHERE session_id = %s AND expires_at < now() RETURNING token",
+                [token, LEASE_SECONDS, session_id],
+            )
+            taken = cursor.fetchone()
+    return Lease(session_id, token) if taken else None
+
+
+@contextmanager
+def session_lock(session_id: int, *, wait: bool) -> Iterator[Lease | None]:
+    """Hold the lease on embedding one session for the block. Yields the Lease, or None when
+    another holder has it (never None with `wait`, which polls until it is free or expired)."""
+    lease = _lease_take(session_id)
+    while lease is None and wait:
+        time.sleep(LEASE_POLL_SECONDS)
+        lease = _lease_take(session_id)
     try:
-        yield locked
+        yield lease
     finally:
-        if locked:
+        if lease is not None:
             try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", key)
-            except DatabaseError:  # the connection is gone, and the lock with it
-                logger.warning("Could not release the embedding lock of session %s", session_id, exc_info=True)
+                EmbeddingLease.objects.filter(session_id=session_id, token=lease.token).delete()
+            except DatabaseError:  # the database is gone: the lease expires by itself
+                logger.warning("Could not release the embedding lease of session %s", session_id, exc_info=True)
 
 
-def session_embed(*, session_id: int, provider: EmbeddingProvider, batch_size: int | None = None) -> EmbedStats | None:
+def session_embed(
+    *, session_id: int, provider: EmbeddingProvider, batch_size: int | None = None, lease: Lease | None = None
+) -> EmbedStats | None:
     """Embed what is missing or stale for one session: chunks whose text hash changed, and the
     session vector. Unchanged text is never sent to the provider; chunks of text that went away
     are deleted. Vectors are saved after each request, so a run that fails part-way keeps what it
-    paid for. Returns None when the session does not exist (any more)."""
+    paid for. The `lease` held on it (session_lock) is renewed after each request. Returns None when
+    the session does not exist (any more)."""
     session = Session.objects.filter(pk=session_id).values("workspace_id", "title", "summary").first()
     if session is None:
         return None
@@ -166,14 +209,14 @@ def session_embed(*, session_id: int, provider: EmbeddingProvider, batch_size: i
                     continue
                 pending.append(_Chunk(message_id, index, chunk, hash_))
                 if len(pending) >= batch_size:
-                    _save_chunks(session_id, workspace_id, pending, provider, stats)
+                    _save_chunks(session_id, workspace_id, pending, provider, stats, lease)
                     pending = []
         if pending:
-            _save_chunks(session_id, workspace_id, pending, provider, stats)
+            _save_chunks(session_id, workspace_id, pending, provider, stats, lease)
         stale = [pk for key, (pk, _) in existing.items() if key not in current]
         if stale:
             stats.chunks_deleted, _ = MessageChunkEmbedding.objects.filter(pk__in=stale).delete()
-        _save_session_vector(session_id, workspace_id, session_text.text(), provider, stats)
+        _save_session_vector(session_id, workspace_id, session_text.text(), provider, stats, lease)
     except SessionGone:
         return None
     return stats
@@ -213,9 +256,11 @@ def _message_texts(session_id: int) -> Iterator[tuple[int, str, str]]:
         after = (rows[-1][3], rows[-1][4])
 
 
-def _save_chunks(session_id, workspace_id, chunks: list[_Chunk], provider, stats: EmbedStats) -> None:
+def _save_chunks(session_id, workspace_id, chunks: list[_Chunk], provider, stats: EmbedStats, lease) -> None:
     vectors = provider.embed([chunk.text for chunk in chunks])
     stats.requests += 1
+    if lease is not None:
+        lease.renew()
     rows = [
         MessageChunkEmbedding(
             workspace_id=workspace_id,
@@ -237,7 +282,7 @@ def _save_chunks(session_id, workspace_id, chunks: list[_Chunk], provider, stats
     stats.chunks_embedded += len(rows)
 
 
-def _save_session_vector(session_id, workspace_id, text: str, provider, stats: EmbedStats) -> None:
+def _save_session_vector(session_id, workspace_id, text: str, provider, stats: EmbedStats, lease) -> None:
     if not text:
         SessionEmbedding.objects.filter(session_id=session_id).delete()
         return
@@ -246,6 +291,8 @@ def _save_session_vector(session_id, workspace_id, text: str, provider, stats: E
         return
     [vector] = provider.embed([text])
     stats.requests += 1
+    if lease is not None:
+        lease.renew()
     row = SessionEmbedding(workspace_id=workspace_id, session_id=session_id, text_hash=hash_, embedding=vector)
     _upsert(session_id, SessionEmbedding, [row], unique_fields=["session"], update_fields=UPDATE_FIELDS)
     stats.session_embedded = True

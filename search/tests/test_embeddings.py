@@ -5,11 +5,13 @@ The real `openai` client talks to a local fake of the embeddings endpoint (fake_
 
 import json
 import logging
+from datetime import timedelta
 
 import psycopg
 import pytest
 from celery.app import autoretry
 from django.db import connection
+from django.utils import timezone
 
 from accounts.services import api_key_create
 from accounts.tests.factories import UserFactory
@@ -24,7 +26,7 @@ from search.embeddings import (
     services,
 )
 from search.embeddings.text import SessionText, chunk_text, message_text, text_hash
-from search.models import MessageChunkEmbedding, SessionEmbedding
+from search.models import EmbeddingLease, MessageChunkEmbedding, SessionEmbedding
 from search.tasks import embed_session
 from sessions_app.models import Message, Session
 from sessions_app.tests.factories import MessageFactory, PartFactory, SessionFactory
@@ -307,23 +309,91 @@ def test_configuration_errors_are_logged_not_retried(provider, settings, caplog)
     assert provider.requests == [] and not MessageChunkEmbedding.objects.exists()
 
 
-def test_a_busy_session_is_queued_again_instead_of_embedded_twice(provider, monkeypatch):
+@pytest.fixture
+def other_worker():
+    """A second connection to the test database in autocommit, as another worker's would be. Its
+    tests commit as they go (transaction=True): a lease row the test's own transaction took over
+    would keep it waiting until the end of that transaction."""
+    params = connection.get_connection_params()
+    other = psycopg.connect(
+        autocommit=True, **{key: params[key] for key in ("dbname", "user", "password", "host", "port") if key in params}
+    )
+    with other:
+        yield other
+        other.execute("DELETE FROM search_embeddinglease")
+
+
+def hold_lease(other_worker, session_id: int, *, expires_in: str = "5 minutes") -> None:
+    other_worker.execute(
+        "INSERT INTO search_embeddinglease (session_id, token, expires_at) VALUES (%s, gen_random_uuid(), now() + %s)",
+        [session_id, expires_in],
+    )
+
+
+@pytest.mark.django_db(transaction=True)  # another connection sees (and waits on) its rows
+def test_a_busy_session_is_queued_again_instead_of_embedded_twice(provider, monkeypatch, other_worker):
     session = SessionFactory()
     MessageFactory(session=session, text_content="hello")
     queued = []
     monkeypatch.setitem(embed_session.app.conf, "task_always_eager", False)  # as in a worker
     monkeypatch.setattr(embed_session, "apply_async", lambda args, countdown: queued.append((args, countdown)))
-    params = connection.get_connection_params()
-    other_worker = psycopg.connect(
-        autocommit=True, **{key: params[key] for key in ("dbname", "user", "password", "host", "port") if key in params}
-    )
-    with other_worker:
-        other_worker.execute("SELECT pg_advisory_lock(%s::int, %s::int)", [services.LOCK_NAMESPACE, session.pk % 2**31])
-        embed_session.run(session.pk)
+    hold_lease(other_worker, session.pk)
+    embed_session.run(session.pk)
     assert queued == [((session.pk,), 10)]
     assert provider.requests == []
-    embed_session.run(session.pk)  # the lock went with the other connection
+    other_worker.execute("DELETE FROM search_embeddinglease WHERE session_id = %s", [session.pk])  # it finished
+    embed_session.run(session.pk)
     assert len(provider.requests) == 2
+    assert not EmbeddingLease.objects.exists()  # released
+
+
+@pytest.mark.django_db(transaction=True)  # another connection sees (and waits on) its rows
+def test_the_lease_of_a_worker_that_died_expires_and_is_taken_over(provider, other_worker):
+    session = SessionFactory()
+    MessageFactory(session=session, text_content="hello")
+    hold_lease(other_worker, session.pk, expires_in="-1 second")  # its holder stopped renewing
+    embed_session.run(session.pk)
+    assert len(provider.requests) == 2
+    assert not EmbeddingLease.objects.filter(session_id=session.pk).exists()
+
+
+def test_the_lease_is_renewed_after_each_provider_request(provider):
+    session = SessionFactory()
+    for text in ("one", "two", "three"):
+        MessageFactory(session=session, text_content=text)
+    seen = []
+    with services.session_lock(session.pk, wait=False) as lease:
+        EmbeddingLease.objects.filter(session_id=session.pk).update(expires_at=timezone.now())
+        original = lease.renew
+
+        def renew():
+            original()
+            seen.append(EmbeddingLease.objects.get(session_id=session.pk).expires_at)
+
+        lease.renew = renew
+        services.session_embed(session_id=session.pk, provider=get_provider(), batch_size=1, lease=lease)
+    assert len(seen) == 4  # three chunk requests and the session vector
+    assert all(expiry > timezone.now() + services.LEASE_SECONDS - timedelta(minutes=1) for expiry in seen)
+
+
+@pytest.mark.django_db(transaction=True)  # another connection sees (and waits on) its rows
+def test_a_waiting_holder_gets_the_lease_once_it_is_released(other_worker, monkeypatch):
+    monkeypatch.setattr(services, "LEASE_POLL_SECONDS", 0.01)
+    hold_lease(other_worker, 42)
+    tries = []
+    take = services._lease_take
+
+    def take_and_release_on_the_third_try(session_id):
+        tries.append(session_id)
+        if len(tries) == 3:
+            other_worker.execute("DELETE FROM search_embeddinglease WHERE session_id = 42")
+        return take(session_id)
+
+    monkeypatch.setattr(services, "_lease_take", take_and_release_on_the_third_try)
+    with services.session_lock(42, wait=True) as lease:
+        assert lease is not None and len(tries) == 3
+    with services.session_lock(42, wait=False) as again:
+        assert again is not None  # the first block released it
 
 
 def test_schedule_is_debounced_per_session(provider, settings, monkeypatch, django_capture_on_commit_callbacks):

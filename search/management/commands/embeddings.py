@@ -77,8 +77,10 @@ class Command(BaseCommand):
         for session_id in session_ids:
             for attempt in range(RETRIES + 1):
                 try:
-                    with services.session_lock(session_id, wait=True):
-                        stats = services.session_embed(session_id=session_id, provider=provider, batch_size=batch)
+                    with services.session_lock(session_id, wait=True) as lease:
+                        stats = services.session_embed(
+                            session_id=session_id, provider=provider, batch_size=batch, lease=lease
+                        )
                     break
                 except EmbeddingTransientError as exc:
                     if attempt == RETRIES:
