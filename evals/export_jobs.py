@@ -111,6 +111,12 @@ def export_job_check_stale(job: ExportJob) -> ExportJob:
     return job
 
 
+def _storage_failed(exc: Exception) -> bool:
+    """Local disk fails with OSError; S3 with boto3's and botocore's own exceptions (told by their
+    module: importing them would cost boto3's import where S3 isn't used)."""
+    return isinstance(exc, OSError) or type(exc).__module__.partition(".")[0] in {"boto3", "botocore", "s3transfer"}
+
+
 def export_job_run(*, job_id: int) -> ExportJob | None:
     """Build a queued export: the file goes to Django's storage, the job records the dataset
     version (session ids, content hash), counts and warnings. A failure is recorded with its reason."""
@@ -156,7 +162,7 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
         logger.exception("Export job %s failed", job.pk)
         if isinstance(exc, ExportError | ValueError):
             reason = str(exc)
-        elif isinstance(exc, OSError):
+        elif _storage_failed(exc):
             reason = "The file could not be stored (the server's disk or storage failed). Please try again later."
         else:
             reason = f"The build failed ({type(exc).__name__}); the server log has the details."

@@ -9,6 +9,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from opensync.settings.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
+from opensync.settings.storage import default_storage_from_env
 
 NAME = "OPENSYNC_TEST_SETTING"
 
@@ -217,3 +218,97 @@ def test_pgbouncer_turns_off_server_side_cursors_and_prepared_statements():
     db = _databases({"DB_PGBOUNCER": "1"})
     assert db["DISABLE_SERVER_SIDE_CURSORS"] is True
     assert "prepare_threshold" not in db["OPTIONS"]
+
+
+# --- OPENSYNC_STORAGE -------------------------------------------------------------------------------
+
+S3_ENV = {"OPENSYNC_STORAGE": "s3", "OPENSYNC_S3_BUCKET": "opensync-files"}
+
+
+def _settings_process(env, code: str) -> subprocess.CompletedProcess:
+    """A fresh process that sets Django up from this environment (settings read env at import) and runs code."""
+    full = {**os.environ, "DATABASE_URL": "postgres://u:p@db.example:6432/opensync", "SECRET_KEY": "x" * 50, **env}
+    full.setdefault("DJANGO_SETTINGS_MODULE", "opensync.settings")
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); " + code], env=full, capture_output=True, text=True
+    )
+
+
+def test_s3_storage_from_the_environment():
+    env = {
+        **S3_ENV,
+        "OPENSYNC_S3_ENDPOINT_URL": "http://minio:9000",
+        "OPENSYNC_S3_REGION": "eu-west-3",
+        "OPENSYNC_S3_PREFIX": "/opensync/",
+        "OPENSYNC_S3_SIGNED_URL_SECONDS": "60",
+        "OPENSYNC_S3_ADDRESSING_STYLE": "path",
+        "OPENSYNC_S3_ACCESS_KEY_ID": "AKIAEXAMPLE",
+        "OPENSYNC_S3_SECRET_ACCESS_KEY": "secret",
+    }
+    out = _settings_process(
+        env, "import json; from django.conf import settings as s; print(json.dumps(s.STORAGES['default']))"
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": "opensync-files",
+            "location": "opensync",
+            "querystring_auth": True,
+            "querystring_expire": 60,
+            "signature_version": "s3v4",
+            "addressing_style": "path",
+            "default_acl": None,
+            "file_overwrite": False,
+            "endpoint_url": "http://minio:9000",
+            "region_name": "eu-west-3",
+            "access_key": "AKIAEXAMPLE",
+            "secret_key": "secret",
+        },
+    }
+
+
+def test_s3_storage_without_a_bucket_stops_the_start():
+    out = _settings_process({"OPENSYNC_STORAGE": "s3", "OPENSYNC_S3_BUCKET": ""}, "pass")
+    assert out.returncode != 0
+    assert "ImproperlyConfigured: OPENSYNC_STORAGE=s3 needs OPENSYNC_S3_BUCKET." in out.stderr
+
+
+@pytest.fixture
+def storage_env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith(("OPENSYNC_STORAGE", "OPENSYNC_S3_")):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_local_storage_is_the_default(storage_env):
+    assert default_storage_from_env() == {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    storage_env.setenv("OPENSYNC_STORAGE", "gcs")
+    with pytest.raises(ImproperlyConfigured, match="OPENSYNC_STORAGE='gcs' must be one of"):
+        default_storage_from_env()
+
+
+def test_s3_storage_without_keys_leaves_them_to_boto3(storage_env):
+    for name, value in S3_ENV.items():
+        storage_env.setenv(name, value)
+    options = default_storage_from_env()["OPTIONS"]
+    assert "access_key" not in options and "secret_key" not in options and "endpoint_url" not in options
+    assert options["querystring_expire"] == 300 and options["location"] == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"OPENSYNC_S3_ACCESS_KEY_ID": "AKIAEXAMPLE"}, "Set both OPENSYNC_S3_ACCESS_KEY_ID"),
+        ({"OPENSYNC_S3_SECRET_ACCESS_KEY": "secret"}, "Set both OPENSYNC_S3_ACCESS_KEY_ID"),
+        ({"OPENSYNC_S3_SIGNED_URL_SECONDS": "604801"}, "at most 604800"),
+        ({"OPENSYNC_S3_SIGNED_URL_SECONDS": "0"}, "at least 1"),
+        ({"OPENSYNC_S3_ADDRESSING_STYLE": "dns"}, "must be one of"),
+    ],
+)
+def test_s3_storage_rejects_half_a_key_and_bad_values(storage_env, env, message):
+    for name, value in {**S3_ENV, **env}.items():
+        storage_env.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match=message):
+        default_storage_from_env()

@@ -334,9 +334,12 @@ class ExportJobDownloadApi(ReadApi):
         operation_id="exportJobDownload",
         tags=EVALS,
         summary="Download a finished export",
-        description="The file, as `GET /api/export/evals` answers it (same headers). `409` until the job is done.",
+        description="The file, as `GET /api/export/evals` answers it (same headers). `409` until the job is done. "
+        "A server that keeps files in S3-compatible storage answers `302` to a signed URL of the file instead, "
+        "valid for a few minutes (`OPENSYNC_S3_SIGNED_URL_SECONDS`), which serves it with the same name and type.",
         responses={
             **_file_schema("The export file; its type depends on the job's format."),
+            302: OpenApiResponse(description="With S3 storage: `Location` is a short-lived signed URL of the file."),
             401: UNAUTHORIZED,
             404: JOB_NOT_FOUND,
             409: NOT_READY,

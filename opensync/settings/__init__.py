@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from . import embedded
 from .env import env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str, redis_py_url
+from .storage import default_storage_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -182,8 +183,9 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"  # per data folder: side-by-side instances never share it
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Files (eval exports): local disk under MEDIA_ROOT, or an S3-compatible bucket (OPENSYNC_STORAGE).
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": default_storage_from_env(),
     "staticfiles": {
         "BACKEND": env_str("STATICFILES_STORAGE", "whitenoise.storage.CompressedManifestStaticFilesStorage")
     },
