@@ -445,6 +445,18 @@ CELERY_BEAT_SCHEDULE_RETENTION = {
         "schedule": crontab(minute=17, hour=OPENSYNC_RETENTION_HOUR),
     },
 }
+# Pruning, after retention in the same quiet hour, ten minutes apart so they never share a worker's
+# slot. Daily is enough: nothing waits for them. An expired share link is already a 404 (its view
+# checks the expiry), old request log rows only take space, and an export's age counts in days.
+# API request log rows are kept this many days; Settings → Usage shows the last 30 days
+# (accounts.selectors.USAGE_DAYS), so a shorter window would empty part of that page.
+OPENSYNC_API_REQUEST_LOG_DAYS = env_int("OPENSYNC_API_REQUEST_LOG_DAYS", 90, minimum=30)
+CELERY_BEAT_SCHEDULE_PRUNE = {
+    "api-request-log-prune": {
+        "task": "accounts.tasks.api_request_log_prune",
+        "schedule": crontab(minute=27, hour=OPENSYNC_RETENTION_HOUR),
+    },
+}
 CELERY_BEAT_SCHEDULE = {
     # Stuck jobs of every kind (opensync.jobs.job_sweep_stale): re-queued or failed with a reason.
     "sweep-stale-jobs": {
@@ -452,6 +464,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": OPENSYNC_SWEEP_STALE_JOBS_MINUTES * 60,
     },
     **CELERY_BEAT_SCHEDULE_RETENTION,
+    **CELERY_BEAT_SCHEDULE_PRUNE,
 }
 
 # --- storage: connection pooling (issue 16) ---------------------------------------------------
