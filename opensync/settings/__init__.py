@@ -456,6 +456,10 @@ CELERY_BEAT_SCHEDULE_PRUNE = {
         "task": "accounts.tasks.api_request_log_prune",
         "schedule": crontab(minute=27, hour=OPENSYNC_RETENTION_HOUR),
     },
+    "expired-shares-prune": {
+        "task": "sessions_app.tasks.expired_shares_prune",
+        "schedule": crontab(minute=37, hour=OPENSYNC_RETENTION_HOUR),
+    },
 }
 CELERY_BEAT_SCHEDULE = {
     # Stuck jobs of every kind (opensync.jobs.job_sweep_stale): re-queued or failed with a reason.
