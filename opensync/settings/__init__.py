@@ -451,6 +451,9 @@ CELERY_BEAT_SCHEDULE_RETENTION = {
 # API request log rows are kept this many days; Settings → Usage shows the last 30 days
 # (accounts.selectors.USAGE_DAYS), so a shorter window would empty part of that page.
 OPENSYNC_API_REQUEST_LOG_DAYS = env_int("OPENSYNC_API_REQUEST_LOG_DAYS", 90, minimum=30)
+# A finished export's file is removed from storage this many days after it was built; the job
+# (its dataset version, counts and session ids) stays, and its page says the file is gone.
+OPENSYNC_EXPORT_FILE_DAYS = env_int("OPENSYNC_EXPORT_FILE_DAYS", 7, minimum=1)
 CELERY_BEAT_SCHEDULE_PRUNE = {
     "api-request-log-prune": {
         "task": "accounts.tasks.api_request_log_prune",
@@ -459,6 +462,10 @@ CELERY_BEAT_SCHEDULE_PRUNE = {
     "expired-shares-prune": {
         "task": "sessions_app.tasks.expired_shares_prune",
         "schedule": crontab(minute=37, hour=OPENSYNC_RETENTION_HOUR),
+    },
+    "export-files-prune": {
+        "task": "evals.tasks.export_files_prune",
+        "schedule": crontab(minute=47, hour=OPENSYNC_RETENTION_HOUR),
     },
 }
 CELERY_BEAT_SCHEDULE = {
