@@ -269,6 +269,10 @@ class ApiRequestLog(models.Model):
             models.Index(fields=["api_key", "created_at"], name="apilog_key_created_idx"),
             # Settings → Usage: a workspace's requests of the last 30 days (also serves the FK)
             models.Index(fields=["workspace", "created_at"], name="apilog_ws_created_idx"),
+            # the nightly prune (services.api_request_logs_prune): rows past the window, oldest
+            # first; the indexes above lead with a user, key or workspace, so without this one
+            # every batch would scan the whole table
+            models.Index(fields=["created_at"], name="apilog_created_idx"),
         ]
 
     def __str__(self) -> str:

@@ -5,7 +5,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from django.conf import settings
@@ -22,6 +22,7 @@ from . import selectors
 from .models import (
     ApiKey,
     ApiKeyScope,
+    ApiRequestLog,
     Invitation,
     Membership,
     Role,
@@ -284,3 +285,27 @@ def touch_api_key(api_key: ApiKey) -> None:
         return
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
+
+
+# Rows per DELETE: each batch is one short statement, so a years-long backlog never holds one
+# long transaction (or its locks) on a table every API request writes to.
+API_REQUEST_LOG_PRUNE_BATCH = 5000
+
+
+def api_request_logs_prune(*, now: datetime | None = None) -> int:
+    """Delete API request log rows older than OPENSYNC_API_REQUEST_LOG_DAYS; returns how many went.
+
+    Oldest first, in batches through the created_at index. Running again deletes nothing more,
+    and two runs at once only split the work (a row deleted by one is not counted by the other).
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=settings.OPENSYNC_API_REQUEST_LOG_DAYS)
+    expired = ApiRequestLog.objects.filter(created_at__lt=cutoff)
+    removed = 0
+    while True:
+        batch = expired.order_by("created_at").values("pk")[:API_REQUEST_LOG_PRUNE_BATCH]
+        deleted, _ = ApiRequestLog.objects.filter(pk__in=batch).delete()
+        if not deleted:
+            break
+        removed += deleted
+    logger.info("api request log prune: removed %s rows older than %s", removed, cutoff.isoformat())
+    return removed

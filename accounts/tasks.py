@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from . import deletion, retention
+from . import deletion, retention, services
 
 
 # Big accounts take a while; past the soft limit the job is marked failed and asking again resumes it.
@@ -17,3 +17,12 @@ def deletion_job_run_task(job_id: int) -> None:
 def retention_run() -> None:
     """Nightly: delete the sessions past each workspace's retention (see accounts/retention.py)."""
     retention.retention_run()
+
+
+@shared_task(ignore_result=True, soft_time_limit=55 * 60, time_limit=60 * 60)
+def api_request_log_prune() -> int:
+    """Nightly: delete API request log rows past OPENSYNC_API_REQUEST_LOG_DAYS; returns how many.
+
+    Stopped by the time limit, it keeps the batches it finished; the next night goes on.
+    """
+    return services.api_request_logs_prune()

@@ -41,7 +41,7 @@ class ExportJobAdmin(admin.ModelAdmin):
     readonly_fields = [
         "id", "workspace", "created_by", "via", "format", "options", "scope", "scope_label", "status", "total",
         "processed", "sessions", "records", "skipped", "warnings", "error", "file", "filename", "size",
-        "content_hash", "session_ids", "created_at", "updated_at", "finished_at",
+        "content_hash", "session_ids", "created_at", "updated_at", "finished_at", "file_expired_at",
     ]  # fmt: skip
 
     def has_add_permission(self, request):

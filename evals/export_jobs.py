@@ -6,13 +6,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
-from opensync.jobs import job_claim, job_enqueue, job_fail, job_fail_stale, job_finish, job_save_progress
+from opensync.jobs import JobStatus, job_claim, job_enqueue, job_fail, job_fail_stale, job_finish, job_save_progress
 from sessions_app.models import Session
 
 from .exchanges import Conversation, conversations
@@ -177,3 +179,41 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
 def export_job_delete(*, job: ExportJob) -> None:
     """Delete an export; its file goes with it (evals.signals)."""
     job.delete()
+
+
+# Jobs per batch: each file is one call to the storage (a request, for S3), and the batch's rows
+# are then marked in one short UPDATE, so a stop mid-run loses little work.
+EXPORT_FILE_PRUNE_BATCH = 500
+
+
+def export_files_prune(*, now: datetime | None = None) -> int:
+    """Remove the files of exports finished more than OPENSYNC_EXPORT_FILE_DAYS ago; returns how many.
+
+    Only through the storage API, so any backend works. The job stays (its dataset version,
+    counts and session ids) with `file` cleared and `file_expired_at` set. The file goes first:
+    a stop in between leaves a row pointing at a missing file, which the next run clears (deleting
+    a missing file is not an error), never a file no row points at. A file the storage fails to
+    delete is logged and left for the next run. Running again removes nothing more.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.OPENSYNC_EXPORT_FILE_DAYS)
+    # one row per export ever built, not per session or message: a scan is cheap, no index
+    expired = ExportJob.objects.filter(status=JobStatus.DONE, finished_at__lt=cutoff).exclude(file="")
+    removed, last_pk = 0, 0
+    while True:
+        jobs = list(expired.filter(pk__gt=last_pk).order_by("pk").only("pk", "file")[:EXPORT_FILE_PRUNE_BATCH])
+        if not jobs:
+            break
+        last_pk = jobs[-1].pk
+        gone = []
+        for job in jobs:
+            try:
+                job.file.delete(save=False)
+            except Exception:
+                logger.exception("export files prune: could not delete the file of export %s", job.pk)
+            else:
+                gone.append(job.pk)
+        # checked again per row: a job deleted meanwhile, or cleared by a concurrent run, isn't counted
+        removed += expired.filter(pk__in=gone).update(file="", file_expired_at=now)
+    logger.info("export files prune: removed %s files of exports finished before %s", removed, cutoff.isoformat())
+    return removed

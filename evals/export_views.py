@@ -211,6 +211,9 @@ def export_job(request: HtmxHttpRequest, export_id: int) -> HttpResponse:
 @require_GET
 def export_download(request: HtmxHttpRequest, export_id: int) -> HttpResponse:
     job = get_export_for_user(request.user, export_id)
+    if job.file_expired_at:  # an old link: the job's page says when and offers to build it again
+        context = {"section": "evals", **_job_context(job)}
+        return render_page(request, "evals/export_job.html", context, partial="job", status=410)
     if job.status != JobStatus.DONE or not job.file:
         raise Http404("This export has no file (yet).")
     try:

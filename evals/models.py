@@ -111,6 +111,9 @@ class ExportJob(Job):
     size = models.BigIntegerField(default=0)
     content_hash = models.CharField(max_length=64, blank=True)
     session_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    # Set when the nightly prune removed the file (OPENSYNC_EXPORT_FILE_DAYS after the build): the
+    # job stays, as the dataset version it records, and its page and API say the file is gone.
+    file_expired_at = models.DateTimeField(null=True, blank=True)
 
     task = "evals.tasks.export_job_run_task"
     stale_after = timedelta(minutes=10)  # a running build writes progress every half second
@@ -138,3 +141,10 @@ class ExportJob(Job):
 
     def progress_done(self) -> int:
         return self.processed
+
+    @property
+    def file_kept_days(self) -> int | None:
+        """How many days the file was kept before the prune removed it."""
+        if self.file_expired_at is None or self.finished_at is None:
+            return None
+        return (self.file_expired_at - self.finished_at).days

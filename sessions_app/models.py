@@ -128,7 +128,9 @@ class Session(models.Model):
     end_reason = models.CharField(max_length=64, null=True, blank=True)
     summary = models.TextField(null=True, blank=True)
     # Public sharing: /s/<slug> with >= 128 random bits; "stop sharing" drops the slug (a new
-    # share gets a new link) and a past share_expires_at makes the link a 404.
+    # share gets a new link) and a past share_expires_at makes the link a 404. The nightly prune
+    # (services.sessions_unshare_expired) then drops an expired link's slug too, keeping
+    # share_expires_at so the session page can still say when the last link expired.
     is_public = models.BooleanField(default=False)
     share_slug = models.CharField(max_length=64, null=True, blank=True, unique=True)
     share_expires_at = models.DateTimeField(null=True, blank=True)
@@ -205,6 +207,12 @@ class Session(models.Model):
             models.Index(F("workspace"), F("message_count").desc(), F("id").desc(), name="session_ws_messages_idx"),
             # `manage.py reprice --pending` finds the sessions stored before the cost engine at once
             models.Index(F("id"), name="session_pending_price_idx", condition=Q(cost_source=CostSource.PENDING)),
+            # the nightly prune of expired public links: only the shared sessions that have an expiry
+            models.Index(
+                F("share_expires_at"),
+                name="session_share_expiry_idx",
+                condition=Q(is_public=True, share_expires_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -218,6 +226,11 @@ class Session(models.Model):
     def share_active(self) -> bool:
         """Whether /s/<slug> serves this session right now."""
         return self.is_public and (self.share_expires_at is None or self.share_expires_at > timezone.now())
+
+    @property
+    def share_expired(self) -> bool:
+        """The last public link ran out (rather than being stopped, which clears the expiry)."""
+        return self.share_expires_at is not None and self.share_expires_at <= timezone.now()
 
     @property
     def usage_cache_write_tokens(self) -> int:

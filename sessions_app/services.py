@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 from django.core.exceptions import ValidationError
@@ -729,6 +729,31 @@ def session_unshare(*, session: Session) -> Session:
     session.share_expires_at = None
     session.save(update_fields=["is_public", "share_slug", "share_expires_at"])
     return session
+
+
+# Sessions per UPDATE: each batch is one short statement on the busy sessions table.
+SHARE_PRUNE_BATCH = 5000
+
+
+def sessions_unshare_expired(*, now: datetime | None = None) -> int:
+    """Turn off public links whose expiry has passed; returns how many were turned off.
+
+    Such a link is already a 404 (views.public.shared checks the expiry); this drops its slug as
+    "stop sharing" does, so it can never come back, but keeps share_expires_at: the session page
+    goes on saying when the last link expired. Set-based, in batches; the WHERE is checked again
+    on each row, so a session shared anew meanwhile keeps its new link and two runs at once never
+    count one session twice. Running again turns off nothing more.
+    """
+    expired = Session.objects.filter(is_public=True, share_expires_at__lte=now or timezone.now())
+    removed = 0
+    while True:
+        batch = expired.order_by("share_expires_at").values("pk")[:SHARE_PRUNE_BATCH]
+        updated = expired.filter(pk__in=batch).update(is_public=False, share_slug=None)
+        if not updated:
+            break
+        removed += updated
+    logger.info("expired shares prune: turned off %s public links", removed)
+    return removed
 
 
 def sessions_delete(*, session_ids: list[int]) -> dict[str, int]:

@@ -14,3 +14,9 @@ def repricing_job_run_task(job_id: int) -> None:
 def rollups_rebuild_task(workspace_id: int) -> None:
     """Recompute a workspace's daily rollups (after its time zone changed)."""
     rollups.rebuild(workspace_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=25 * 60, time_limit=30 * 60)
+def expired_shares_prune() -> int:
+    """Nightly: turn off the public links whose expiry passed (services.sessions_unshare_expired)."""
+    return services.sessions_unshare_expired()

@@ -47,6 +47,10 @@ NO_SESSIONS = error(
 )
 JOB_NOT_FOUND = error('`{"error": "Export not found"}`: no such export job in the key\'s workspace.')
 NOT_READY = error('`{"error": "The export is not ready (status: running)."}` until the job is done, or why it failed.')
+FILE_REMOVED = error(
+    '`{"error": "The export\'s file was removed on 2026-01-31, 7 days after it was built; start a new export."}`: '
+    "files are kept for OPENSYNC_EXPORT_FILE_DAYS; the job's status stays."
+)
 PARAMS_DESCRIPTION = (
     "Parameters are upstream's (`format`, `tool`, `model`, `date_from`, `date_to`, `tags`, `min_tokens`, `status`, "
     "`include_metadata`, `anonymize`, `turn_mode`) plus `project`, `include_system`, `redact`, `min_length`, "
@@ -294,6 +298,12 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class Gone(exceptions.APIException):
+    status_code = 410
+    default_detail = "Gone"
+    default_code = "gone"
+
+
 class Busy(exceptions.APIException):
     status_code = 429
     default_detail = "Too many exports are building."
@@ -319,8 +329,9 @@ class ExportJobApi(ReadApi):
         summary="An export job's status",
         description="Progress while it runs (`processed` of `total`, `percent`); once `done`, the dataset version "
         "it built: counts, validation warnings, `contentHash`, the sessions that went in (`sessionIds`), the file "
-        "name and size and `downloadUrl`. A `failed` job says why in `error`. Exports started in the web UI are "
-        "here too.",
+        "name and size and `downloadUrl`. A `failed` job says why in `error`. The file is removed "
+        "OPENSYNC_EXPORT_FILE_DAYS after the build (`fileExpiredAt`, `downloadUrl` null); the job stays. Exports "
+        "started in the web UI are here too.",
         responses={200: serializers.ExportJobSerializer, 401: UNAUTHORIZED, 404: JOB_NOT_FOUND},
     )
     def get(self, request, job_id: str):
@@ -334,7 +345,8 @@ class ExportJobDownloadApi(ReadApi):
         operation_id="exportJobDownload",
         tags=EVALS,
         summary="Download a finished export",
-        description="The file, as `GET /api/export/evals` answers it (same headers). `409` until the job is done. "
+        description="The file, as `GET /api/export/evals` answers it (same headers). `409` until the job is done, "
+        "`410` once the file was removed (OPENSYNC_EXPORT_FILE_DAYS after the build). "
         "A server that keeps files in S3-compatible storage answers `302` to a signed URL of the file instead, "
         "valid for a few minutes (`OPENSYNC_S3_SIGNED_URL_SECONDS`), which serves it with the same name and type.",
         responses={
@@ -343,6 +355,7 @@ class ExportJobDownloadApi(ReadApi):
             401: UNAUTHORIZED,
             404: JOB_NOT_FOUND,
             409: NOT_READY,
+            410: FILE_REMOVED,
         },
     )
     def get(self, request, job_id: str):
@@ -351,6 +364,11 @@ class ExportJobDownloadApi(ReadApi):
             raise Conflict(f"The export failed: {job.error or 'unknown error'}")
         if job.status != JobStatus.DONE:
             raise Conflict(f"The export is not ready (status: {job.status}).")
+        if job.file_expired_at:
+            raise Gone(
+                f"The export's file was removed on {job.file_expired_at.date().isoformat()}, "
+                f"{job.file_kept_days} days after it was built; start a new export."
+            )
         if not job.file:
             raise exceptions.NotFound("The export's file is gone")
         try:

@@ -447,6 +447,29 @@ CELERY_BEAT_SCHEDULE_RETENTION = {
         "schedule": crontab(minute=17, hour=OPENSYNC_RETENTION_HOUR),
     },
 }
+# Pruning, after retention in the same quiet hour, ten minutes apart so they never share a worker's
+# slot. Daily is enough: nothing waits for them. An expired share link is already a 404 (its view
+# checks the expiry), old request log rows only take space, and an export's age counts in days.
+# API request log rows are kept this many days; Settings → Usage shows the last 30 days
+# (accounts.selectors.USAGE_DAYS), so a shorter window would empty part of that page.
+OPENSYNC_API_REQUEST_LOG_DAYS = env_int("OPENSYNC_API_REQUEST_LOG_DAYS", 90, minimum=30)
+# A finished export's file is removed from storage this many days after it was built; the job
+# (its dataset version, counts and session ids) stays, and its page says the file is gone.
+OPENSYNC_EXPORT_FILE_DAYS = env_int("OPENSYNC_EXPORT_FILE_DAYS", 7, minimum=1)
+CELERY_BEAT_SCHEDULE_PRUNE = {
+    "api-request-log-prune": {
+        "task": "accounts.tasks.api_request_log_prune",
+        "schedule": crontab(minute=27, hour=OPENSYNC_RETENTION_HOUR),
+    },
+    "expired-shares-prune": {
+        "task": "sessions_app.tasks.expired_shares_prune",
+        "schedule": crontab(minute=37, hour=OPENSYNC_RETENTION_HOUR),
+    },
+    "export-files-prune": {
+        "task": "evals.tasks.export_files_prune",
+        "schedule": crontab(minute=47, hour=OPENSYNC_RETENTION_HOUR),
+    },
+}
 CELERY_BEAT_SCHEDULE = {
     # Stuck jobs of every kind (opensync.jobs.job_sweep_stale): re-queued or failed with a reason.
     "sweep-stale-jobs": {
@@ -454,6 +477,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": OPENSYNC_SWEEP_STALE_JOBS_MINUTES * 60,
     },
     **CELERY_BEAT_SCHEDULE_RETENTION,
+    **CELERY_BEAT_SCHEDULE_PRUNE,
 }
 
 # --- storage: connection pooling (issue 16) ---------------------------------------------------
