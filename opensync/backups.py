@@ -133,9 +133,12 @@ def archive_read(path: Path, tools: Path) -> Archive:
 
 # Tables of the database that the archive doesn't have (made by a migration newer than the backup)
 # would outlive the restore, and `migrate` would then stumble on them; so all go, and the archive
-# makes its own again. CASCADE takes their foreign keys along.
+# makes its own again. CASCADE takes their foreign keys along. A transaction of the running app
+# that holds a table makes the drop wait, but not forever (the archive's SQL sets lock_timeout
+# back to 0 after, when the tables are already ours).
 DROP_TABLES = """
 SET client_min_messages = warning;
+SET lock_timeout = '60s';
 DO $$
 DECLARE t record;
 BEGIN
@@ -185,4 +188,6 @@ def database_restore(path: Path, tools: Path) -> None:
         failed = psql_errors if psql.returncode != 0 else restore_errors
         failed.seek(0)
         output = failed.read().decode(errors="replace").strip()
+    if "lock timeout" in output:
+        output += "\nSomething is using the database: stop the web server and the workers, then restore."
     raise BackupError(f"The restore failed and was rolled back; nothing changed:\n{output}")
