@@ -2,7 +2,7 @@ from collections.abc import Iterable
 
 import factory
 
-from accounts.models import Membership, Role, User, Workspace
+from accounts.models import ApiRequestLog, Membership, Role, User, Workspace
 from accounts.services import workspace_create_team
 
 
@@ -58,3 +58,17 @@ def team_with(
             setattr(workspace, field, value)
         workspace.save(update_fields=list(fields))
     return workspace
+
+
+class ApiRequestLogFactory(factory.django.DjangoModelFactory):
+    """One logged API request made with `api_key` (its user and workspace follow)."""
+
+    class Meta:
+        model = ApiRequestLog
+
+    user_id = factory.SelfAttribute("api_key.user_id")
+    workspace_id = factory.SelfAttribute("api_key.workspace_id")
+    method = "POST"
+    endpoint = "/sync/session"
+    status_code = 200
+    latency_ms = 5

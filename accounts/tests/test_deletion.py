@@ -22,7 +22,7 @@ from accounts.models import (
     Workspace,
 )
 from accounts.services import api_key_create, invitation_create
-from accounts.tests.factories import UserFactory, team_with
+from accounts.tests.factories import ApiRequestLogFactory, UserFactory, team_with
 from sessions_app.models import Message, Part, Session
 from sessions_app.tests.factories import MessageFactory, PartFactory, SessionFactory
 
@@ -41,16 +41,7 @@ def session_tree(owner, workspace=None, *, messages=2, parts=2, title="Session")
 
 
 def log_request(api_key, n=1):
-    for _ in range(n):
-        ApiRequestLog.objects.create(
-            api_key=api_key,
-            user_id=api_key.user_id,
-            workspace_id=api_key.workspace_id,
-            method="POST",
-            endpoint="/sync/session",
-            status_code=200,
-            latency_ms=5,
-        )
+    ApiRequestLogFactory.create_batch(n, api_key=api_key)
 
 
 def rows_of(user_id) -> dict:

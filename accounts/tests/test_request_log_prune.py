@@ -14,21 +14,13 @@ from accounts import services
 from accounts.models import ApiRequestLog, Workspace
 from accounts.selectors import USAGE_DAYS
 from accounts.services import api_key_create
+from accounts.tests.factories import ApiRequestLogFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def log_request(api_key, *, days_ago):
-    return ApiRequestLog.objects.create(
-        api_key=api_key,
-        user_id=api_key.user_id,
-        workspace_id=api_key.workspace_id,
-        method="POST",
-        endpoint="/sync/session",
-        status_code=200,
-        latency_ms=10,
-        created_at=timezone.now() - timedelta(days=days_ago),
-    )
+    return ApiRequestLogFactory(api_key=api_key, created_at=timezone.now() - timedelta(days=days_ago))
 
 
 @pytest.fixture
