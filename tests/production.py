@@ -79,7 +79,8 @@ def start_pgbouncer(directory: Path, pg_port: int) -> tuple[subprocess.Popen, in
     if os.geteuid() == 0:
         for path in (directory, *directory.iterdir()):
             shutil.chown(path, PG_USER)
-    proc = subprocess.Popen(as_pg_user([pgbouncer, directory / "pgbouncer.ini"]), stdout=subprocess.DEVNULL)
+    # Its log goes to the logfile too; quiet (-q) on the terminal.
+    proc = subprocess.Popen(as_pg_user([pgbouncer, "-q", directory / "pgbouncer.ini"]), stdout=subprocess.DEVNULL)
     wait_for_port(port, proc)
     return proc, port
 

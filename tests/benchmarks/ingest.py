@@ -13,7 +13,9 @@ tool calls with JSON arguments and tool results), then in one run, on one fresh 
 3. api_update: the same requests again (every row exists: all updates, parts replaced);
 4. request log: many one-message `/sync/message` requests (what claude-code-sync sends), to two
    gunicorns on the same database, one with the per-key request log on and one with it off,
-   interleaved; reports the log's cost as the ratio of their rates.
+   interleaved; reports the log's cost as the ratio of their rates;
+5. metrics: the same with `/metrics` on (OPENSYNC_METRICS_TOKEN set: django-prometheus' two
+   middlewares, multiprocess mode) and off.
 
 Prints messages/s for each and ratios against the baseline. Last line: one JSON object.
 """
@@ -347,6 +349,7 @@ def start_web(env: dict, workers: int, **extra_env) -> tuple[subprocess.Popen, i
     port = free_port()
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "opensync.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--worker-class", "opensync.gunicorn_worker.JsonErrorWorker",  # as the Procfile's web
          "--workers", str(workers), "--log-level", "warning", "--timeout", "300"],
         cwd=BASE_DIR, env={**env, "DB_CONN_MAX_AGE": "600", **extra_env}, start_new_session=True,
     )  # fmt: skip
@@ -354,10 +357,11 @@ def start_web(env: dict, workers: int, **extra_env) -> tuple[subprocess.Popen, i
     return web, port
 
 
-def request_log_cost(env: dict, key: str, workers: int, clients: int, requests: int) -> tuple[float, float]:
-    """messages/s with the request log on and off, one-message requests, interleaved rounds."""
-    on, port_on = start_web(env, workers, OPENSYNC_API_REQUEST_LOG="true")
-    off, port_off = start_web(env, workers, OPENSYNC_API_REQUEST_LOG="false")
+def ab_cost(env: dict, key: str, workers: int, clients: int, requests: int, on: dict, off: dict) -> tuple[float, float]:
+    """One-message requests/s to two gunicorns on the same database, one with the `on` settings and
+    one with `off`, in interleaved rounds (a burst of other work on the machine hits both)."""
+    web_on, port_on = start_web(env, workers, **on)
+    web_off, port_off = start_web(env, workers, **off)
     seconds = {"on": 0.0, "off": 0.0}
     rounds = 4
     try:
@@ -366,13 +370,13 @@ def request_log_cost(env: dict, key: str, workers: int, clients: int, requests: 
                 (("on", port_on), ("off", port_off)) if r % 2 == 0 else (("off", port_off), ("on", port_on))
             ):
                 bodies = [
-                    json.dumps({"sessionExternalId": f"small-{label}-{r}-{i % 20}", "externalId": f"m{i}", "role": "user",
+                    json.dumps({"sessionExternalId": f"small-{port}-{r}-{i % 20}", "externalId": f"m{i}", "role": "user",
                                 "source": "claude-code", "textContent": "Add a /health endpoint to server.py"}).encode()
                     for i in range(requests // rounds)
                 ]  # fmt: skip
                 seconds[label] += send_all(port, key, bodies, clients, path="/sync/message")
     finally:
-        for web in (on, off):
+        for web in (web_on, web_off):
             web.terminate()
             web.wait(timeout=30)
     return requests / seconds["on"], requests / seconds["off"]
@@ -439,9 +443,14 @@ def main() -> None:
         assert stored_messages == n_messages and stored_parts == n_parts, (stored_messages, stored_parts)
         web.terminate()
         web.wait(timeout=30)
-        log_on, log_off = request_log_cost(env, key, args.workers, args.clients, args.small_requests)
+        log_on, log_off = ab_cost(env, key, args.workers, args.clients, args.small_requests,
+                                  {"OPENSYNC_API_REQUEST_LOG": "true"}, {"OPENSYNC_API_REQUEST_LOG": "false"})  # fmt: skip
         print(f"request log  one-message requests: {log_on:7.0f}/s with the log, {log_off:7.0f}/s without "
               f"(ratio {log_on / log_off:.3f})")  # fmt: skip
+        metrics_on, metrics_off = ab_cost(env, key, args.workers, args.clients, args.small_requests,
+                                          {"OPENSYNC_METRICS_TOKEN": "bench"}, {"OPENSYNC_METRICS_TOKEN": ""})  # fmt: skip
+        print(f"metrics      one-message requests: {metrics_on:7.0f}/s with /metrics on, {metrics_off:7.0f}/s off "
+              f"(ratio {metrics_on / metrics_off:.3f})")  # fmt: skip
     finally:
         if web.poll() is None:
             web.terminate()
@@ -457,6 +466,8 @@ def main() -> None:
         "update_ratio": round(update_rate / raw_rate, 3),
         "small_requests_per_s_log_on": round(log_on), "small_requests_per_s_log_off": round(log_off),
         "request_log_ratio": round(log_on / log_off, 3),
+        "small_requests_per_s_metrics_on": round(metrics_on), "small_requests_per_s_metrics_off": round(metrics_off),
+        "metrics_ratio": round(metrics_on / metrics_off, 3),
     }))  # fmt: skip
 
 
