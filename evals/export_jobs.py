@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
@@ -209,6 +210,8 @@ def export_files_prune(*, now: datetime | None = None) -> int:
         for job in jobs:
             try:
                 job.file.delete(save=False)
+            except SoftTimeLimitExceeded:
+                raise  # the task's time is up: the rows of the files deleted so far wait for the next run
             except Exception:
                 logger.exception("export files prune: could not delete the file of export %s", job.pk)
             else:

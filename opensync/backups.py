@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.db import OperationalError, connection
 from django.db.backends.postgresql.client import DatabaseClient
 
@@ -86,6 +87,13 @@ def _program(tools: Path, name: str) -> str:
 def _connect_args(tools: Path, name: str, parameters: list[str]) -> tuple[list[str], dict[str, str]]:
     """The command line and environment of a client program for Django's database: Django's own
     translation for `dbshell` (host or socket folder, port, user, password in PGPASSWORD, SSL)."""
+    if settings.DB_PGBOUNCER:
+        # pg_dump's and a restore's session settings (an empty search_path, lock_timeout) would
+        # stay on a pooled server connection that the app's next transaction gets.
+        raise BackupError(
+            "DATABASE_URL goes through PgBouncer (DB_PGBOUNCER is set): run backup and restore against "
+            "PostgreSQL itself, as migrate is, e.g. DATABASE_URL=postgresql://…:5432/opensync DB_PGBOUNCER=0."
+        )
     args, env = DatabaseClient.settings_to_cmd_args_env(connection.settings_dict, parameters)
     args[0] = _program(tools, name)
     return args, {**os.environ, **(env or {})}

@@ -81,7 +81,8 @@ def start_pgbouncer(directory: Path, pg_port: int) -> tuple[subprocess.Popen, in
             shutil.chown(path, PG_USER)
     # Its log goes to the logfile too; quiet (-q) on the terminal.
     proc = subprocess.Popen(as_pg_user([pgbouncer, "-q", directory / "pgbouncer.ini"]), stdout=subprocess.DEVNULL)
-    wait_for_port(port, proc)
+    with stopped_on_error(proc):
+        wait_for_port(port, proc)
     return proc, port
 
 
@@ -94,12 +95,32 @@ def start_s3(directory: Path) -> tuple[subprocess.Popen, int]:
         [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=directory,
     )  # fmt: skip
-    wait_for_port(port, proc)
-    boto3.client(
-        "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    ).create_bucket(Bucket="opensync")  # fmt: skip
+    with stopped_on_error(proc):
+        wait_for_port(port, proc)
+        boto3.client(
+            "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        ).create_bucket(Bucket="opensync")  # fmt: skip
     return proc, port
+
+
+@contextlib.contextmanager
+def stopped_on_error(proc: subprocess.Popen):
+    """A process started for the caller is stopped if getting it ready fails."""
+    try:
+        yield
+    except BaseException:
+        stop_process(proc)
+        raise
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
@@ -177,8 +198,7 @@ def separate_services(*, pgbouncer: bool = False, s3: bool = False):
     finally:
         for proc in (redis_proc, bouncer_proc, s3_proc):
             if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=30)
+                stop_process(proc)
         if started_pg:
             subprocess.run(as_pg_user([PG_BIN / "pg_ctl", "-w", "-D", pgdata, "-m", "fast", "stop"]), timeout=60)
         shutil.rmtree(base, ignore_errors=True)

@@ -223,3 +223,11 @@ def test_restore_of_a_file_that_is_no_backup_is_an_error(tmp_path):
     path.write_text("not an archive")
     with pytest.raises(CommandError, match="is not a backup pg_restore can read:\npg_restore: error: input file"):
         call_command("restore", path, yes=True)
+
+
+@pytest.mark.django_db
+def test_backup_and_restore_refuse_a_pooled_connection(tmp_path, settings):
+    settings.DB_PGBOUNCER = True
+    with pytest.raises(CommandError, match="goes through PgBouncer"):
+        call_command("backup", output=tmp_path / "x.dump")
+    assert not list(tmp_path.iterdir())

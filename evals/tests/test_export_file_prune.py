@@ -4,6 +4,7 @@ stays, and its page, download and API say the file was removed."""
 from datetime import timedelta
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.urls import reverse
@@ -98,6 +99,20 @@ def test_a_file_the_storage_fails_to_delete_is_left_for_the_next_run(user, monke
 
     assert export_jobs.export_files_prune() == 1
     assert not default_storage.exists(failing.file.name)
+
+
+def test_the_task_time_running_out_stops_the_run(user, monkeypatch):
+    job = built(user, days_ago=10)
+    backend = ExportJob._meta.get_field("file").storage.__class__
+
+    def out_of_time(storage, name):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(backend, "delete", out_of_time)
+    with pytest.raises(SoftTimeLimitExceeded):
+        export_jobs.export_files_prune()
+    job.refresh_from_db()
+    assert job.file and job.file_expired_at is None  # the next run takes it
 
 
 def test_the_page_and_the_download_say_the_file_was_removed(logged_in, user):

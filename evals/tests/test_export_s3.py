@@ -120,7 +120,7 @@ def assert_signed_for_the_file(response, job: ExportJob, s3_endpoint: str, name:
 
 
 def test_an_export_is_stored_in_the_bucket_and_downloaded_through_a_signed_url(
-    client, user, personal_workspace, bucket, s3_endpoint
+    client, user, personal_workspace, bucket, s3_endpoint, django_capture_on_commit_callbacks
 ):
     job = built_export(user)
     assert job.status == "done", job.error
@@ -142,7 +142,8 @@ def test_an_export_is_stored_in_the_bucket_and_downloaded_through_a_signed_url(
     api = client.get(status["downloadUrl"], **auth)
     assert_signed_for_the_file(api, job, s3_endpoint, name, content)
 
-    assert client.post(reverse("evals:export-delete", args=[job.pk])).status_code == 302
+    with django_capture_on_commit_callbacks(execute=True):  # the object goes once the delete commits
+        assert client.post(reverse("evals:export-delete", args=[job.pk])).status_code == 302
     assert not ExportJob.objects.exists() and keys(bucket) == []
 
 

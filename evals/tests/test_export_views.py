@@ -1,10 +1,13 @@
 """The export modal, its preview, the build's progress, past exports, downloads and deletion."""
 
+import contextlib
 import json
 import re
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.urls import reverse
 
 from accounts.models import Role
@@ -153,8 +156,20 @@ def test_delete_asks_then_removes_the_file(logged_in, user, django_capture_on_co
     assert default_storage.exists(name) and name.endswith(".zip")
     confirm = logged_in.get(reverse("evals:export-delete", args=[job.pk]), **HX).content.decode()
     assert "<dialog" in confirm and "Delete export" in confirm
-    response = logged_in.post(reverse("evals:export-delete", args=[job.pk]))
+    with django_capture_on_commit_callbacks(execute=True):  # the file goes once the delete commits
+        response = logged_in.post(reverse("evals:export-delete", args=[job.pk]))
     assert response.status_code == 302 and not ExportJob.objects.exists() and not default_storage.exists(name)
+
+
+def test_a_deletion_that_rolls_back_keeps_the_file(user, django_capture_on_commit_callbacks):
+    ready(user, "alpha")
+    job = ExportJobFactory(created_by=user, status=ExportStatus.DONE)
+    job.file.save("kept.json", ContentFile(b"[]"))
+    pk, name = job.pk, job.file.name
+    with django_capture_on_commit_callbacks(execute=True), contextlib.suppress(RuntimeError), transaction.atomic():
+        job.delete()
+        raise RuntimeError("a later step of the deletion failed")
+    assert ExportJob.objects.get(pk=pk).file.name == name and default_storage.exists(name)
 
 
 def test_csrf_is_enforced(user):

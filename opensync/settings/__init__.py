@@ -489,6 +489,7 @@ CELERY_BEAT_SCHEDULE = {
 # with a lease row (search.models.EmbeddingLease), not a session-level lock; no LISTEN/NOTIFY,
 # temp tables or WITH HOLD cursors. The production-shape test runs web, worker and beat through
 # PgBouncer in transaction mode (tests/production.py).
-if env_bool("DB_PGBOUNCER", False):
+DB_PGBOUNCER = env_bool("DB_PGBOUNCER", False)
+if DB_PGBOUNCER:
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
     DATABASES["default"]["OPTIONS"].pop("prepare_threshold", None)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Q
-from django.utils import timezone
+from django.db.models import DateTimeField, ExpressionWrapper, Q
+from django.db.models.functions import Now
 from pgvector.django import HnswIndex
 
 from sessions_app.models import Message, Part, Session
@@ -122,9 +122,12 @@ class Lease:
     def renew(self) -> None:
         """Push the expiry out again: called after each provider request, so only a holder that
         stopped working loses its lease."""
-        EmbeddingLease.objects.filter(session_id=self.session_id, token=self.token).update(
-            expires_at=timezone.now() + LEASE_SECONDS
+        # the database's clock, as _lease_take compares with: a worker's clock may be off
+        renewed = EmbeddingLease.objects.filter(session_id=self.session_id, token=self.token).update(
+            expires_at=ExpressionWrapper(Now() + LEASE_SECONDS, output_field=DateTimeField())
         )
+        if not renewed:  # it expired and another worker took it: both pay for this session once
+            logger.warning("The embedding lease of session %s was lost to another worker", self.session_id)
 
 
 def _lease_take(session_id: int) -> Lease | None:

@@ -5,6 +5,7 @@ The real `openai` client talks to a local fake of the embeddings endpoint (fake_
 
 import json
 import logging
+import uuid
 from datetime import timedelta
 
 import psycopg
@@ -374,6 +375,14 @@ def test_the_lease_is_renewed_after_each_provider_request(provider):
         services.session_embed(session_id=session.pk, provider=get_provider(), batch_size=1, lease=lease)
     assert len(seen) == 4  # three chunk requests and the session vector
     assert all(expiry > timezone.now() + services.LEASE_SECONDS - timedelta(minutes=1) for expiry in seen)
+
+
+def test_a_lease_lost_to_another_worker_is_reported(caplog):
+    with services.session_lock(7, wait=False) as lease:
+        EmbeddingLease.objects.filter(session_id=7).update(token=uuid.uuid4())  # taken over meanwhile
+        with caplog.at_level(logging.WARNING, logger="search.embeddings.services"):
+            lease.renew()
+    assert "lost to another worker" in caplog.text
 
 
 @pytest.mark.django_db(transaction=True)  # another connection sees (and waits on) its rows
