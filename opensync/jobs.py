@@ -233,7 +233,7 @@ def job_kinds() -> list[type[Job]]:
 
 
 def job_sweep_stale(*, batch: int = 500) -> dict[str, int]:
-    """The periodic sweep (the `opensync.jobs.sweep_stale_jobs` beat task): every stale job of
+    """The periodic sweep (the `opensync.tasks.sweep_stale_jobs` beat task): every stale job of
     every kind is queued again when its kind is resumable (its task claims it and goes on), or
     failed with the kind's reason (`stale_reason`). Each change is conditional on the row not having moved
     since it was read, so a worker that just took the job keeps it and a second sweep is a no-op.
@@ -245,11 +245,12 @@ def job_sweep_stale(*, batch: int = 500) -> dict[str, int]:
         for job in model.objects.active().order_by("updated_at")[:batch]:
             if not job.is_stale:
                 continue
-            now = timezone.now()
-            unmoved = model.objects.filter(pk=job.pk, status=job.status, updated_at=job.updated_at)
             if model.resumable:
                 with transaction.atomic():
-                    if unmoved.update(status=JobStatus.PENDING, error="", finished_at=None, updated_at=now):
+                    reopened = _unmoved(job).update(
+                        status=JobStatus.PENDING, error="", finished_at=None, updated_at=timezone.now()
+                    )
+                    if reopened:
                         job_enqueue(job)
                         counts[f"{label}.requeued"] += 1
             elif job_fail_stale(job, error=job.stale_reason):
@@ -261,8 +262,12 @@ def job_fail_stale(job: Job, *, error: str) -> bool:
     """Fail a lost job with the reason, only if nothing moved since it was read (a worker that
     just took it keeps it). Used by the sweep and by a page that finds its job stale."""
     now = timezone.now()
-    unmoved = type(job).objects.filter(pk=job.pk, status=job.status, updated_at=job.updated_at)
-    if not unmoved.update(status=JobStatus.FAILED, error=error, finished_at=now, updated_at=now):
+    if not _unmoved(job).update(status=JobStatus.FAILED, error=error, finished_at=now, updated_at=now):
         return False
     metrics.record_job_outcome(job._meta.model_name, "failed")  # counted as job_fail counts
     return True
+
+
+def _unmoved(job: Job) -> models.QuerySet:
+    """The job's row, only while it is as it was read (same status, no progress since)."""
+    return type(job).objects.filter(pk=job.pk, status=job.status, updated_at=job.updated_at)

@@ -46,23 +46,17 @@ INGEST_MESSAGES = Counter(
 )
 JOB_OUTCOMES = Counter("opensync_job_outcomes", "Background jobs finished, by kind and outcome.", ["kind", "outcome"])
 
-# Labels come from clients: anything but a known source counts as "other", so a client cannot
-# grow the number of time series (each costs memory in every process and in Prometheus).
-_KNOWN_SOURCES = {"opencode", "claude-code", "codex-cli", "cursor-sync", "factory-droid", "pi"}
 REDIS_TIMEOUT = 0.5  # seconds: a scrape (or a readiness probe) waits no longer on a dead Redis
 
 
-def source_label(source: str | None, default: str = "opencode") -> str:
-    source = source or default  # what the sync service stores for a missing source
-    return source if source in _KNOWN_SOURCES else "other"
-
-
-def record_ingest(sessions: Mapping[str | None, int], messages: Mapping[str | None, int]) -> None:
-    """Count rows written, given {source: count} for sessions and for messages."""
+def record_ingest(sessions: Mapping[str, int], messages: Mapping[str, int]) -> None:
+    """Count rows written, given {source label: count} for sessions and for messages. The caller
+    bounds the labels (sessions_app.services: a known source or "other"), so a client cannot grow
+    the number of time series (each costs memory in every process and in Prometheus)."""
     for source, count in sessions.items():
-        INGEST_SESSIONS.labels(source=source_label(source)).inc(count)
+        INGEST_SESSIONS.labels(source=source).inc(count)
     for source, count in messages.items():
-        INGEST_MESSAGES.labels(source=source_label(source)).inc(count)
+        INGEST_MESSAGES.labels(source=source).inc(count)
 
 
 def record_job_outcome(kind: str | None, outcome: str) -> None:

@@ -225,7 +225,7 @@ class Session(models.Model):
     @property
     def share_active(self) -> bool:
         """Whether /s/<slug> serves this session right now."""
-        return self.is_public and (self.share_expires_at is None or self.share_expires_at > timezone.now())
+        return self.is_public and not self.share_expired
 
     @property
     def share_expired(self) -> bool:

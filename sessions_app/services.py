@@ -39,7 +39,7 @@ from opensync import metrics
 from opensync.jobs import job_claim, job_enqueue, job_fail, job_finish, job_retry, job_save_progress
 
 from . import rollups
-from .models import MESSAGE_ORDER_SEQUENCE, Message, Part, PriceOverride, RepricingJob, Session
+from .models import MESSAGE_ORDER_SEQUENCE, Message, Part, PriceOverride, RepricingJob, Session, Source
 from .pricing import CostSource, PriceBook, SessionFacts, price_session
 from .search_text import SEARCH_TEXT_SQL
 from .selectors import price_book
@@ -217,6 +217,13 @@ def _cursor():
     return psycopg.Cursor(connection.connection)
 
 
+def _metric_source(source: str | None) -> str:
+    """The ingest metrics' label: the stored source (a missing one is stored as the field's
+    default), or "other" for a source no plugin sends, since it comes from clients."""
+    source = source or Session._meta.get_field("source").default
+    return source if source in Source.values else "other"
+
+
 def sync(*, workspace_id: int, owner_id: int, sessions: list[SessionInput], messages: list[MessageInput]) -> SyncResult:
     """Upsert sessions and messages for one owner in one workspace (see the module docstring)."""
     sessions = _last_wins(sessions, key=lambda s: s.external_id)
@@ -270,8 +277,8 @@ def sync(*, workspace_id: int, owner_id: int, sessions: list[SessionInput], mess
     # ingest rate by source (a message without one counts under its session's, as it is stored)
     sources = {s.external_id: s.source for s in rows}
     metrics.record_ingest(
-        Counter(s.source for s in sessions),
-        Counter(m.source or sources.get(m.session_external_id) for m in messages),
+        Counter(_metric_source(s.source) for s in sessions),
+        Counter(_metric_source(m.source or sources.get(m.session_external_id)) for m in messages),
     )
     # Embeddings for semantic search, computed by Celery once this commits (no-op without a provider).
     from search.tasks import schedule_embeddings  # search depends on sessions_app, not the reverse

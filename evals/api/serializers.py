@@ -197,13 +197,17 @@ class ExportJobSerializer(serializers.Serializer):
     filename = serializers.SerializerMethodField()
     size = serializers.IntegerField(help_text="Bytes of the file; 0 until done.")
     createdAt = EpochMillisField(source="created_at")
-    finishedAt = serializers.SerializerMethodField(help_text="Epoch milliseconds; null while it runs.")
+    finishedAt = EpochMillisField(
+        source="finished_at", allow_null=True, help_text="Epoch milliseconds; null while it runs."
+    )
     downloadUrl = serializers.SerializerMethodField(
         help_text="Set once the job is done; null again once its file was removed (see fileExpiredAt)."
     )
-    fileExpiredAt = serializers.SerializerMethodField(
+    fileExpiredAt = EpochMillisField(
+        source="file_expired_at",
+        allow_null=True,
         help_text="Epoch milliseconds when the file was removed (OPENSYNC_EXPORT_FILE_DAYS after the build); "
-        "null while it is kept. The job and its dataset version stay."
+        "null while it is kept. The job and its dataset version stay.",
     )
 
     @extend_schema_field(ExportOptionsSerializer)
@@ -235,13 +239,7 @@ class ExportJobSerializer(serializers.Serializer):
     def get_filename(self, job) -> str | None:
         return job.filename or None
 
-    def get_finishedAt(self, job) -> int | None:
-        return int(job.finished_at.timestamp() * 1000) if job.finished_at else None
-
     def get_downloadUrl(self, job) -> str | None:
         if job.status != JobStatus.DONE or job.file_expired_at:
             return None
         return self.context["download_url"](job)
-
-    def get_fileExpiredAt(self, job) -> int | None:
-        return int(job.file_expired_at.timestamp() * 1000) if job.file_expired_at else None

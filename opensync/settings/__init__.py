@@ -413,8 +413,9 @@ OPENSYNC_EXPORT_SYNC_MAX_MB = env_int("OPENSYNC_EXPORT_SYNC_MAX_MB", 60, minimum
 # /health/ready (opensync.readiness) needs no setting. /metrics (opensync.metrics) answers only
 # `Authorization: Bearer <this token>`; unset, it is a 404. django-prometheus's two middlewares
 # time every request by view, method and status: the first and the last, so they see it all.
-# Only with a token: through gunicorn they cost ~1 ms per one-message sync request (~18 % of the
-# plugins' hot path, tests/benchmarks/ingest.py), which nobody should pay for metrics nobody reads.
+# Only with a token: through gunicorn they cost 2-8 % of the one-message sync requests' rate (the
+# plugins' hot path; tests/benchmarks/ingest.py, on and off in interleaved rounds), which nobody
+# should pay for metrics nobody reads.
 OPENSYNC_METRICS_TOKEN = env_str("OPENSYNC_METRICS_TOKEN")
 INSTALLED_APPS.append("django_prometheus")
 PROMETHEUS_MIDDLEWARE = (

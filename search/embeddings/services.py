@@ -259,11 +259,17 @@ def _message_texts(session_id: int) -> Iterator[tuple[int, str, str]]:
         after = (rows[-1][3], rows[-1][4])
 
 
-def _save_chunks(session_id, workspace_id, chunks: list[_Chunk], provider, stats: EmbedStats, lease) -> None:
-    vectors = provider.embed([chunk.text for chunk in chunks])
+def _embed(provider: EmbeddingProvider, texts: list[str], stats: EmbedStats, lease: Lease | None) -> list:
+    """One provider request, counted; the lease held on the session is renewed after it."""
+    vectors = provider.embed(texts)
     stats.requests += 1
     if lease is not None:
         lease.renew()
+    return vectors
+
+
+def _save_chunks(session_id, workspace_id, chunks: list[_Chunk], provider, stats: EmbedStats, lease) -> None:
+    vectors = _embed(provider, [chunk.text for chunk in chunks], stats, lease)
     rows = [
         MessageChunkEmbedding(
             workspace_id=workspace_id,
@@ -292,10 +298,7 @@ def _save_session_vector(session_id, workspace_id, text: str, provider, stats: E
     hash_ = text_hash(text, model=provider.model, dimensions=provider.dimensions)
     if SessionEmbedding.objects.filter(session_id=session_id, text_hash=hash_).exists():
         return
-    [vector] = provider.embed([text])
-    stats.requests += 1
-    if lease is not None:
-        lease.renew()
+    [vector] = _embed(provider, [text], stats, lease)
     row = SessionEmbedding(workspace_id=workspace_id, session_id=session_id, text_hash=hash_, embedding=vector)
     _upsert(session_id, SessionEmbedding, [row], unique_fields=["session"], update_fields=UPDATE_FIELDS)
     stats.session_embedded = True
