@@ -159,9 +159,10 @@ _SECRETS = [
     (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}", re.ASCII), "[REDACTED]", ("xox",)),  # Slack tokens
     # Authorization: Bearer …
     (re.compile(r"\b(bearer[ \t]+)[A-Za-z0-9._~+/=-]{12,}", re.ASCII | re.IGNORECASE), r"\1[REDACTED]", ("bearer",)),
-    # scheme://user:password@host (postgres://app:s3cret@db/x, redis://:pass@host): the password goes
+    # scheme://user:password@host (postgres://app:s3cret@db/x, redis://:pass@host): the password goes;
+    # the scheme is at most 32 characters (unbounded, a long a-b-c-... run was rescanned from every `-`)
     (
-        re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^ \t\r\n:/@'\"`]*:)[^ \t\r\n/@'\"`]+@", re.ASCII),
+        re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]{0,31}://[^ \t\r\n:/@'\"`]*:)[^ \t\r\n/@'\"`]+@", re.ASCII),
         r"\1[REDACTED]@",
         ("://",),
     ),

@@ -3,6 +3,7 @@ system prompt, tool calls and results, an empty assistant turn, a non-assistant 
 text, secrets and home paths."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -326,3 +327,23 @@ def test_a_call_part_carrying_its_own_output_or_error_is_answered():
     ])  # fmt: skip
     (turn,) = turns_from_messages([message], parts_of=lambda m: m.parts)
     assert [call.output for call in turn.tool_calls] == ["ok", "exit 1"]
+
+
+def test_redaction_of_long_runs_of_name_characters_is_linear():
+    """A base64url blob or an a-b-c-... run: the NAME=value and scheme:// patterns used to rescan it
+    from every `-` or `.` (quadratic). Ten times the text takes about ten times as long."""
+
+    def seconds(text: str) -> float:
+        best = float("inf")
+        for _ in range(3):  # the best of three: one run can take a neighbour's hit
+            started = time.process_time()
+            redact(text)
+            best = min(best, time.process_time() - started)
+        return best
+
+    tail = " postgres://app:s3cret@db/x api_key=abcd1234"
+    for unit in ("a-", "Zx9_-Q", "a.b."):
+        small, large = (unit * (size // len(unit)) for size in (10_000, 100_000))
+        assert redact(small + tail) == small + " postgres://app:[REDACTED]@db/x api_key=[REDACTED]"
+        ratio = seconds(large + tail) / seconds(small + tail)
+        assert ratio <= 30, (unit, ratio)  # linear: ~10; the quadratic scan: ~100

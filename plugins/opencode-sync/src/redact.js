@@ -26,7 +26,9 @@ const TOKENS = [
 ];
 const BEARER = /\b(bearer[ \t]+)[A-Za-z0-9._~+/=-]{12,}/gi;
 // scheme://user:password@host (postgres://app:s3cret@db/x, redis://:pass@host): the password goes.
-const URL_PASSWORD = /\b([A-Za-z][A-Za-z0-9+.-]*:\/\/[^ \t\r\n:/@'"`]*:)[^ \t\r\n/@'"`]+@/g;
+// The scheme is at most 32 characters: unbounded, every `-`/`.` in a long a-b-c-... run started a
+// scan of the rest of the run for "://", quadratic in its length.
+const URL_PASSWORD = /\b([A-Za-z][A-Za-z0-9+.-]{0,31}:\/\/[^ \t\r\n:/@'"`]*:)[^ \t\r\n/@'"`]+@/g;
 // DB_PASSWORD=..., api_key: ..., "password": "...", {'client_secret': '...'}: the value goes, its
 // quotes stay. The name starts where a run of name characters starts (a long a-b-c-... run is
 // scanned once); a bare value stops at a backtick, so "`TOKEN=abc`" keeps its closing one.

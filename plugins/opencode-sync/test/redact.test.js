@@ -63,3 +63,25 @@ test("the shared redaction corpus", () => {
   assert.ok(corpus.length > 40);
   for (const { input, expected } of corpus) assert.equal(redactText(input), expected, input);
 });
+
+test("long runs of name characters take linear time", () => {
+  // A base64url blob or an a-b-c-... run: the NAME=value and scheme:// patterns used to rescan it
+  // from every `-` or `.` (quadratic). Ten times the text takes about ten times as long.
+  const seconds = (text) => {
+    let best = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const started = process.cpuUsage();
+      redactText(text);
+      const used = process.cpuUsage(started);
+      best = Math.min(best, (used.user + used.system) / 1e6);
+    }
+    return best;
+  };
+  const tail = " postgres://app:s3cret@db/x api_key=abcd1234";
+  for (const unit of ["a-", "Zx9_-Q", "a.b."]) {
+    const [small, large] = [10_000, 100_000].map((size) => unit.repeat(Math.floor(size / unit.length)));
+    assert.equal(redactText(small + tail), `${small} postgres://app:[REDACTED]@db/x api_key=[REDACTED]`);
+    const ratio = seconds(large + tail) / seconds(small + tail);
+    assert.ok(ratio <= 30, `${unit}: ${ratio}`); // linear: ~10; the quadratic scan: ~100
+  }
+});

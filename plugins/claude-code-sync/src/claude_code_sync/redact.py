@@ -28,7 +28,9 @@ TOKENS = [
 ]
 BEARER = re.compile(r"\b(bearer[ \t]+)[A-Za-z0-9._~+/=-]{12,}", _FLAGS | re.IGNORECASE)
 # scheme://user:password@host (postgres://app:s3cret@db/x, redis://:pass@host): the password goes.
-URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^ \t\r\n:/@'\"`]*:)[^ \t\r\n/@'\"`]+@", _FLAGS)
+# The scheme is at most 32 characters: unbounded, every `-`/`.` in a long a-b-c-... run started a
+# scan of the rest of the run for "://", quadratic in its length.
+URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]{0,31}://[^ \t\r\n:/@'\"`]*:)[^ \t\r\n/@'\"`]+@", _FLAGS)
 # DB_PASSWORD=..., api_key: ..., "password": "...", {'client_secret': '...'}: the value goes, its
 # quotes stay. The name starts where a run of name characters starts, never inside one: with `\b`
 # there, every `-`/`.` in a long run (base64url, a-b-c-...) started a new scan of the run,
