@@ -18,11 +18,12 @@ logger = logging.getLogger(__name__)
 # The plugins' base URL may end in a path segment ending in "convex.site" (so their `login`
 # accepts it: opencode-sync wants ".convex.site", e.g. http://host:8000/opensync.convex.site)
 # or a trailing slash (giving "//sync/..."): all reach the same views.
-API_PATH = re.compile(r"^/+(?:[^/]*convex\.site/+)?(?P<endpoint>(?:sync|api)(?:/.*?)?|health)/*$")
+API_PATH = re.compile(r"^/+(?:[^/]*convex\.site/+)?(?P<endpoint>(?:sync|api)(?:/.*?)?|health|mcp)/*$")
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    # MCP-Protocol-Version, Mcp-Session-Id: what a browser-based MCP client sends to /mcp
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, MCP-Protocol-Version, Mcp-Session-Id",
 }
 
 

@@ -11,6 +11,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from opensync.http import HtmxHttpRequest, render_page, safe_next
 from opensync.inputs import whole_number
+from search.mcp import clients as mcp_clients
 from sessions_app.models import Source
 
 from . import deletion, selectors, services
@@ -28,11 +29,15 @@ def _error_text(exc: ValidationError) -> str:
 def _api_keys_context(request, form=None, new_key=None):
     workspaces = list(selectors.workspaces_for_user(request.user))
     current = services.current_workspace(request)
+    base_url = selectors.plugin_base_url(request)
     return {
         "form": form or ApiKeyForm(workspaces=workspaces, initial={"workspace": str(current.pk)}),
         "api_keys": selectors.api_keys_for_user(request.user),
         "new_key": new_key,
-        "base_url": selectors.plugin_base_url(request),
+        "base_url": base_url,
+        # how agents connect to /mcp: with the new key when one was just made
+        "mcp_snippets": mcp_clients.snippets(base_url, new_key["raw"] if new_key else mcp_clients.PLACEHOLDER_KEY),
+        "mcp_url": mcp_clients.endpoint(base_url),
     }
 
 

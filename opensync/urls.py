@@ -9,6 +9,7 @@ from opensync.api import json_error, suspicious_message, suspicious_status
 from opensync.metrics import metrics_view
 from opensync.readiness import ready_view
 from search.api.urls import read_urlpatterns as search_read_urlpatterns
+from search.mcp.http import McpApi
 from sessions_app.api.urls import read_urlpatterns
 from sessions_app.views.overview import home
 
@@ -31,6 +32,8 @@ urlpatterns = [
     # operations (README "Operations"): readiness for orchestrators, metrics for Prometheus
     path("health/ready", ready_view, name="health-ready"),
     path("metrics", metrics_view, name="metrics"),
+    # the MCP server (Streamable HTTP) for agents: README "MCP server"
+    path("mcp", McpApi.as_view(), name="mcp"),
     path("", include("sessions_app.api.urls")),
     path("api/", include(api_urlpatterns)),
     path("api/v1/", include((api_urlpatterns, "v1"))),

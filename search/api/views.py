@@ -85,19 +85,20 @@ class ContextApi(ReadApi):
         ]
         blocks = context.load_blocks(request.auth.workspace, picks, last=params["messagesPerSession"])
         built = context.build(blocks, fmt=params["format"], budget=params["maxTokens"], query=params["q"])
-        body: dict[str, object] = (
-            {"messages": built.messages} if built.format == context.MESSAGES else {"text": built.text}
-        )
-        included = built.included
-        return Response(
-            {
-                **body,
-                "sessionCount": len(included),
-                "sessionIds": [str(block.session.pk) for block in included],
-                "tokenCount": built.tokens,
-                "maxTokens": built.budget,
-                "truncated": built.trimmed,
-                "type": result.mode,
-                "notice": result.notice,
-            }
-        )
+        return Response(context_body(built, mode=result.mode, notice=result.notice))
+
+
+def context_body(built: context.Context, *, mode: str | None, notice: str | None) -> dict:
+    """/api/context's answer for a built context (the MCP server's get_context answers the same)."""
+    body: dict[str, object] = {"messages": built.messages} if built.format == context.MESSAGES else {"text": built.text}
+    included = built.included
+    return {
+        **body,
+        "sessionCount": len(included),
+        "sessionIds": [str(block.session.pk) for block in included],
+        "tokenCount": built.tokens,
+        "maxTokens": built.budget,
+        "truncated": built.trimmed,
+        "type": mode,
+        "notice": notice,
+    }
