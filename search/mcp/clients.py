@@ -15,7 +15,7 @@ KEY_ENV = "OPENSYNC_API_KEY"
 class Snippet:
     client: str  # who reads it
     where: str  # the command to run, or the file it goes in
-    language: str  # shell, json or toml
+    language: str  # sh, json or toml
     text: str
 
 
@@ -42,7 +42,7 @@ def snippets(base_url: str, key: str = PLACEHOLDER_KEY) -> list[Snippet]:
     )
     cursor = {"mcpServers": {SERVER_NAME: {"url": url, "headers": {"Authorization": header}}}}
     return [
-        Snippet("Claude Code", "Run in a terminal", "shell", claude),
+        Snippet("Claude Code", "Run in a terminal", "sh", claude),
         Snippet("OpenCode", "opencode.json (in the project, or ~/.config/opencode/)", "json", _json(opencode)),
         Snippet("Codex", f"~/.codex/config.toml, with {KEY_ENV} exported in Codex's environment", "toml", codex),
         Snippet("Cursor", "~/.cursor/mcp.json (or the project's .cursor/mcp.json)", "json", _json(cursor)),

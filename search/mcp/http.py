@@ -11,6 +11,7 @@ any request) with `async_to_sync`. The tools' Django work runs back in this very
 from collections.abc import MutableMapping
 from typing import Any
 
+import anyio
 from asgiref.sync import async_to_sync
 from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import extend_schema
@@ -39,7 +40,8 @@ class McpApi(APIView):
         )
         return answer(request._request, caller)
 
-    get = delete = post  # the SDK answers them (405 in stateless mode: no server-sent event stream)
+    # Only POST: stateless, the server opens no event stream (GET) and keeps no session to end
+    # (DELETE); DRF answers them 405 before the SDK could hold the request open.
 
 
 def asgi_scope(request: HttpRequest, caller: Caller) -> dict:
@@ -68,8 +70,6 @@ def answer(request: HttpRequest, caller: Caller) -> HttpResponse:
 
 
 async def _answer(scope: dict, body: bytes) -> HttpResponse:
-    import anyio
-
     # A manager runs once (its task group lives in `run()`); a stateless one holds nothing between
     # requests, so one per request costs a task group and is safe across threads and workers.
     manager = StreamableHTTPSessionManager(mcp._lowlevel_server, json_response=True, stateless=True)  # noqa: SLF001 - the SDK's Client reaches it the same way

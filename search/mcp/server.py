@@ -37,7 +37,9 @@ sessions by their url."""
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 CALLER_SCOPE_KEY = "opensync.caller"  # where search.mcp.http puts the Caller in the ASGI scope
 
-mcp = MCPServer(name="opensync", title="OpenSync", instructions=INSTRUCTIONS, version="1")
+# subscriptions=False: no `subscriptions/listen` (a stream held open), which a stateless JSON server
+# behind sync workers must not serve
+mcp = MCPServer(name="opensync", title="OpenSync", instructions=INSTRUCTIONS, version="1", subscriptions=False)
 
 # `manage.py mcp` (stdio) sets this: the one user the process serves.
 stdio_caller: tools.Caller | None = None

@@ -3,6 +3,7 @@ returns, paging, cut markers, budgets, errors and workspace scoping. The SDK's o
 HTTP against gunicorn, and over stdio, is tests/test_mcp.py."""
 
 import json
+import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -411,3 +412,42 @@ def test_mcp_preflight_allows_the_protocol_headers(client):
     response = client.options("/mcp")
     assert response.status_code == 204
     assert "MCP-Protocol-Version" in response["Access-Control-Allow-Headers"]
+
+
+def answered_within(seconds: float, send) -> tuple[int, dict]:
+    """`send()`'s (status, JSON body), failing if the request is held open instead of answered."""
+    answer: list = []
+    thread = threading.Thread(target=lambda: answer.append(send()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert answer, f"the request was not answered within {seconds} s"
+    return answer[0].status_code, answer[0].json()
+
+
+@pytest.mark.django_db(transaction=True)  # the request runs in another thread: the key must be committed
+def test_nothing_holds_a_worker_open(client, sync_key):
+    """Stateless behind sync workers: no event stream (GET), no session to delete, no
+    subscriptions/listen; each is answered at once."""
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {sync_key}", "HTTP_ACCEPT": ACCEPT}
+    for method in ("get", "delete"):
+        status, body = answered_within(10, lambda: getattr(client, method)("/mcp", **auth))  # noqa: B023
+        assert status == 405 and body == {"error": f'Method "{method.upper()}" not allowed.'}
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+    listen = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "subscriptions/listen",
+        "params": {"_meta": meta, "notifications": {"toolsListChanged": True}},
+    }
+    status, body = answered_within(
+        10,
+        lambda: client.post(
+            "/mcp",
+            json.dumps(listen),
+            content_type="application/json",
+            HTTP_MCP_PROTOCOL_VERSION="2026-07-28",
+            HTTP_MCP_METHOD="subscriptions/listen",
+            **auth,
+        ),
+    )
+    assert body["error"]["code"] == -32601, (status, body)  # method not found
