@@ -6,6 +6,9 @@ like any /api/ endpoint, then hands the one HTTP request to a session manager of
 stateless JSON-response mode (every POST is self-contained, so any worker of any host can answer
 any request) with `async_to_sync`. The tools' Django work runs back in this very thread
 (sync_to_async, thread-sensitive), on its database connection, as in any view.
+
+The SDK itself (its pydantic models, starlette: about 26 MB and 1 s of imports) loads on a
+worker's first /mcp request, so web workers that never serve one don't carry it.
 """
 
 from collections.abc import MutableMapping
@@ -15,15 +18,13 @@ import anyio
 from asgiref.sync import async_to_sync
 from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import extend_schema
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from rest_framework.views import APIView
 
 from accounts.api.authentication import HasApiKey
 from accounts.selectors import plugin_base_url
 from opensync.api import JsonOnly
 
-from .server import CALLER_SCOPE_KEY, mcp
-from .tools import Caller
+from .tools import CALLER_SCOPE_KEY, Caller
 
 
 @extend_schema(exclude=True)  # JSON-RPC, described by the MCP specification and tools/list
@@ -70,6 +71,11 @@ def answer(request: HttpRequest, caller: Caller) -> HttpResponse:
 
 
 async def _answer(scope: dict, body: bytes) -> HttpResponse:
+    # Imported here, not at the top: the SDK loads on the first /mcp request (see the docstring).
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+    from .server import mcp  # the tools import the SDK: loaded on the first request too
+
     # A manager runs once (its task group lives in `run()`); a stateless one holds nothing between
     # requests, so one per request costs a task group and is safe across threads and workers.
     manager = StreamableHTTPSessionManager(mcp._lowlevel_server, json_response=True, stateless=True)  # noqa: SLF001 - the SDK's Client reaches it the same way

@@ -35,7 +35,6 @@ get_context returns the best matches as one prompt-ready text within a token bud
 sessions by their url."""
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-CALLER_SCOPE_KEY = "opensync.caller"  # where search.mcp.http puts the Caller in the ASGI scope
 
 # subscriptions=False: no `subscriptions/listen` (a stream held open), which a stateless JSON server
 # behind sync workers must not serve
@@ -70,7 +69,7 @@ DateTo = Annotated[date | None, Field(description="Only sessions started on or b
 def _caller(ctx: Context) -> tools.Caller:
     request = ctx.request_context.request
     if request is not None:
-        return request.scope[CALLER_SCOPE_KEY]
+        return request.scope[tools.CALLER_SCOPE_KEY]
     if stdio_caller is None:
         raise ToolError("No user: run the stdio server with manage.py mcp --user EMAIL")
     return stdio_caller

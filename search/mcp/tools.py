@@ -34,6 +34,7 @@ from ..api.views import context_body
 from ..selectors import search_sessions as search
 
 CUT = "[… {n} more characters cut]"
+CALLER_SCOPE_KEY = "opensync.caller"  # where search.mcp.http puts the Caller in the ASGI scope
 MAX_SNIPPET_ARGS = 300  # characters of a tool call's arguments
 _MARK = re.compile(r"</?mark>")
 _SESSION_ID = re.compile(r"[0-9]{1,18}")

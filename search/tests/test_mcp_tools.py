@@ -3,6 +3,9 @@ returns, paging, cut markers, budgets, errors and workspace scoping. The SDK's o
 HTTP against gunicorn, and over stdio, is tests/test_mcp.py."""
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
 
@@ -451,3 +454,16 @@ def test_nothing_holds_a_worker_open(client, sync_key):
         ),
     )
     assert body["error"]["code"] == -32601, (status, body)  # method not found
+
+
+def test_the_sdk_loads_only_when_mcp_is_used():
+    """Web workers that never serve /mcp don't carry the SDK (~26 MB, ~1 s of imports each)."""
+    script = (
+        "import sys, django; django.setup(); from django.urls import get_resolver; get_resolver().url_patterns; "
+        "import opensync.wsgi; print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith('mcp.')))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "opensync.settings", "DATABASE_URL": "postgres://x@127.0.0.1:1/x"}
+    env |= {"SECRET_KEY": "x", "CELERY_BROKER_URL": "memory://"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
