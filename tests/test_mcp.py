@@ -257,10 +257,20 @@ def test_a_revoked_or_unknown_key_is_refused(live, user, personal_workspace, mod
         assert statuses and set(statuses) == {401}
 
 
-def test_a_key_never_sees_another_workspace(live, user, personal_workspace, history):
+def test_a_key_never_sees_another_workspace(live, provider, user, personal_workspace, history):
     """Workspace B's key, given workspace A's ids as arguments, gets "not found" from every tool
-    that takes an id, and A's sessions from none that searches or lists."""
+    that takes an id, and A's sessions from none that searches or lists (A's session has its
+    embeddings: A's own key finds it in every mode)."""
     session, messages = history
+
+    async def own(client):
+        return [
+            structured(await client.call_tool("search_sessions", {"query": "ECONNREFUSED", "mode": mode}))
+            for mode in ("fulltext", "semantic", "hybrid")
+        ]
+
+    for answer in over_http(live, key_for(user, personal_workspace), own):
+        assert [r["sessionId"] for r in answer["results"]] == [str(session.pk)] and answer["notice"] is None
     other = UserFactory()
     theirs = key_for(other, Workspace.objects.get(created_by=other, is_personal=True), "sync")
     a_id, m_id = str(session.pk), str(messages[1].pk)
@@ -282,9 +292,9 @@ def test_a_key_never_sees_another_workspace(live, user, personal_workspace, hist
         usage = await client.call_tool("usage_summary", {"range": "all"})
         try:
             await client.read_resource(f"opensync://sessions/{a_id}")
-            resource_refused = False
-        except Exception:
-            resource_refused = True
+            resource_refused = ""
+        except Exception as exc:  # the SDK's client raises the server's error
+            resource_refused = str(exc)
         return by_id, searched, listed, context, usage, resource_refused
 
     by_id, searched, listed, context, usage, resource_refused = over_http(live, theirs, work)
@@ -294,7 +304,8 @@ def test_a_key_never_sees_another_workspace(live, user, personal_workspace, hist
         assert structured(answer)["results"] == []
     assert structured(listed)["sessions"] == [] and structured(context)["sessionIds"] == []
     assert structured(usage)["total"]["sessions"] == 0
-    assert resource_refused and not Bookmark.objects.exists()
+    assert f"Session {a_id} not found in this workspace" in resource_refused
+    assert not Bookmark.objects.exists()
 
 
 # --- relevance: the same answers as /api/search -----------------------------------------------------
@@ -359,7 +370,7 @@ def over_stdio(django_db_blocker, args: list[str], work):
         args=["manage.py", "mcp", *args],
         cwd=str(BASE_DIR),
         env={
-            **os.environ,
+            **{name: value for name, value in os.environ.items() if name != "OPENSYNC_PUBLIC_URL"},
             "DJANGO_SETTINGS_MODULE": "opensync.settings",
             "DATABASE_URL": url,
             "SECRET_KEY": "test-secret-key-for-stdio",

@@ -11,6 +11,7 @@ The SDK itself (its pydantic models, starlette: about 26 MB and 1 s of imports) 
 worker's first /mcp request, so web workers that never serve one don't carry it.
 """
 
+import json
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -23,6 +24,7 @@ from rest_framework.views import APIView
 from accounts.api.authentication import HasApiKey
 from accounts.selectors import plugin_base_url
 from opensync.api import JsonOnly
+from opensync.inputs import whole_number
 
 from .tools import CALLER_SCOPE_KEY, Caller
 
@@ -33,6 +35,13 @@ class McpApi(APIView):
     content_negotiation_class = JsonOnly
     throttle_scope = "read"
     parser_classes: list = []  # the SDK reads the body
+
+    def check_throttles(self, request):
+        # A search costs what /api/search does (and semantic search calls the embeddings
+        # provider): it takes the key's `search` budget, as /api/search and /api/context do;
+        # anything else the `read` budget, as /api/sessions.
+        self.throttle_scope = "search" if searches(request.body) else "read"
+        super().check_throttles(request)
 
     def post(self, request):
         key = request.auth
@@ -45,8 +54,26 @@ class McpApi(APIView):
     # (DELETE); DRF answers them 405 before the SDK could hold the request open.
 
 
+SEARCHING_TOOLS = {"search_sessions", "get_context"}
+
+
+def searches(body: bytes) -> bool:
+    """Whether the JSON-RPC request runs a search: search_sessions, or get_context with a query
+    (with session ids it searches nothing). A body that isn't one request is the SDK's to refuse."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False
+    if not isinstance(message, dict) or message.get("method") != "tools/call":
+        return False
+    params = message.get("params")
+    if not isinstance(params, dict) or params.get("name") not in SEARCHING_TOOLS:
+        return False
+    arguments = params.get("arguments")
+    return params["name"] == "search_sessions" or (isinstance(arguments, dict) and bool(arguments.get("query")))
+
+
 def asgi_scope(request: HttpRequest, caller: Caller) -> dict:
-    host, _, port = request.get_host().partition(":")
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -61,7 +88,7 @@ def asgi_scope(request: HttpRequest, caller: Caller) -> dict:
             (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in request.headers.items()
         ],
         "client": (request.META.get("REMOTE_ADDR", ""), 0),
-        "server": (host, int(port or (443 if request.is_secure() else 80))),
+        "server": (request.META.get("SERVER_NAME", ""), whole_number(str(request.META.get("SERVER_PORT"))) or 80),
         CALLER_SCOPE_KEY: caller,
     }
 

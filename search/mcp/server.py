@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
@@ -248,8 +248,15 @@ async def usage_summary(
         Literal["7d", "30d", "90d", "mtd", "last-month", "ytd", "12m", "all"],
         Field(description="A preset range, in the workspace's time zone."),
     ] = "30d",
-    date_from: Annotated[date | None, Field(description="First day (YYYY-MM-DD); overrides range.")] = None,
-    date_to: Annotated[date | None, Field(description="Last day (YYYY-MM-DD), included; default today.")] = None,
+    date_from: Annotated[
+        date | None,
+        Field(
+            description="First day (YYYY-MM-DD); overrides range. Without it, a date_to counts from the first session."
+        ),
+    ] = None,
+    date_to: Annotated[
+        date | None, Field(description="Last day (YYYY-MM-DD), included; overrides range. Default today.")
+    ] = None,
     group_by: Annotated[Literal["model", "agent", "project"], Field(description="Groups of the breakdown.")] = "model",
     agent: Agent = None,
     project: Project = None,
@@ -299,6 +306,6 @@ async def bookmark(
 async def session_resource(session_id: str, ctx: Context) -> str:
     try:
         body = await _run(ctx, tools.get_context, **tools.SESSION_RESOURCE_ARGS, session_ids=[session_id])
-    except ToolError as exc:
-        raise ResourceError(str(exc)) from None
+    except ToolError as exc:  # the only anticipated one: no such session in the workspace
+        raise ResourceNotFoundError(str(exc)) from None
     return body["text"]

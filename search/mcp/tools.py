@@ -15,9 +15,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import prefetch_related_objects
+
+from opensync.inputs import unstorable_message
 from sessions_app import analytics
 from sessions_app.message_text import message_text
-from sessions_app.models import Message, Part, Session
+from sessions_app.models import Message, Session
 from sessions_app.rendering import TOOL_CALL_TYPES, TOOL_RESULT_TYPES, part_text, tool_call, tool_output
 from sessions_app.selectors import (
     SessionFilters,
@@ -34,6 +37,7 @@ from ..api.views import context_body
 from ..selectors import search_sessions as search
 
 CUT = "[… {n} more characters cut]"
+MAX_OFFSET = 1000  # search_sessions' offset, as /api/search's
 CALLER_SCOPE_KEY = "opensync.caller"  # where search.mcp.http puts the Caller in the ASGI scope
 MAX_SNIPPET_ARGS = 300  # characters of a tool call's arguments
 _MARK = re.compile(r"</?mark>")
@@ -110,6 +114,8 @@ class Filters:
     date_to: date | None = None
 
     def session_filters(self) -> SessionFilters:
+        for name in ("agent", "project", "model"):
+            storable(name, getattr(self, name))
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise ToolInputError("date_from must not be after date_to")
         return SessionFilters(
@@ -124,6 +130,14 @@ class Filters:
         """The search selectors' argument: None when nothing filters."""
         filters = self.session_filters()
         return None if filters == SessionFilters() else filters
+
+
+def storable(name: str, value: str | None) -> str | None:
+    """`value` if PostgreSQL can take it (no NUL, no lone surrogate), else the tool error the read
+    API gives as a 400."""
+    if value and (problem := unstorable_message(value)):
+        raise ToolInputError(f"{name}: {problem}")
+    return value
 
 
 def session_of(caller: Caller, session_id: str) -> Session:
@@ -150,7 +164,8 @@ def search_sessions(
     filters: Filters = Filters(),
 ) -> dict:
     """The same search as /api/search (same ranking), each result with the best matching message."""
-    if not query.strip():
+    query = (storable("query", query) or "").strip()
+    if not query:
         raise ToolInputError("query must not be empty")
     result = search(caller.workspace, query, mode=mode, limit=limit, offset=offset, filters=filters.or_none())
     roles = dict(
@@ -176,7 +191,8 @@ def search_sessions(
         "results": results,
         "mode": result.mode,
         "notice": result.notice,
-        "nextOffset": offset + limit if len(results) == limit else None,
+        # the tool takes offsets up to MAX_OFFSET: past it, no next page is offered
+        "nextOffset": offset + limit if len(results) == limit and offset + limit <= MAX_OFFSET else None,
     }
 
 
@@ -271,9 +287,9 @@ def get_messages(
     if room == 0:  # from_message_id with limit 1: only whether anything follows
         page, more = [], bool(page) or more
     messages = first + page
-    parts: dict[int, list] = {m.pk: [] for m in messages}
-    for part in Part.objects.filter(message_id__in=list(parts)).order_by("message_id", "order"):
-        parts[part.message_id].append(part)
+    if first:
+        prefetch_related_objects(first, "parts")  # messages_page prefetched the page's
+    parts = {message.pk: list(message.parts.all()) for message in messages}
     out = []
     for message in messages:
         calls, results = _summarise_parts(parts[message.pk], max_chars)
@@ -311,7 +327,8 @@ def get_context(
 ) -> dict:
     """/api/context's answer: for a query exactly what the endpoint returns; for session ids the
     same shape, the sessions in the order given (type and notice null: nothing was searched)."""
-    if bool(query and query.strip()) == bool(session_ids):
+    query = (storable("query", query) or "").strip()  # trimmed, as /api/context's q
+    if bool(query) == bool(session_ids):
         raise ToolInputError("pass either query or session_ids")
     if session_ids:
         picks = [context.Pick(session_of(caller, sid).pk) for sid in session_ids]
@@ -331,7 +348,7 @@ def get_context(
             ),
             fmt=fmt,
             budget=max_tokens,
-            query=query or "",
+            query=query,
         ),
         mode=result.mode,
         notice=result.notice,
@@ -359,6 +376,8 @@ def usage_summary(
     if date_from or date_to:
         params |= {"range": "custom", "from": date_from.isoformat() if date_from else ""}
         params["to"] = date_to.isoformat() if date_to else ""
+    for name, value in (("agent", agent), ("project", project), ("model", model)):
+        storable(name, value)
     for name, value in (("source", agent and normalise_source(agent)), ("project", project), ("model", model)):
         if value is not None:
             params[name] = value

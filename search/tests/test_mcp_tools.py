@@ -141,6 +141,25 @@ def test_search_filters_by_agent_project_model_and_dates(caller, user, personal_
         search(caller, "deploy", date_from=date(2026, 3, 2), date_to=date(2026, 3, 1))
 
 
+def test_text_postgres_cannot_store_is_a_tool_error(caller):
+    for call in (
+        lambda: search(caller, "a\x00b"),
+        lambda: search(caller, "deploy", agent="claude\x00"),
+        lambda: tools.list_sessions(caller, limit=5, filters=tools.Filters(project="\ud800")),
+        lambda: tools.get_context(caller, **context_args(query="\x00")),
+        lambda: tools.usage_summary(caller, range="7d", model="m\x00"),
+    ):
+        with pytest.raises(ToolInputError, match=r"^(query|agent|project|model): Text must not contain"):
+            call()
+
+
+def test_no_next_offset_past_the_largest_offset(caller, sync_client, monkeypatch):
+    sync(sync_client, [{"externalId": f"s{i}", "title": f"kubernetes rollout {i}"} for i in range(3)], [])
+    monkeypatch.setattr(tools, "MAX_OFFSET", 2)
+    assert search(caller, "kubernetes", limit=2)["nextOffset"] == 2
+    assert search(caller, "kubernetes", limit=1, offset=2)["nextOffset"] is None
+
+
 def test_search_never_reaches_another_workspace(outsider, conversation):
     assert search(outsider, "ECONNREFUSED")["results"] == []
 
@@ -409,6 +428,38 @@ def test_mcp_shares_the_read_apis_rate_limit(client, sync_key, settings):
         assert client.get("/api/sessions", HTTP_AUTHORIZATION=f"Bearer {sync_key}").status_code == 429
     finally:
         cache.clear()
+
+
+def test_mcp_searches_take_the_search_budget(client, sync_key, settings, conversation):
+    """search_sessions and get_context with a query cost what /api/search and /api/context do."""
+    cache.clear()
+    settings.OPENSYNC_API_RATE_LIMITS = {**settings.OPENSYNC_API_RATE_LIMITS, "search": (1, 60), "read": (100, 60)}
+    search_call = {"name": "search_sessions", "arguments": {"query": "ECONNREFUSED"}}
+    context_call = {"name": "get_context", "arguments": {"query": "ECONNREFUSED"}}
+    by_ids = {"name": "get_context", "arguments": {"session_ids": [str(conversation.pk)]}}
+    try:
+        assert rpc(client, sync_key, "tools/call", search_call).status_code == 200
+        for call in (search_call, context_call):
+            refused = rpc(client, sync_key, "tools/call", call)
+            assert refused.status_code == 429 and refused.json()["error"].startswith("Too many search requests")
+        assert client.get("/api/search?q=x", HTTP_AUTHORIZATION=f"Bearer {sync_key}").status_code == 429  # one budget
+        # reading is not searching
+        assert rpc(client, sync_key, "tools/call", by_ids).status_code == 200
+        assert rpc(client, sync_key, "tools/list").status_code == 200
+    finally:
+        cache.clear()
+
+
+def test_mcp_links_follow_the_host_asked_for_ipv6_too(client, sync_key, conversation):
+    response = rpc(
+        client,
+        sync_key,
+        "tools/call",
+        {"name": "get_session", "arguments": {"session_id": str(conversation.pk)}},
+        HTTP_HOST="[::1]:8000",
+    )
+    assert response.status_code == 200
+    assert response.json()["result"]["structuredContent"]["url"] == f"http://[::1]:8000/sessions/{conversation.pk}/"
 
 
 def test_mcp_preflight_allows_the_protocol_headers(client):
