@@ -19,6 +19,7 @@ from django.db.models import prefetch_related_objects
 
 from opensync.inputs import unstorable_message
 from sessions_app import analytics
+from sessions_app.api.analytics import figures_json
 from sessions_app.message_text import message_text
 from sessions_app.models import Message, Session
 from sessions_app.rendering import TOOL_CALL_TYPES, TOOL_RESULT_TYPES, part_text, tool_call, tool_output
@@ -389,18 +390,15 @@ def usage_summary(
         raise ToolInputError(str(exc)) from None
 
     def figures(row: dict) -> dict:
+        """/api/analytics' figures of a row, the ones an agent asks about."""
+        full = figures_json(row)
+        tokens = full["tokens"]
         return {
-            "sessions": row["sessions"],
-            "messages": row["messages"],
-            "tokens": {
-                "input": row["input_tokens"],
-                "output": row["output_tokens"],
-                "cacheRead": row["cache_read_tokens"],
-                "reasoning": row["reasoning_tokens"],
-                "total": row["total_tokens"],
-            },
-            "costUsd": _money(row["shown_cost"]),
-            "sessionsWithUnknownCost": row["sessions_unknown_cost"],
+            "sessions": full["sessions"],
+            "messages": full["messages"],
+            "tokens": {name: tokens[name] for name in ("input", "output", "cacheRead", "reasoning", "total")},
+            "costUsd": full["cost"]["total"],
+            "sessionsWithUnknownCost": full["cost"]["sessionsUnknown"],
         }
 
     return {
