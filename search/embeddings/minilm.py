@@ -129,8 +129,11 @@ class MiniLM:
                 )
             )
 
-    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """Unit vectors, one row per text, float32 (len(texts), 384)."""
+    def encode(self, texts: list[str], batch_size: int = 8) -> np.ndarray:
+        """Unit vectors, one row per text, float32 (len(texts), 384). Small batches: a batch of
+        256-token texts holds batch x 12 x 256 x 256 attention scores (3 MB a text, several
+        copies in flight), and on this machine 8 was faster than 32 as well (tests/benchmarks/
+        embeddings.py)."""
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
         # sorted by length, so a batch pads to similar lengths (sentence-transformers does the same)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
