@@ -123,6 +123,11 @@ def _merge(picks: Sequence[Pick]) -> dict[int, Pick]:
     return merged
 
 
+def hit_picks(hits) -> list[Pick]:
+    """A search's hits as picks: each session whole, with the message that matched."""
+    return [Pick(hit.session.pk, message_ids=(hit.message_id,) if hit.message_id else ()) for hit in hits]
+
+
 def load_blocks(workspace, picks: Sequence[Pick], *, last: int = DEFAULT_LAST) -> list[Block]:
     """The picked sessions of `workspace` (others' ids are ignored) with their candidate
     messages, in pick order. Two queries plus the parts' prefetch, whatever the number of picks."""

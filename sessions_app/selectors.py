@@ -9,6 +9,7 @@ Anything the user may not see is a 404, never a 403, so ids leak nothing.
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -165,6 +166,13 @@ def session_page(
     return rows[:size], encode_cursor(getattr(last, column), last.pk)
 
 
+def is_updated_cursor(cursor: str) -> bool:
+    """Whether `cursor` is one session_page gave for its default sort (most recently updated
+    first): what the read API and the MCP tools accept back, refusing anything else."""
+    position = decode_cursor(cursor)
+    return position is not None and isinstance(position[0], datetime)
+
+
 def _fits(value, column: str, nullable: bool) -> bool:
     if value is None:
         return nullable
@@ -223,6 +231,26 @@ def filter_choices(workspace) -> dict[str, list[str]]:
         choices = {field: row[field][:FACET_LIMIT] for field in fields}
         cache.set(key, choices, FACET_CACHE_SECONDS)
     return choices
+
+
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+def session_by_id(workspace_id: int, session_id: str) -> Session | None:
+    """A session of the workspace by an id given as text (an API parameter, a tool argument).
+    Another workspace's, a deleted one or a malformed id are all None, so ids leak nothing."""
+    session_id = str(session_id).strip()
+    if not _ID.fullmatch(session_id):
+        return None
+    return Session.objects.filter(workspace_id=workspace_id, pk=int(session_id)).first()
+
+
+def message_by_id(session: Session, message_id: str) -> Message | None:
+    """A message of the session by an id given as text; None for any other id."""
+    message_id = str(message_id).strip()
+    if not _ID.fullmatch(message_id):
+        return None
+    return session.messages.filter(pk=int(message_id)).first()
 
 
 def messages_page(session: Session, *, after=None, before=None, size: int = 100) -> tuple[list[Message], bool]:

@@ -80,16 +80,27 @@ class ContextApi(ReadApi):
     def get(self, request):
         params = self.query(request)
         result = _search(request, params, limit=min(params["limit"], self.max_limit))
-        picks = [
-            context.Pick(hit.session.pk, message_ids=(hit.message_id,) if hit.message_id else ()) for hit in result.hits
-        ]
-        blocks = context.load_blocks(request.auth.workspace, picks, last=params["messagesPerSession"])
-        built = context.build(blocks, fmt=params["format"], budget=params["maxTokens"], query=params["q"])
-        return Response(context_body(built, mode=result.mode, notice=result.notice))
+        return Response(
+            context_answer(
+                request.auth.workspace,
+                context.hit_picks(result.hits),
+                last=params["messagesPerSession"],
+                fmt=params["format"],
+                budget=params["maxTokens"],
+                query=params["q"],
+                mode=result.mode,
+                notice=result.notice,
+            )
+        )
 
 
-def context_body(built: context.Context, *, mode: str | None, notice: str | None) -> dict:
-    """/api/context's answer for a built context (the MCP server's get_context answers the same)."""
+def context_answer(
+    workspace, picks, *, last: int, fmt: str, budget: int, query: str = "", mode: str | None = None,
+    notice: str | None = None,
+) -> dict:  # fmt: skip
+    """/api/context's answer for the picked sessions (the MCP server's get_context answers the
+    same). `mode` and `notice` are the search's that picked them (None when nothing searched)."""
+    built = context.build(context.load_blocks(workspace, picks, last=last), fmt=fmt, budget=budget, query=query)
     body: dict[str, object] = {"messages": built.messages} if built.format == context.MESSAGES else {"text": built.text}
     included = built.included
     return {

@@ -25,16 +25,18 @@ from sessions_app.models import Message, Session
 from sessions_app.rendering import TOOL_CALL_TYPES, TOOL_RESULT_TYPES, part_text, tool_call, tool_output
 from sessions_app.selectors import (
     SessionFilters,
-    decode_cursor,
     decode_message_position,
+    is_updated_cursor,
+    message_by_id,
     message_position,
     messages_page,
+    session_by_id,
     session_page,
 )
 from sessions_app.wire import normalise_source
 
 from .. import context, services
-from ..api.views import context_body
+from ..api.views import context_answer
 from ..selectors import search_sessions as search
 
 CUT = "[… {n} more characters cut]"
@@ -42,7 +44,6 @@ MAX_OFFSET = 1000  # search_sessions' offset, as /api/search's
 CALLER_SCOPE_KEY = "opensync.caller"  # where search.mcp.http puts the Caller in the ASGI scope
 MAX_SNIPPET_ARGS = 300  # characters of a tool call's arguments
 _MARK = re.compile(r"</?mark>")
-_SESSION_ID = re.compile(r"[0-9]{1,18}")
 
 
 class ToolInputError(ValueError):
@@ -144,12 +145,17 @@ def storable(name: str, value: str | None) -> str | None:
 def session_of(caller: Caller, session_id: str) -> Session:
     """A session of the caller's workspace; any other id (another workspace's, a deleted or
     malformed one) is the same error, so ids leak nothing."""
-    session = None
-    if _SESSION_ID.fullmatch(str(session_id).strip()):
-        session = Session.objects.filter(workspace=caller.workspace, pk=int(session_id)).first()
+    session = session_by_id(caller.workspace.pk, session_id)
     if session is None:
         raise ToolInputError(f"Session {session_id} not found in this workspace")
     return session
+
+
+def message_of(session: Session, message_id: str) -> Message:
+    message = message_by_id(session, message_id)
+    if message is None:
+        raise ToolInputError(f"Message {message_id} not found in session {session.pk}")
+    return message
 
 
 # --- the tools -----------------------------------------------------------------------------------
@@ -204,10 +210,8 @@ def list_sessions(
     cursor: str | None = None,
     filters: Filters = Filters(),
 ) -> dict:
-    if cursor:
-        position = decode_cursor(cursor)
-        if position is None or not isinstance(position[0], datetime):
-            raise ToolInputError("cursor is not valid; pass the nextCursor of the previous page")
+    if cursor and not is_updated_cursor(cursor):
+        raise ToolInputError("cursor is not valid; pass the nextCursor of the previous page")
     sessions, next_cursor = session_page(caller.workspace, filters.session_filters(), cursor=cursor or None, size=limit)
     return {"sessions": [session_brief(caller, s) for s in sessions], "nextCursor": next_cursor}
 
@@ -277,11 +281,7 @@ def get_messages(
         if after is None:
             raise ToolInputError("cursor is not valid; pass the nextCursor you were given")
     elif from_message_id:
-        start = None
-        if _SESSION_ID.fullmatch(str(from_message_id).strip()):
-            start = session.messages.filter(pk=int(from_message_id)).first()
-        if start is None:
-            raise ToolInputError(f"Message {from_message_id} not found in session {session.pk}")
+        start = message_of(session, from_message_id)
         first, after = [start], decode_message_position(message_position(start))
     room = limit - len(first)
     page, more = messages_page(session, after=after, size=max(room, 1))
@@ -333,24 +333,15 @@ def get_context(
         raise ToolInputError("pass either query or session_ids")
     if session_ids:
         picks = [context.Pick(session_of(caller, sid).pk) for sid in session_ids]
-        blocks = context.load_blocks(caller.workspace, picks, last=messages_per_session)
-        built = context.build(blocks, fmt=fmt, budget=max_tokens)
-        return context_body(built, mode=None, notice=None)
-    result = search(caller.workspace, query or "", mode=mode, limit=limit, filters=filters.or_none())
-    return context_body(
-        context.build(
-            context.load_blocks(
-                caller.workspace,
-                [
-                    context.Pick(hit.session.pk, message_ids=(hit.message_id,) if hit.message_id else ())
-                    for hit in result.hits
-                ],
-                last=messages_per_session,
-            ),
-            fmt=fmt,
-            budget=max_tokens,
-            query=query,
-        ),
+        return context_answer(caller.workspace, picks, last=messages_per_session, fmt=fmt, budget=max_tokens)
+    result = search(caller.workspace, query, mode=mode, limit=limit, filters=filters.or_none())
+    return context_answer(
+        caller.workspace,
+        context.hit_picks(result.hits),
+        last=messages_per_session,
+        fmt=fmt,
+        budget=max_tokens,
+        query=query,
         mode=result.mode,
         notice=result.notice,
     )
@@ -425,12 +416,7 @@ def bookmark(caller: Caller, *, session_id: str, message_id: str | None = None, 
     if not caller.can_write:
         raise ToolInputError("This API key is read-only; bookmarking needs a key with the sync scope")
     session = session_of(caller, session_id)
-    message = None
-    if message_id:
-        if _SESSION_ID.fullmatch(str(message_id).strip()):
-            message = session.messages.filter(pk=int(message_id)).first()
-        if message is None:
-            raise ToolInputError(f"Message {message_id} not found in session {session.pk}")
+    message = message_of(session, message_id) if message_id else None
     marked = services.bookmark_set(user=caller.user, session=session, message=message, on=on)
     return {
         "sessionId": str(session.pk),

@@ -7,9 +7,7 @@ thousands of messages must not pay per-field serializer overhead. Read query par
 through the `*QuerySerializer`s, so every bad parameter is a 400 naming it.
 """
 
-import re
 import time
-from datetime import datetime
 
 from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
@@ -30,10 +28,11 @@ from ..exports import iter_messages
 from ..models import DimensionRollup, Session
 from ..selectors import (
     attach_message_costs,
-    decode_cursor,
     decode_message_position,
+    is_updated_cursor,
     message_position,
     messages_page,
+    session_by_id,
     session_page,
 )
 from ..wire import WireError, parse_json_object, parse_message, parse_session
@@ -183,15 +182,10 @@ class SyncSessionsListApi(APIView):
 # --- the read API ---------------------------------------------------------------------------------
 
 
-_SESSION_ID = re.compile(r"[0-9]{1,18}")
-
-
 def session_for_key(key: ApiKey, session_id: str) -> Session:
     """A session of the key's workspace. Another workspace's, a deleted one or a malformed id are
     all the same 404, so ids leak nothing."""
-    session = None
-    if _SESSION_ID.fullmatch(session_id):
-        session = Session.objects.filter(workspace_id=key.workspace_id, pk=int(session_id)).first()
+    session = session_by_id(key.workspace_id, session_id)
     if session is None:
         raise exceptions.NotFound("Session not found")
     return session
@@ -213,10 +207,8 @@ class SessionListApi(ReadApi):
     def get(self, request):
         params = self.query(request)
         cursor = params.get("cursor") or None
-        if cursor is not None:
-            position = decode_cursor(cursor)
-            if position is None or not isinstance(position[0], datetime):
-                raise exceptions.ValidationError("cursor is not valid; pass the nextCursor of the previous page")
+        if cursor is not None and not is_updated_cursor(cursor):
+            raise exceptions.ValidationError("cursor is not valid; pass the nextCursor of the previous page")
         sessions, next_cursor = session_page(
             request.auth.workspace, session_filters(params), cursor=cursor, size=min(params["limit"], self.max_limit)
         )
