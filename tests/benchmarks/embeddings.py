@@ -44,6 +44,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opensync.settings.test")
 os.environ.setdefault("DATABASE_URL", "postgres://bench@127.0.0.1:1/none")  # never connected to
 os.environ.setdefault("SECRET_KEY", "benchmark-only")
 
+from tests.benchmarks import percentile  # noqa: E402 - after the path is set
+
 ST_CHILD = r"""
 import json, resource, sys, time
 from sentence_transformers import SentenceTransformer
@@ -80,11 +82,6 @@ def corpus() -> tuple[list[str], list[str]]:
             text = message.get("textContent") or ""
             chunks.extend(chunk_text(text, size=2000, overlap=200, max_chunks=20) if text.strip() else [])
     return chunks, [query for query, _, _ in QUERIES]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def venv_install(lock: Path, model_requirements: Path | None) -> tuple[float, float]:

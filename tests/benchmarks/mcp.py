@@ -46,6 +46,7 @@ for _scope in ("SYNC", "READ", "SEARCH", "EXPORT"):
 
 from search.tests.fake_embeddings_server import FakeEmbeddingsServer  # noqa: E402 - no Django
 from search.tests.relevance_corpus import QUERIES, SESSIONS  # noqa: E402
+from tests.benchmarks import percentile  # noqa: E402
 from tests.benchmarks.ingest import fresh_database, recreate_database, start_database, start_web  # noqa: E402
 
 MODES = ("fulltext", "semantic", "hybrid")
@@ -66,11 +67,6 @@ def corpus_batches(copies: int) -> list[bytes]:
         ]
         bodies.append(json.dumps({"sessions": sessions, "messages": messages}).encode())
     return bodies
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def measure(url: str, key: str, rounds: int, limit: int) -> dict[str, dict[str, list[float]]]:
