@@ -54,14 +54,17 @@ class MessageChunkEmbedding(models.Model):
 
 
 class SessionEmbedding(models.Model):
-    """One vector per session: its title, summary and opening prompts (search.embeddings.chunking)."""
+    """One vector per session: its title, summary and opening prompts (search.embeddings.chunking).
+
+    Every session that was embedded has a row: one with nothing to embed has a NULL vector, so
+    "how many sessions have vectors" (search coverage, the background backfill) is a count of rows."""
 
     workspace = models.ForeignKey(
         "accounts.Workspace", on_delete=models.CASCADE, related_name="session_embeddings", db_index=False
     )
     session = models.OneToOneField("sessions_app.Session", on_delete=models.CASCADE, related_name="embedding")
     text_hash = models.CharField(max_length=64)
-    embedding = VectorField(dimensions=DIMENSIONS)
+    embedding = VectorField(dimensions=DIMENSIONS, null=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -152,3 +155,21 @@ class EmbeddingLease(models.Model):
 
     def __str__(self) -> str:
         return f"embedding lease of session {self.session_id}"
+
+
+class EmbeddingSpace(models.Model):
+    """Which model the stored vectors come from: one row, `signature` = provider:model:dimensions.
+
+    Vectors of two models can't be compared, so when the configured provider's signature differs
+    the stored vectors are dropped (the columns resized if the dimensions differ) and the worker
+    embeds every session again (search.embeddings.services.embedding_space_switch); until the
+    first worker has switched, search falls back to full-text rather than compare a query of one
+    model with vectors of another.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    signature = models.CharField(max_length=300)
+    switched_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.signature

@@ -15,9 +15,10 @@ see sessions_app.search_text.SEARCH_TEXT_SQL) and session titles:
 Semantic search ranks sessions by embedding similarity (search.embeddings), and says which
 message matched too: the one whose chunk is nearest to the query, with the start of that chunk
 as a plain snippet (there are no words to highlight). Hybrid fuses the two rankings with
-reciprocal rank fusion (`fuse`); a session found by both shows its full-text message. Without an
-embeddings provider, semantic and hybrid fall back to full-text and say so in
-`SearchResult.notice`.
+reciprocal rank fusion (`fuse`); a session found by both shows its full-text message. With
+embeddings turned off (OPENSYNC_EMBEDDINGS_PROVIDER=none) or failing, semantic and hybrid fall
+back to full-text and say so in `SearchResult.notice`, which also says when some of the
+workspace's sessions have no vectors yet (so a semantic search may miss them).
 """
 
 import functools
@@ -33,7 +34,7 @@ from sessions_app.models import CODE_SEPARATORS, Message, Session
 from sessions_app.selectors import SessionFilters, filter_sessions
 
 from . import embeddings
-from .embeddings import EmbeddingError
+from .embeddings import EmbeddingError, EmbeddingSwitchPending
 from .embeddings.text import chunk_at, prefix_chars
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,12 @@ MODES = (FULLTEXT, SEMANTIC, HYBRID)
 MAX_QUERY_CHARS = 500
 MAX_LIMIT = 100
 NO_PROVIDER_NOTICE = (
-    "Semantic search isn't configured on this server (set OPENSYNC_EMBEDDINGS_PROVIDER); "
+    "Semantic search is turned off on this server (OPENSYNC_EMBEDDINGS_PROVIDER=none); "
     "showing full-text results instead."
+)
+SWITCH_PENDING_NOTICE = (
+    "The embeddings model changed and the stored vectors are being replaced; showing full-text results "
+    "until the worker has started re-embedding."
 )
 
 # ts_headline wraps matches in these; the snippet is escaped, then they become <mark>s.
@@ -288,9 +293,22 @@ def _embeddings():
 
 
 def provider_failed_notice(error: Exception) -> str:
+    if isinstance(error, EmbeddingSwitchPending):
+        return SWITCH_PENDING_NOTICE
     return (
         f"Semantic search is unavailable right now ({type(error).__name__}); showing full-text results instead. "
         "Try again in a moment."
+    )
+
+
+def incomplete_vectors_notice(workspace) -> str | None:
+    """Says plainly that semantic search may miss sessions while some have no vectors yet."""
+    embedded, total = embeddings.vector_coverage(workspace.pk)
+    if embedded >= total:
+        return None
+    return (
+        f"Semantic search is still indexing: {embedded:,} of {total:,} sessions have vectors so far, so it may "
+        "miss the others (full-text search covers them all)."
     )
 
 
@@ -333,7 +351,9 @@ def search_sessions(
         return SearchResult(hits, FULLTEXT, NO_PROVIDER_NOTICE, requested_mode=mode)
     if mode != FULLTEXT:
         try:
-            return _semantic_or_hybrid(workspace, query, mode=mode, limit=limit, offset=offset, filters=filters)
+            result = _semantic_or_hybrid(workspace, query, mode=mode, limit=limit, offset=offset, filters=filters)
+            result.notice = incomplete_vectors_notice(workspace)
+            return result
         except EmbeddingError as error:  # the provider is down, rate-limited or misconfigured
             logger.warning("Semantic search failed, falling back to full-text: %s", error)
             hits = fulltext_search(workspace, query, limit=limit, offset=offset, filters=filters)

@@ -1,6 +1,8 @@
-"""Celery tasks of the search app: embeddings after each sync."""
+"""Celery tasks of the search app: embeddings after each sync, and the backfill of sessions
+without vectors (after a provider switch, an upgrade, or a run that failed)."""
 
 import logging
+import time
 
 from celery import shared_task
 from django.conf import settings
@@ -17,7 +19,7 @@ DEBOUNCE_KEY = "search:embed-pending:{}"
 
 def schedule_embeddings(session_ids) -> None:
     """Queue `embed_session` for each session once the current transaction commits (at once when
-    there is none). Does nothing when no provider is configured.
+    there is none). Does nothing when embeddings are turned off.
 
     Debounced per session: while a run is queued but not yet started, further syncs of that
     session queue nothing more. The key lives exactly as long as the run's countdown and is never
@@ -26,7 +28,7 @@ def schedule_embeddings(session_ids) -> None:
     CACHES); with a per-process cache (a broker that isn't Redis) each web process debounces on its
     own, which only costs a few more (cheap, hash-skipping) runs.
     """
-    if not settings.OPENSYNC_EMBEDDINGS_PROVIDER:
+    if settings.OPENSYNC_EMBEDDINGS_PROVIDER == "none":
         return
     session_ids = sorted(set(session_ids))
     if session_ids:
@@ -68,6 +70,12 @@ def embed_session(self, session_id: int) -> None:
     provider = get_provider()
     if provider is None:
         return
+    try:
+        if embedding_services.embedding_space_switch(provider):
+            embeddings_backfill.delay()
+    except EmbeddingConfigError as exc:
+        logger.error("Embeddings of session %s not computed: %s", session_id, exc)
+        return
     with embedding_services.session_lock(session_id, wait=False) as lease:
         if lease is None:
             # Another run is on this session and may have read it before the latest sync: go again
@@ -92,3 +100,53 @@ def embed_session(self, session_id: int) -> None:
             stats.chunks_deleted,
             ", session vector updated" if stats.session_embedded else "",
         )
+
+
+BACKFILL_KEY = "search:embeddings-backfill"
+BACKFILL_SECONDS = 4 * 60  # per run: under the beat interval, so runs don't pile up
+BACKFILL_PAGE = 50
+
+
+@shared_task(ignore_result=True, soft_time_limit=BACKFILL_SECONDS + 60, time_limit=BACKFILL_SECONDS + 120)
+def embeddings_backfill() -> None:
+    """Embed the sessions that have no vectors, most recently updated first, for up to
+    BACKFILL_SECONDS; beat runs it every OPENSYNC_EMBEDDINGS_BACKFILL_MINUTES and the next run
+    continues. First it switches the stored vectors to the configured model if that changed
+    (dropping the old ones). One run at a time (a key in the shared cache); a session being embedded
+    by a sync's run is skipped, and a session whose provider request fails is left to the next run.
+    Progress is logged, and search says how many sessions have vectors while some don't."""
+    provider = get_provider()
+    if provider is None or not cache.add(BACKFILL_KEY, 1, timeout=BACKFILL_SECONDS + 120):
+        return
+    try:
+        embedding_services.embedding_space_switch(provider)
+        _backfill(provider, deadline=time.monotonic() + BACKFILL_SECONDS)
+    except EmbeddingConfigError as exc:
+        logger.error("Embeddings backfill stopped: %s", exc)
+    finally:
+        cache.delete(BACKFILL_KEY)
+
+
+def _backfill(provider, *, deadline: float) -> None:
+    skipped: set[int] = set()
+    done = 0
+    while time.monotonic() < deadline:
+        session_ids = embedding_services.sessions_without_vectors(limit=BACKFILL_PAGE, exclude=skipped)
+        if not session_ids:
+            break
+        for session_id in session_ids:
+            if time.monotonic() >= deadline:
+                break
+            with embedding_services.session_lock(session_id, wait=False) as lease:
+                if lease is None:  # a sync's run has it
+                    skipped.add(session_id)
+                    continue
+                try:
+                    embedding_services.session_embed(session_id=session_id, provider=provider, lease=lease)
+                except EmbeddingTransientError as exc:
+                    logger.warning("Embeddings backfill: session %s left for the next run: %s", session_id, exc)
+                    skipped.add(session_id)
+                    continue
+            done += 1
+        left = embedding_services.sessions_without_vectors_count()
+        logger.info("Embeddings backfill: %s sessions embedded in this run, %s without vectors left", done, left)

@@ -42,7 +42,8 @@ def broker(data_dir: Path) -> Iterator[str]:
 def worker(broker_url: str, extra_env: dict | None = None) -> Iterator[subprocess.Popen]:
     """A Celery worker process (production settings, one task at a time) on the test database;
     yields the process, stops it after. `extra_env` adds or overrides environment variables
-    (e.g. OPENSYNC_DATA_DIR for where it writes media files)."""
+    (e.g. OPENSYNC_DATA_DIR for where it writes media files); embeddings are off unless it turns a
+    provider on, and a None value removes the variable."""
     from django.db import connection
 
     env = {k: v for k, v in os.environ.items() if k not in {"CELERY_TASK_ALWAYS_EAGER", "PYTEST_CURRENT_TEST"}}
@@ -53,8 +54,10 @@ def worker(broker_url: str, extra_env: dict | None = None) -> Iterator[subproces
         CELERY_BROKER_URL=broker_url,
         DB_CONN_MAX_AGE="0",
         LOG_LEVEL="WARNING",
+        OPENSYNC_EMBEDDINGS_PROVIDER="none",
         **(extra_env or {}),
     )
+    env = {name: value for name, value in env.items() if value is not None}
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "opensync", "worker", "--pool", "solo", "--loglevel", "WARNING",
          "--without-gossip", "--without-mingle", "--without-heartbeat"],

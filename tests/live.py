@@ -62,7 +62,9 @@ def start_gunicorn(
     database_settings: dict, workers: int = 4, extra_env: dict | None = None, port: int | None = None
 ) -> tuple[subprocess.Popen, int]:
     """gunicorn serving the app against the given (test) database, on `port` (default: a free one;
-    give the old one to restart a stopped server where its clients expect it)."""
+    give the old one to restart a stopped server where its clients expect it). Embeddings are off
+    unless `extra_env` turns a provider on; a None value in `extra_env` removes the variable (to run
+    with nothing configured, as a fresh install does)."""
     port = port or free_port()
     env = {
         **os.environ,
@@ -72,8 +74,10 @@ def start_gunicorn(
         "CELERY_BROKER_URL": "memory://",
         "DB_CONN_MAX_AGE": "0",
         "LOG_LEVEL": "WARNING",
+        "OPENSYNC_EMBEDDINGS_PROVIDER": "none",
         **(extra_env or {}),
     }
+    env = {name: value for name, value in env.items() if value is not None}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "opensync.wsgi:application", "--bind", f"127.0.0.1:{port}",
          "--worker-class", "opensync.gunicorn_worker.JsonErrorWorker",

@@ -724,10 +724,10 @@ def test_search_from_the_list_finds_highlights_and_jumps_to_the_message(live, op
     expect(page.locator(".search-hit")).to_have_count(1)
     shot(page, "search")
 
-    # Switching the mode re-runs the search in place (HTMX) and says semantic isn't configured.
+    # Switching the mode re-runs the search in place (HTMX) and says semantic search is turned off.
     mark_no_reload(page)
     page.check("input[name=mode][value=hybrid]")
-    expect(page.locator(".notice")).to_contain_text("isn't configured")
+    expect(page.locator(".notice")).to_contain_text("is turned off")
     assert_not_reloaded(page)
     expect(page).to_have_url(re.compile(r"mode=hybrid"))
 

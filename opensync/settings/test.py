@@ -18,3 +18,8 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # (tests set OPENSYNC_METRICS_TOKEN per test).
 if PROMETHEUS_MIDDLEWARE[0] not in MIDDLEWARE:  # noqa: F405
     MIDDLEWARE = [PROMETHEUS_MIDDLEWARE[0], *MIDDLEWARE, PROMETHEUS_MIDDLEWARE[1]]  # noqa: F405
+# Embeddings are off unless a test turns a provider on: most tests are not about search by meaning,
+# and the ones that are choose theirs (the fake OpenAI-compatible server, or the local model in
+# search/tests/test_local_embeddings.py and the relevance test). The default is `local`
+# (opensync/settings/__init__.py), which tests/test_local_semantic.py runs with nothing configured.
+OPENSYNC_EMBEDDINGS_PROVIDER = "none"

@@ -1,5 +1,7 @@
 """Embedding providers behind one small interface, chosen by OPENSYNC_EMBEDDINGS_PROVIDER.
 
+* `local` (the default): all-MiniLM-L6-v2 in numpy, in this process (search.embeddings.minilm),
+  loaded on first use, once per process: no account, no download, nothing sent anywhere.
 * `openai`: the `openai` package against OpenAI or any OpenAI-compatible server
   (OPENSYNC_EMBEDDINGS_BASE_URL: Azure OpenAI's v1 endpoint, Ollama, vLLM, LM Studio).
 * `sentence-transformers`: a local model, from the optional `local` extra (imported on first use).
@@ -28,6 +30,10 @@ class EmbeddingTransientError(EmbeddingError):
 
 class EmbeddingConfigError(EmbeddingError):
     """Retrying won't help until the configuration changes."""
+
+
+class EmbeddingSwitchPending(EmbeddingError):
+    """The stored vectors come from another model, and no worker has switched them over yet."""
 
 
 class EmbeddingProvider:
@@ -149,13 +155,43 @@ class SentenceTransformersProvider(EmbeddingProvider):
         return [vector.tolist() for vector in vectors]
 
 
+class LocalProvider(EmbeddingProvider):
+    """all-MiniLM-L6-v2 (384 dimensions) run in numpy. The model (about 90 MB of weights) is
+    loaded on the first texts to embed, once per process: a web worker that never runs a semantic
+    search never loads it."""
+
+    name = "local"
+
+    def __init__(self, *, batch_size: int, threads: int) -> None:
+        self.model = settings.LOCAL_EMBEDDINGS_MODEL
+        self.dimensions = 384
+        self.batch_size = batch_size
+        self.threads = threads
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._model is None:
+                from . import minilm  # numpy, tokenizers and safetensors: only in processes that embed
+
+                try:
+                    self._model = minilm.MiniLM(threads=self.threads or None)
+                except minilm.ModelError as exc:
+                    raise EmbeddingConfigError(f"{self}: {exc}") from exc
+        return self._model
+
+    def _embed_batch(self, texts: list[str]) -> list[list[float]]:
+        return self._load().encode(texts).tolist()
+
+
 def get_provider() -> EmbeddingProvider | None:
-    """The configured provider, or None when OPENSYNC_EMBEDDINGS_PROVIDER is empty (the default).
+    """The configured provider, or None when OPENSYNC_EMBEDDINGS_PROVIDER is `none`.
 
     Cheap to call: one instance per configuration and process (keeps the HTTP connection pool
     or the loaded local model).
     """
-    if not settings.OPENSYNC_EMBEDDINGS_PROVIDER:
+    if settings.OPENSYNC_EMBEDDINGS_PROVIDER == "none":
         return None
     return _provider(
         settings.OPENSYNC_EMBEDDINGS_PROVIDER,
@@ -166,11 +202,16 @@ def get_provider() -> EmbeddingProvider | None:
         settings.OPENSYNC_EMBEDDINGS_TIMEOUT,
         settings.OPENSYNC_EMBEDDINGS_BATCH_SIZE,
         settings.OPENSYNC_EMBEDDINGS_SEND_DIMENSIONS,
+        settings.OPENSYNC_EMBEDDINGS_THREADS,
     )
 
 
 @functools.lru_cache(maxsize=4)
-def _provider(name, model, dimensions, base_url, api_key, timeout, batch_size, send_dimensions) -> EmbeddingProvider:
+def _provider(
+    name, model, dimensions, base_url, api_key, timeout, batch_size, send_dimensions, threads
+) -> EmbeddingProvider:
+    if name == "local":
+        return LocalProvider(batch_size=batch_size, threads=threads)
     if name == "openai":
         return OpenAIProvider(
             model=model,

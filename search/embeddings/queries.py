@@ -23,8 +23,8 @@ from pgvector.django import CosineDistance
 from sessions_app.models import Session
 
 from ..models import MessageChunkEmbedding, SessionEmbedding
-from .providers import EmbeddingProvider, get_provider
-from .services import check_dimensions
+from .providers import EmbeddingProvider, EmbeddingSwitchPending, get_provider
+from .services import check_dimensions, provider_signature, stored_signature
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,31 @@ CHUNKS_PER_SESSION = 5  # a session usually matches with several chunks: fetch m
 def semantic_search_available() -> bool:
     """Whether an embeddings provider is configured (otherwise say so and use full-text)."""
     return get_provider() is not None
+
+
+def vector_coverage(workspace_id: int) -> tuple[int, int]:
+    """(sessions embedded with the current vectors, sessions) in the workspace: search says plainly
+    that it may miss sessions while the first is smaller (a backfill after a switch, new syncs
+    waiting for the worker). One statement, two index-only counts."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT count(*) FROM {SessionEmbedding._meta.db_table} WHERE workspace_id = %s), "
+            f"(SELECT count(*) FROM {Session._meta.db_table} WHERE workspace_id = %s)",
+            [workspace_id, workspace_id],
+        )
+        embedded, total = cursor.fetchone()
+    return min(embedded, total), total
+
+
+def _check_space(provider: EmbeddingProvider) -> None:
+    """Refuse to compare a query of one model with stored vectors of another (until a worker has
+    switched them: search.embeddings.services.embedding_space_switch)."""
+    stored = stored_signature()
+    if stored and stored != provider_signature(provider):
+        raise EmbeddingSwitchPending(
+            f"the stored vectors come from {stored}, not {provider_signature(provider)}; they are replaced as "
+            "soon as a worker runs"
+        )
 
 
 class SessionMatch(NamedTuple):
@@ -77,6 +102,7 @@ def semantic_session_matches(
     query_text = (query_text or "").strip()[:QUERY_CHARS]
     if provider is None or not query_text or limit <= 0:
         return []
+    _check_space(provider)
     vector = _query_vector(provider, query_text)
     depth = min(offset + limit, MAX_CANDIDATES)
     candidates = min(max(depth * CHUNKS_PER_SESSION, MIN_CANDIDATES), MAX_CANDIDATES)
@@ -120,7 +146,7 @@ chunks AS MATERIALIZED (
 whole AS MATERIALIZED (
     SELECT e.session_id, e.embedding <=> (SELECT v FROM q) AS distance
     FROM {SessionEmbedding._meta.db_table} e
-    WHERE e.workspace_id = %s {{within}}
+    WHERE e.workspace_id = %s AND e.embedding IS NOT NULL {{within}}
     ORDER BY distance LIMIT %s
 ),
 best_chunk AS (
@@ -159,6 +185,7 @@ def semantic_message_hits(workspace_id: int, query_text: str, limit: int) -> lis
     query_text = (query_text or "").strip()[:QUERY_CHARS]
     if provider is None or not query_text or limit <= 0:
         return []
+    _check_space(provider)
     vector = _query_vector(provider, query_text)
     candidates = min(max(limit * 3, 50), MAX_CANDIDATES)
     with _vector_search(candidates):

@@ -1,4 +1,5 @@
-"""Writes for embeddings: bring one session's vectors up to date, resize the vector columns."""
+"""Writes for embeddings: bring one session's vectors up to date, switch the stored vectors to
+the configured model (resizing the vector columns), find the sessions the backfill embeds."""
 
 import datetime
 import logging
@@ -17,7 +18,7 @@ from pgvector.django import HnswIndex
 from sessions_app.models import Message, Part, Session
 from sessions_app.rendering import TEXT_TYPES, TOOL_CALL_TYPES
 
-from ..models import EmbeddingLease, MessageChunkEmbedding, SessionEmbedding
+from ..models import EmbeddingLease, EmbeddingSpace, MessageChunkEmbedding, SessionEmbedding
 from .providers import EmbeddingConfigError, EmbeddingProvider
 from .text import SessionText, chunk_text, message_text, text_hash
 
@@ -99,6 +100,9 @@ def vector_columns_resize(*, dimensions: int) -> None:
     HNSW indexes. Every workspace loses its vectors; they come back as sessions are re-embedded."""
     global _column_dimensions
     with connection.schema_editor() as editor:  # one transaction
+        # ALTER TABLE refuses to run while deferred foreign-key checks of rows written earlier in
+        # the same transaction are pending (a caller's transaction, or a test's): run them now
+        editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for model in EMBEDDING_MODELS:
             table = editor.quote_name(model._meta.db_table)
             index = next(index for index in model._meta.indexes if isinstance(index, HnswIndex))
@@ -107,6 +111,76 @@ def vector_columns_resize(*, dimensions: int) -> None:
             editor.execute(f"ALTER TABLE {table} ALTER COLUMN embedding TYPE vector({int(dimensions)})")
             editor.add_index(model, index)
     _column_dimensions = None
+
+
+def provider_signature(provider: EmbeddingProvider) -> str:
+    """What vectors must share to be compared: provider, model and dimensions."""
+    return f"{provider.name}:{provider.model}:{provider.dimensions}"
+
+
+def stored_signature() -> str:
+    """The signature of the stored vectors ("" before any worker recorded one)."""
+    return EmbeddingSpace.objects.filter(pk=1).values_list("signature", flat=True).first() or ""
+
+
+def embedding_space_switch(provider: EmbeddingProvider) -> bool:
+    """Make the stored vectors the configured provider's. When its signature differs from the
+    stored one, every workspace's vectors are dropped (and the columns resized to its dimensions)
+    so that none of another model is ever compared with its queries; the backfill
+    (search.tasks.embeddings_backfill) then embeds every session again. The first time (a new
+    install, or an upgrade from before signatures were kept) vectors of the right size are
+    adopted. Returns True when vectors were dropped. Cheap when nothing changed: one read."""
+    global _column_dimensions
+    signature = provider_signature(provider)
+    if stored_signature() == signature and vector_column_dimensions() == provider.dimensions:
+        return False
+    EmbeddingSpace.objects.get_or_create(pk=1, defaults={"signature": ""})
+    with transaction.atomic():
+        space = EmbeddingSpace.objects.select_for_update().get(pk=1)  # one switch at a time
+        _column_dimensions = None  # another process may have resized them
+        columns = vector_column_dimensions()
+        if space.signature == signature and columns == provider.dimensions:
+            return False  # another worker switched while this one waited
+        dropped = False
+        if columns != provider.dimensions:
+            logger.warning(
+                "Embeddings now come from %s: resizing the vector columns from %s to %s dimensions and "
+                "dropping the old vectors; every session is embedded again in the background",
+                signature,
+                columns,
+                provider.dimensions,
+            )
+            vector_columns_resize(dimensions=provider.dimensions)
+            dropped = True
+        elif space.signature and space.signature != signature:
+            logger.warning(
+                "Embeddings now come from %s, not %s: dropping the old vectors; every session is embedded "
+                "again in the background",
+                signature,
+                space.signature,
+            )
+            for model in EMBEDDING_MODELS:
+                model.objects.all().delete()
+            dropped = True
+        space.signature = signature
+        space.save()
+    return dropped
+
+
+def sessions_without_vectors(*, limit: int, exclude=()) -> list[int]:
+    """Ids of sessions never embedded with the current vectors (no session row: a session with
+    nothing to embed still gets one), most recently updated first, so the backfill brings back
+    what people are working on before the archive."""
+    return list(
+        Session.objects.filter(embedding__isnull=True)
+        .exclude(pk__in=list(exclude))
+        .order_by("-updated_at", "-pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def sessions_without_vectors_count() -> int:
+    return Session.objects.filter(embedding__isnull=True).count()
 
 
 # --- one session ---------------------------------------------------------------------------------
@@ -292,13 +366,11 @@ def _save_chunks(session_id, workspace_id, chunks: list[_Chunk], provider, stats
 
 
 def _save_session_vector(session_id, workspace_id, text: str, provider, stats: EmbedStats, lease) -> None:
-    if not text:
-        SessionEmbedding.objects.filter(session_id=session_id).delete()
-        return
     hash_ = text_hash(text, model=provider.model, dimensions=provider.dimensions)
     if SessionEmbedding.objects.filter(session_id=session_id, text_hash=hash_).exists():
         return
-    [vector] = _embed(provider, [text], stats, lease)
+    # nothing to embed: a row without a vector still says the session was seen (coverage, backfill)
+    [vector] = _embed(provider, [text], stats, lease) if text else [None]
     row = SessionEmbedding(workspace_id=workspace_id, session_id=session_id, text_hash=hash_, embedding=vector)
     _upsert(session_id, SessionEmbedding, [row], unique_fields=["session"], update_fields=UPDATE_FIELDS)
     stats.session_embedded = True

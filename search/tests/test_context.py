@@ -204,7 +204,7 @@ def test_api_text_is_upstreams_shape(indexed):
     assert body["tokenCount"] == tokens.count(body["text"]) and body["maxTokens"] == context.DEFAULT_BUDGET
     assert body["truncated"] is False
     # no embeddings provider in tests: hybrid says it fell back
-    assert body["type"] == "fulltext" and "isn't configured" in body["notice"]
+    assert body["type"] == "fulltext" and "is turned off" in body["notice"]
 
 
 def test_api_messages_format_and_v1_alias(indexed):

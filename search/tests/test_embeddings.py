@@ -527,18 +527,6 @@ def test_dimensions_are_only_sent_to_models_that_take_them(provider, settings):
     assert provider.requests[-1]["dimensions"] == COLUMN_DIMENSIONS
 
 
-def test_a_mismatch_with_the_columns_is_reported_not_written(provider, settings, caplog):
-    settings.OPENSYNC_EMBEDDINGS_DIMENSIONS = 8
-    session = SessionFactory()
-    MessageFactory(session=session, text_content="hello")
-    with caplog.at_level(logging.ERROR, logger="search.tasks"):
-        embed_session.apply(args=(session.pk,))
-    assert f"have {COLUMN_DIMENSIONS} dimensions" in caplog.text and "--rebuild" in caplog.text
-    assert provider.requests == []
-    with pytest.raises(EmbeddingConfigError):
-        semantic_session_ids(session.workspace_id, "hello", 5)
-
-
 def test_sentence_transformers_missing_gives_a_clear_error(settings):
     settings.OPENSYNC_EMBEDDINGS_PROVIDER = "sentence-transformers"
     settings.OPENSYNC_EMBEDDINGS_MODEL = "all-MiniLM-L6-v2"

@@ -92,20 +92,21 @@ def test_rebuild_recomputes_everything(provider, workspace):
     assert MessageChunkEmbedding.objects.count() == 6
 
 
-def test_resizes_the_columns_only_with_rebuild(provider, settings, workspace):
+def test_a_changed_dimension_resizes_the_columns_and_says_so(provider, settings, workspace):
+    run("--workspace", "acme")
+    assert services.stored_signature() == f"openai:text-embedding-3-small:{COLUMN_DIMENSIONS}"
     settings.OPENSYNC_EMBEDDINGS_DIMENSIONS = 8
-    with pytest.raises(CommandError, match=f"have {COLUMN_DIMENSIONS} dimensions.*--rebuild"):
-        run("--workspace", "acme")
-    output = run("--workspace", "acme", "--rebuild")
-    assert f"Resizing the vector columns from {COLUMN_DIMENSIONS} to 8 dimensions" in output
+    output = run("--workspace", "acme")
+    assert f"came from openai:text-embedding-3-small:{COLUMN_DIMENSIONS}, not openai:text-embedding-3-small:8" in output
     assert services.vector_column_dimensions() == 8
+    assert services.stored_signature() == "openai:text-embedding-3-small:8"
     assert {len(row.embedding) for row in MessageChunkEmbedding.objects.all()} == {8}
-    assert all(body["dimensions"] == 8 for body in provider.requests)
+    assert provider.requests[-1]["dimensions"] == 8
 
 
 def test_refuses_without_provider_or_workspace(settings, workspace):
-    settings.OPENSYNC_EMBEDDINGS_PROVIDER = ""
-    with pytest.raises(CommandError, match="No embeddings provider is configured"):
+    settings.OPENSYNC_EMBEDDINGS_PROVIDER = "none"
+    with pytest.raises(CommandError, match=r"Embeddings are turned off \(OPENSYNC_EMBEDDINGS_PROVIDER=none"):
         run("--workspace", "acme")
 
 

@@ -184,11 +184,11 @@ def test_no_result_ever_comes_from_another_workspace(client, corpus, other_user)
 
 
 def test_semantic_and_hybrid_fall_back_to_fulltext_without_a_provider(corpus, settings):
-    settings.OPENSYNC_EMBEDDINGS_PROVIDER = ""
+    settings.OPENSYNC_EMBEDDINGS_PROVIDER = "none"
     for mode in (SEMANTIC, HYBRID):
         result = search_sessions(corpus, "postgres", mode=mode)
         assert result.mode == FULLTEXT and result.requested_mode == mode
-        assert "isn't configured" in result.notice and titles(result) == ["Fix the database connection"]
+        assert "is turned off" in result.notice and titles(result) == ["Fix the database connection"]
 
 
 def test_reciprocal_rank_fusion():

@@ -2,16 +2,19 @@
 of realistic coding sessions with labelled queries (relevance_corpus).
 
 The corpus goes through the sync API (/sync/batch), which maintains the full-text index and,
-after the commit, computes embeddings with the real `openai` client against the local fake
-embeddings server (a hashed bag of words: it matches shared words, not meaning, so it shows the
-plumbing works rather than what a real model would score). A real local model runs too when
-`sentence_transformers` is importable and OPENSYNC_RELEVANCE_ST_MODEL names a model directory.
+after the commit, computes embeddings twice over:
+
+* with the real `openai` client against the local fake embeddings server (a hashed bag of words,
+  at 1,536 dimensions as it was first measured: it matches shared words, not meaning, so it shows
+  the plumbing works rather than what a real model would score);
+* with the local model every install runs by default (all-MiniLM-L6-v2 in numpy,
+  search.embeddings.minilm), which finds the sessions of the "idea" queries that share no word
+  with them.
 
 Run with `-s` to see the table. The floors asserted are below the values measured when this
 test was written, so a ranking regression fails it.
 """
 
-import os
 from dataclasses import dataclass
 
 import pytest
@@ -99,7 +102,12 @@ def test_relevance_fulltext_semantic_hybrid(
     provider,  # noqa: F811
     personal_workspace,
     django_capture_on_commit_callbacks,
+    settings,
 ):
+    # the fake's figures were measured at 1,536 dimensions (at 384 its hashed words collide more
+    # often: semantic 0.837 / 0.772, hybrid 0.863 / 0.859); DDL in the test's transaction, rolled back
+    settings.OPENSYNC_EMBEDDINGS_DIMENSIONS = 1536
+    services.vector_columns_resize(dimensions=1536)
     workspace = load_corpus(sync_client, django_capture_on_commit_callbacks, personal_workspace)
     scores = {mode: evaluate(workspace, mode) for mode in (FULLTEXT, SEMANTIC, HYBRID)}
     report("fake embeddings (hashed bag of words)", scores)
@@ -119,22 +127,23 @@ def test_relevance_fulltext_semantic_hybrid(
             assert full.per_query[query][0] == 1.0, (query, full.per_query[query][2])
 
 
-@pytest.mark.skipif(
-    not os.environ.get("OPENSYNC_RELEVANCE_ST_MODEL"),
-    reason="set OPENSYNC_RELEVANCE_ST_MODEL to a local sentence-transformers model directory to score a real model",
-)
-def test_relevance_with_a_real_local_model(
-    sync_client, personal_workspace, django_capture_on_commit_callbacks, settings
-):
-    st = pytest.importorskip("sentence_transformers")
-    model = st.SentenceTransformer(os.environ["OPENSYNC_RELEVANCE_ST_MODEL"])
-    dimensions = model.get_sentence_embedding_dimension()
-    settings.OPENSYNC_EMBEDDINGS_PROVIDER = "sentence-transformers"
-    settings.OPENSYNC_EMBEDDINGS_MODEL = os.environ["OPENSYNC_RELEVANCE_ST_MODEL"]
-    settings.OPENSYNC_EMBEDDINGS_DIMENSIONS = dimensions
-    settings.OPENSYNC_EMBEDDINGS_BATCH_SIZE = 64
-    services.vector_columns_resize(dimensions=dimensions)  # DDL inside the test transaction: rolled back
+def test_relevance_with_the_local_model(sync_client, personal_workspace, django_capture_on_commit_callbacks, settings):
+    settings.OPENSYNC_EMBEDDINGS_PROVIDER = "local"
+    settings.OPENSYNC_EMBEDDINGS_MODEL = settings.LOCAL_EMBEDDINGS_MODEL
+    settings.OPENSYNC_EMBEDDINGS_DIMENSIONS = 384
+    assert services.vector_column_dimensions() == 384  # the default size: no resize needed
     workspace = load_corpus(sync_client, django_capture_on_commit_callbacks, personal_workspace)
     scores = {mode: evaluate(workspace, mode) for mode in (FULLTEXT, SEMANTIC, HYBRID)}
-    report(f"sentence-transformers {os.path.basename(settings.OPENSYNC_EMBEDDINGS_MODEL)}", scores)
-    assert scores[HYBRID].recall >= scores[FULLTEXT].recall - 0.05
+    report("local model (all-MiniLM-L6-v2, numpy)", scores)
+
+    full, semantic, hybrid = scores[FULLTEXT], scores[SEMANTIC], scores[HYBRID]
+    # Floors a little under what was measured (recall@10 / MRR: full-text 0.684 / 0.692, semantic
+    # LOCAL_SEMANTIC, hybrid LOCAL_HYBRID; sentence-transformers itself measured 1.000 / 0.968 for both)
+    assert full.recall >= 0.66 and full.mrr >= 0.67
+    assert semantic.recall >= 0.97 and semantic.mrr >= 0.94
+    assert hybrid.recall >= 0.97 and hybrid.mrr >= 0.94
+    ideas = [query for query, kind, _ in QUERIES if kind == "idea"]
+    assert len(ideas) == 13
+    for query in ideas:  # no word in common with their sessions: full-text finds none, meaning finds all
+        assert full.per_query[query][0] == 0.0, query
+        assert semantic.per_query[query][0] == 1.0 and hybrid.per_query[query][0] == 1.0, query

@@ -85,7 +85,7 @@ def test_search_snippet_is_escaped_html(sync_client):
     assert set(re.findall(r"<[^>]*>", hit["snippet"])) == {"<mark>", "</mark>"}
 
 
-@override_settings(OPENSYNC_EMBEDDINGS_PROVIDER="")
+@override_settings(OPENSYNC_EMBEDDINGS_PROVIDER="none")
 @pytest.mark.parametrize("mode", ["semantic", "hybrid"])
 def test_search_without_embeddings_falls_back_and_says_so(sync_client, mode):
     session = sync_conversation(sync_client)

@@ -13,8 +13,9 @@ RETRIES = 5  # per session, on provider trouble that may pass (network, 429, 5xx
 class Command(BaseCommand):
     help = (
         "Compute the embeddings of a workspace's sessions that are missing or stale. Resumable: unchanged "
-        "text is skipped, so running it again continues where it stopped. --rebuild recomputes everything "
-        "(and resizes the vector columns after OPENSYNC_EMBEDDINGS_DIMENSIONS changed)."
+        "text is skipped, so running it again continues where it stopped. After a change of provider, model "
+        "or dimensions it first drops the old vectors (resizing the columns), as the worker's backfill does. "
+        "--rebuild recomputes everything."
     )
 
     def add_arguments(self, parser):
@@ -32,26 +33,24 @@ class Command(BaseCommand):
     def handle(self, *args, workspace, every, rebuild, batch, **options):
         provider = get_provider()
         if provider is None:
-            raise CommandError("No embeddings provider is configured: set OPENSYNC_EMBEDDINGS_PROVIDER (see README).")
+            raise CommandError("Embeddings are turned off (OPENSYNC_EMBEDDINGS_PROVIDER=none; see README).")
         if batch is not None and batch < 1:
             raise CommandError("--batch must be at least 1")
         workspaces = self._workspaces(workspace, every)
 
-        columns = services.vector_column_dimensions()
-        if columns is None:
+        if services.vector_column_dimensions() is None:
             raise CommandError("The embedding tables are missing or inconsistent: run `manage.py migrate` first.")
-        if columns != provider.dimensions:
-            if not rebuild:
-                raise CommandError(
-                    f"The vector columns have {columns} dimensions but {provider} gives {provider.dimensions} "
-                    "(OPENSYNC_EMBEDDINGS_DIMENSIONS). Run again with --rebuild to resize them: this deletes "
-                    "the vectors of every workspace."
-                )
+        stored = services.stored_signature()
+        try:
+            dropped = services.embedding_space_switch(provider)
+        except EmbeddingError as exc:
+            raise CommandError(str(exc)) from exc
+        if dropped:
+            signature = services.provider_signature(provider)
             self.stderr.write(
-                f"Resizing the vector columns from {columns} to {provider.dimensions} dimensions; the vectors of "
-                "every workspace are deleted (re-embed the others with --all)."
+                f"The stored vectors came from {stored or 'another model'}, not {signature}: "
+                "they were dropped (every workspace's; the worker's backfill re-embeds the others, or run with --all)."
             )
-            services.vector_columns_resize(dimensions=provider.dimensions)
         elif rebuild:
             ids = [w.pk for w in workspaces]
             MessageChunkEmbedding.objects.filter(workspace_id__in=ids).delete()
