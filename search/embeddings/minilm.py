@@ -109,7 +109,7 @@ def _safetensors(data: bytearray) -> dict[str, np.ndarray]:
     for name, spec in json.loads(data[8 : 8 + size]).items():
         if name != "__metadata__" and spec["dtype"] == "F32":  # the only other one: int64 position ids
             start, end = spec["data_offsets"]
-            tensor = np.frombuffer(data, np.float32, (end - start) // 4, 8 + size + start)
+            tensor = np.frombuffer(data, "<f4", (end - start) // 4, 8 + size + start)  # little-endian, as stored
             tensor.flags.writeable = False
             tensors[name] = tensor.reshape(spec["shape"])
     return tensors

@@ -173,7 +173,7 @@ class LocalProvider(EmbeddingProvider):
     def _load(self):
         with self._lock:
             if self._model is None:
-                from . import minilm  # numpy, tokenizers and safetensors: only in processes that embed
+                from . import minilm  # numpy and tokenizers: loaded only in processes that embed
 
                 try:
                     self._model = minilm.MiniLM(threads=self.threads or None)
