@@ -71,6 +71,7 @@ def server_env(tmp_path) -> dict:
     env.update(
         DJANGO_SETTINGS_MODULE="opensync.settings",
         OPENSYNC_DATA_DIR=str(tmp_path / "data"),
+        OPENSYNC_EMBEDDINGS_PROVIDER="none",  # 3-dimension vectors written by hand, not a model's
         OPENSYNC_EMBEDDINGS_DIMENSIONS="3",
         CELERY_TASK_ALWAYS_EAGER="true",
     )

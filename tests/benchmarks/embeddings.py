@@ -1,8 +1,8 @@
 """Local embeddings benchmark: the numpy all-MiniLM-L6-v2 (search.embeddings.minilm) against
 sentence-transformers (torch) on the same texts, in the same run.
 
-    .venv/bin/python tests/benchmarks/embeddings.py [--rounds 3] [--batch 8] [--st-python PATH]
-                                                    [--install]
+    .venv/bin/python tests/benchmarks/embeddings.py [--rounds 3] [--batch 8] [--threads N]
+                                                    [--st-python PATH] [--install]
 
 Texts: every message of the labelled search corpus (search/tests/relevance_corpus.py), as the
 embedding pipeline cuts them into chunks (search.embeddings.text.chunk_text), and its 39 queries.
@@ -10,6 +10,8 @@ embedding pipeline cuts them into chunks (search.embeddings.text.chunk_text), an
 * throughput: all the chunks, --rounds times, each round the numpy model then sentence-
   transformers (each already loaded and warmed up), in batches of --batch: chunks per second.
 * query latency: each query alone (what the web process does per semantic search), p50/p95.
+* threads: the numpy model's BLAS threads (--threads, default the CPUs this process may use, as
+  in production), and torch's own default.
 * load: seconds to load each model; memory: what loading and encoding add to this process's peak
   RSS for the numpy model (batch activations included), the whole child's peak for torch.
 * --install: the size and the install time of `make run`'s environment (a new venv from
@@ -104,6 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, help="the numpy model's BLAS threads (default: the CPUs it may use)")
     parser.add_argument("--st-python", help="a Python with sentence-transformers (default: this one, if it has it)")
     parser.add_argument("--install", action="store_true", help="measure the environment's install size and time")
     parser.add_argument("--before", default="f06b9f7", help="the commit whose requirements.lock is 'before'")
@@ -115,7 +118,7 @@ def main() -> None:
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
-    model = minilm.MiniLM()
+    model = minilm.MiniLM(threads=args.threads)
     load = time.perf_counter() - started
     model.encode(texts[:64], batch_size=args.batch)  # warm-up
     rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
@@ -125,7 +128,8 @@ def main() -> None:
         import importlib.util
 
         st_python = sys.executable if importlib.util.find_spec("sentence_transformers") else None
-    figures: dict[str, object] = {"chunks": len(texts), "numpy_load_s": round(load, 2), "numpy_rss_mb": round(rss, 1)}
+    figures: dict[str, object] = {"chunks": len(texts), "batch": args.batch, "numpy_threads": model.threads,
+                                  "numpy_load_s": round(load, 2), "numpy_rss_mb": round(rss, 1)}  # fmt: skip
     ours: list[float] = []
     theirs: list[float] = []
     st: dict = {}
@@ -154,7 +158,7 @@ def main() -> None:
         our_queries.append((time.perf_counter() - started) * 1000)
 
     our_rate = len(texts) / statistics.median(ours)
-    print(f"numpy      load {load:5.2f} s  +{rss:6.1f} MB  {our_rate:7.1f} chunks/s  "
+    print(f"numpy ({model.threads} threads)  load {load:5.2f} s  +{rss:6.1f} MB  {our_rate:7.1f} chunks/s  "
           f"query p50 {statistics.median(our_queries):6.2f} ms  p95 {percentile(our_queries, 0.95):6.2f} ms")  # fmt: skip
     figures |= {
         "numpy_chunks_per_s": round(our_rate, 1),
@@ -171,6 +175,7 @@ def main() -> None:
         print(f"ratio numpy / sentence-transformers: {ratio:.3f}")
         figures |= {
             "st_chunks_per_s": round(st_rate, 1),
+            "st_threads": st["threads"],
             "st_load_s": round(st["load_s"], 2),
             "st_peak_rss_mb": round(st["peak_rss_mb"], 1),
             "st_query_p50_ms": round(statistics.median(st["queries"]), 2),
