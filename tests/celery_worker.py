@@ -55,8 +55,8 @@ def worker(broker_url: str, extra_env: dict | None = None) -> Iterator[subproces
         DB_CONN_MAX_AGE="0",
         LOG_LEVEL="WARNING",
         OPENSYNC_EMBEDDINGS_PROVIDER="none",
-        **(extra_env or {}),
     )
+    env.update(extra_env or {})  # after: it may override any of these
     env = {name: value for name, value in env.items() if value is not None}
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "opensync", "worker", "--pool", "solo", "--loglevel", "WARNING",
