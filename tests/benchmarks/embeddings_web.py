@@ -125,7 +125,7 @@ def main() -> None:
             f"{rss['first_semantic'][pid]:>9.1f} {rss['after'][pid]:>8.1f}"
         )
     added = [rss["after"][pid] - rss["fulltext"][pid] for pid in pids]
-    figures = {mode: (percentile(v, 50), percentile(v, 95)) for mode, v in latencies.items()}
+    figures = {mode: (percentile(v, 0.5), percentile(v, 0.95)) for mode, v in latencies.items()}
     for mode, (p50, p95) in figures.items():
         print(f"{mode:>9}: p50 {p50:.1f} ms, p95 {p95:.1f} ms over {len(latencies[mode])} queries")
     print(
