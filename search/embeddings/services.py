@@ -85,7 +85,11 @@ def vector_column_dimensions() -> int | None:
 
 
 def check_dimensions(provider: EmbeddingProvider) -> None:
+    global _column_dimensions
     columns = vector_column_dimensions()
+    if columns != provider.dimensions:  # a worker may have resized them since this process looked
+        _column_dimensions = None
+        columns = vector_column_dimensions()
     if columns is None:
         raise EmbeddingConfigError("The embedding tables are missing or inconsistent: run `manage.py migrate`")
     if columns != provider.dimensions:

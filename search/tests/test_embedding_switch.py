@@ -93,6 +93,8 @@ def test_changed_dimensions_resize_the_columns(
     assert services.vector_column_dimensions() == 8
     assert services.stored_signature() == "openai:text-embedding-3-small:8"
     assert [len(v) for v in MessageChunkEmbedding.objects.values_list("embedding", flat=True)] == [8]
+    # a web process that read the columns' size before the worker resized them looks again
+    services._column_dimensions = COLUMN_DIMENSIONS
     assert semantic_session_ids(session.workspace_id, "postgres", 5)[0][0] == session.pk
 
 
