@@ -170,10 +170,14 @@ class MiniLM:
     reads the weights (each call has its own work arrays)."""
 
     def __init__(self, path: Path | None = None, threads: int | None = None):
-        with zipfile.ZipFile(path or model_zip()) as archive:
-            weights = _safetensors(read_checked(archive, "model.safetensors"))
-            tokenizer = Tokenizer.from_str(read_checked(archive, "tokenizer.json").decode())
-            config = json.loads(archive.read("config.json"))
+        path = path or model_zip()
+        try:
+            with zipfile.ZipFile(path) as archive:
+                weights = _safetensors(read_checked(archive, "model.safetensors"))
+                tokenizer = Tokenizer.from_str(read_checked(archive, "tokenizer.json").decode())
+                config = json.loads(archive.read("config.json"))
+        except (OSError, zipfile.BadZipFile, KeyError) as exc:  # unreadable, not a zip, a file missing from it
+            raise ModelError(f"Cannot read the model from {path}: {exc!r}; reinstall {DISTRIBUTION}") from exc
         if (config["hidden_size"], config["num_hidden_layers"], config["num_attention_heads"]) != (
             DIMENSIONS,
             LAYERS,

@@ -120,11 +120,9 @@ class OpenAIProvider(EmbeddingProvider):
         return [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
 
 
-class SentenceTransformersProvider(EmbeddingProvider):
-    """A local model. It is loaded on first use (and downloaded from the Hugging Face hub the
-    first time, unless the model name is a local path), once per process."""
-
-    name = "sentence-transformers"
+class InProcessProvider(EmbeddingProvider):
+    """A model run in this process: loaded by `_open` on the first texts to embed, once per
+    process (a web worker that never runs a semantic search never loads it)."""
 
     def __init__(self, *, model: str, dimensions: int, batch_size: int) -> None:
         self.model = model
@@ -133,21 +131,34 @@ class SentenceTransformersProvider(EmbeddingProvider):
         self._model = None
         self._lock = threading.Lock()
 
+    def _open(self):
+        raise NotImplementedError
+
     def _load(self):
         with self._lock:
             if self._model is None:
-                try:
-                    from sentence_transformers import SentenceTransformer
-                except ImportError as exc:
-                    raise EmbeddingConfigError(
-                        "OPENSYNC_EMBEDDINGS_PROVIDER=sentence-transformers needs the optional `local` extra: "
-                        "pip install 'sentence-transformers>=3'"
-                    ) from exc
-                try:
-                    self._model = SentenceTransformer(self.model)
-                except Exception as exc:  # an unknown name, no network for the first download, ...
-                    raise EmbeddingConfigError(f"{self}: cannot load the model: {exc}") from exc
+                self._model = self._open()
         return self._model
+
+
+class SentenceTransformersProvider(InProcessProvider):
+    """Any sentence-transformers model (the optional `local` extra, with torch), downloaded from
+    the Hugging Face hub the first time unless the model name is a local path."""
+
+    name = "sentence-transformers"
+
+    def _open(self):
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbeddingConfigError(
+                "OPENSYNC_EMBEDDINGS_PROVIDER=sentence-transformers needs the optional `local` extra: "
+                "pip install 'sentence-transformers>=3'"
+            ) from exc
+        try:
+            return SentenceTransformer(self.model)
+        except Exception as exc:  # an unknown name, no network for the first download, ...
+            raise EmbeddingConfigError(f"{self}: cannot load the model: {exc}") from exc
 
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         model = self._load()
@@ -155,31 +166,23 @@ class SentenceTransformersProvider(EmbeddingProvider):
         return [vector.tolist() for vector in vectors]
 
 
-class LocalProvider(EmbeddingProvider):
-    """all-MiniLM-L6-v2 (384 dimensions) run in numpy. The model (about 90 MB of weights) is
-    loaded on the first texts to embed, once per process: a web worker that never runs a semantic
-    search never loads it."""
+class LocalProvider(InProcessProvider):
+    """all-MiniLM-L6-v2 (384 dimensions) run in numpy (search.embeddings.minilm): about 90 MB of
+    weights, no torch."""
 
     name = "local"
 
     def __init__(self, *, batch_size: int, threads: int) -> None:
-        self.model = settings.LOCAL_EMBEDDINGS_MODEL
-        self.dimensions = 384
-        self.batch_size = batch_size
+        super().__init__(model=settings.LOCAL_EMBEDDINGS_MODEL, dimensions=384, batch_size=batch_size)
         self.threads = threads
-        self._model = None
-        self._lock = threading.Lock()
 
-    def _load(self):
-        with self._lock:
-            if self._model is None:
-                from . import minilm  # numpy and tokenizers: loaded only in processes that embed
+    def _open(self):
+        from . import minilm  # numpy and tokenizers: loaded only in processes that embed
 
-                try:
-                    self._model = minilm.MiniLM(threads=self.threads or None)
-                except minilm.ModelError as exc:
-                    raise EmbeddingConfigError(f"{self}: {exc}") from exc
-        return self._model
+        try:
+            return minilm.MiniLM(threads=self.threads or None)
+        except minilm.ModelError as exc:
+            raise EmbeddingConfigError(f"{self}: {exc}") from exc
 
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         return self._load().encode(texts).tolist()
