@@ -4,8 +4,8 @@ from pgvector.django import HnswIndex, VectorField
 
 # The vector columns are sized by OPENSYNC_EMBEDDINGS_DIMENSIONS when `migrate` creates them (an
 # HNSW index needs fixed dimensions). The migration reads the same setting, so `makemigrations`
-# never sees a change; a changed setting is applied to the database by
-# `manage.py embeddings --rebuild`, which empties and resizes the columns.
+# never sees a change; a changed setting is applied to the database by the next worker that
+# embeds (search.embeddings.services.embedding_space_switch), which empties and resizes the columns.
 DIMENSIONS = settings.OPENSYNC_EMBEDDINGS_DIMENSIONS
 
 

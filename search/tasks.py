@@ -5,11 +5,18 @@ import logging
 import time
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from .embeddings import EmbeddingConfigError, EmbeddingTransientError, get_provider
+from .embeddings import (
+    EmbeddingConfigError,
+    EmbeddingError,
+    EmbeddingSwitchPending,
+    EmbeddingTransientError,
+    get_provider,
+)
 from .embeddings import services as embedding_services
 
 logger = logging.getLogger(__name__)
@@ -70,8 +77,16 @@ def embed_session(self, session_id: int) -> None:
     provider = get_provider()
     if provider is None:
         return
+    stored, signature = embedding_services.stored_signature(), embedding_services.provider_signature(provider)
+    if stored and stored != signature:
+        # Switching is the backfill's (one run at a time, as a worker starts and on beat's
+        # schedule), not every task's: a worker left on the old settings mid-deploy must not undo it.
+        logger.warning(
+            "Session %s not embedded: the stored vectors are %s's, this worker has %s", session_id, stored, signature
+        )
+        return
     try:
-        if embedding_services.embedding_space_switch(provider):
+        if embedding_services.embedding_space_switch(provider):  # the first time: adopt, or resize the columns
             embeddings_backfill.delay()
     except EmbeddingConfigError as exc:
         logger.error("Embeddings of session %s not computed: %s", session_id, exc)
@@ -86,6 +101,9 @@ def embed_session(self, session_id: int) -> None:
             return
         try:
             stats = embedding_services.session_embed(session_id=session_id, provider=provider, lease=lease)
+        except EmbeddingSwitchPending as exc:  # another worker switched the vectors: its backfill takes this one
+            logger.warning("Embeddings of session %s not written: %s", session_id, exc)
+            return
         except EmbeddingConfigError as exc:
             logger.error("Embeddings of session %s not computed: %s", session_id, exc)
             return
@@ -105,6 +123,9 @@ def embed_session(self, session_id: int) -> None:
 BACKFILL_KEY = "search:embeddings-backfill"
 BACKFILL_SECONDS = 4 * 60  # per run: under the beat interval, so runs don't pile up
 BACKFILL_PAGE = 50
+# A configuration error on this many sessions in a row is the configuration's (a bad key, a model
+# that won't load), not theirs: the run stops. Fewer are skipped, like a failing request.
+BACKFILL_CONFIG_ERRORS = 3
 
 
 @shared_task(ignore_result=True, soft_time_limit=BACKFILL_SECONDS + 60, time_limit=BACKFILL_SECONDS + 120)
@@ -121,15 +142,23 @@ def embeddings_backfill() -> None:
     try:
         embedding_services.embedding_space_switch(provider)
         _backfill(provider, deadline=time.monotonic() + BACKFILL_SECONDS)
-    except EmbeddingConfigError as exc:
+    except EmbeddingError as exc:
         logger.error("Embeddings backfill stopped: %s", exc)
     finally:
         cache.delete(BACKFILL_KEY)
 
 
+@worker_ready.connect
+def _backfill_when_a_worker_starts(sender, **kwargs) -> None:
+    """A worker that starts runs the backfill at once (beat's first run of an interval comes one
+    interval later): after an upgrade or a switch, vectors come back without waiting."""
+    if settings.OPENSYNC_EMBEDDINGS_PROVIDER != "none":
+        embeddings_backfill.delay()
+
+
 def _backfill(provider, *, deadline: float) -> None:
     skipped: set[int] = set()
-    done = 0
+    done = config_errors = 0
     while time.monotonic() < deadline:
         session_ids = embedding_services.sessions_without_vectors(limit=BACKFILL_PAGE, exclude=skipped)
         if not session_ids:
@@ -147,6 +176,14 @@ def _backfill(provider, *, deadline: float) -> None:
                     logger.warning("Embeddings backfill: session %s left for the next run: %s", session_id, exc)
                     skipped.add(session_id)
                     continue
+                except EmbeddingConfigError as exc:  # e.g. a 400 for this session's text
+                    config_errors += 1
+                    if config_errors >= BACKFILL_CONFIG_ERRORS:
+                        raise
+                    logger.warning("Embeddings backfill: session %s skipped: %s", session_id, exc)
+                    skipped.add(session_id)
+                    continue
             done += 1
+            config_errors = 0
         left = embedding_services.sessions_without_vectors_count()
         logger.info("Embeddings backfill: %s sessions embedded in this run, %s without vectors left", done, left)

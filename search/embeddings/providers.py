@@ -60,7 +60,7 @@ class EmbeddingProvider:
             if len(vector) != self.dimensions:
                 raise EmbeddingConfigError(
                     f"{self} returned vectors of {len(vector)} dimensions, but OPENSYNC_EMBEDDINGS_DIMENSIONS is "
-                    f"{self.dimensions}: set it to {len(vector)} and run `manage.py embeddings --rebuild`"
+                    f"{self.dimensions}: set it to {len(vector)} (a worker then resizes the vector columns)"
                 )
         return vectors
 

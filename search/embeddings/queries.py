@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Value
 from pgvector import Vector
@@ -24,13 +25,20 @@ from sessions_app.models import Session
 
 from ..models import MessageChunkEmbedding, SessionEmbedding
 from .providers import EmbeddingProvider, EmbeddingSwitchPending, get_provider
-from .services import check_dimensions, provider_signature, stored_signature
+from .services import (
+    check_dimensions,
+    coverage_key,
+    provider_signature,
+    stored_signature,
+    vector_column_dimensions,
+)
 
 logger = logging.getLogger(__name__)
 
 QUERY_CHARS = 8_000  # longer queries are cut (upstream does the same)
 MAX_CANDIDATES = 1_000  # hnsw.ef_search's upper bound
 MIN_CANDIDATES = 50  # chunks fetched at least, however few sessions are wanted
+COVERAGE_SECONDS = 60
 CHUNKS_PER_SESSION = 5  # a session usually matches with several chunks: fetch more chunks than sessions
 
 
@@ -42,7 +50,13 @@ def semantic_search_available() -> bool:
 def vector_coverage(workspace_id: int) -> tuple[int, int]:
     """(sessions embedded with the current vectors, sessions) in the workspace: search says plainly
     that it may miss sessions while the first is smaller (a backfill after a switch, new syncs
-    waiting for the worker). One statement, two index-only counts."""
+    waiting for the worker). Two counts that grow with the workspace, so kept in the shared cache
+    for COVERAGE_SECONDS; writing a session's vector forgets its workspace's (services), so the
+    notice goes as soon as the last session is embedded."""
+    key = coverage_key(workspace_id, stored_signature())  # a switch starts afresh
+    cached = cache.get(key)
+    if cached is not None:
+        return tuple(cached)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT (SELECT count(*) FROM {SessionEmbedding._meta.db_table} WHERE workspace_id = %s), "
@@ -50,13 +64,20 @@ def vector_coverage(workspace_id: int) -> tuple[int, int]:
             [workspace_id, workspace_id],
         )
         embedded, total = cursor.fetchone()
-    return min(embedded, total), total
+    coverage = (min(embedded, total), total)
+    cache.set(key, coverage, COVERAGE_SECONDS)
+    return coverage
 
 
 def _check_space(provider: EmbeddingProvider) -> None:
     """Refuse to compare a query of one model with stored vectors of another (until a worker has
-    switched them: search.embeddings.services.embedding_space_switch)."""
+    switched them: search.embeddings.services.embedding_space_switch). Before any worker recorded
+    a signature (an upgrade), vector columns of another size say the same."""
     stored = stored_signature()
+    if not stored and vector_column_dimensions() not in (None, provider.dimensions):
+        raise EmbeddingSwitchPending(
+            f"the vector columns are not yet resized to {provider.dimensions} dimensions; a worker does it as it starts"
+        )
     if stored and stored != provider_signature(provider):
         raise EmbeddingSwitchPending(
             f"the stored vectors come from {stored}, not {provider_signature(provider)}; they are replaced as "

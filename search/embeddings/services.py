@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
@@ -19,7 +20,7 @@ from sessions_app.models import Message, Part, Session
 from sessions_app.rendering import TEXT_TYPES, TOOL_CALL_TYPES
 
 from ..models import EmbeddingLease, EmbeddingSpace, MessageChunkEmbedding, SessionEmbedding
-from .providers import EmbeddingConfigError, EmbeddingProvider
+from .providers import EmbeddingConfigError, EmbeddingProvider, EmbeddingSwitchPending
 from .text import SessionText, chunk_text, message_text, text_hash
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ LEASE_SECONDS = datetime.timedelta(minutes=5)
 LEASE_POLL_SECONDS = 0.5  # how often a waiting holder (`manage.py embeddings`) tries again
 EMBEDDING_MODELS = (MessageChunkEmbedding, SessionEmbedding)
 UPDATE_FIELDS = ["text_hash", "embedding", "updated_at"]  # of a row that exists: its new vector
+LOCK_TIMEOUT = "10s"  # how long a switch waits for the embedding tables before the next run tries
 
 
 class SessionGone(Exception):
@@ -95,7 +97,8 @@ def check_dimensions(provider: EmbeddingProvider) -> None:
     if columns != provider.dimensions:
         raise EmbeddingConfigError(
             f"The vector columns have {columns} dimensions but {provider} is configured for {provider.dimensions} "
-            f"(OPENSYNC_EMBEDDINGS_DIMENSIONS): run `manage.py embeddings --rebuild` to resize them"
+            f"(OPENSYNC_EMBEDDINGS_DIMENSIONS): a worker resizes them on its next run (or `manage.py embeddings --all "
+            f"--rebuild`)"
         )
 
 
@@ -104,22 +107,36 @@ def vector_columns_resize(*, dimensions: int) -> None:
     HNSW indexes. Every workspace loses its vectors; they come back as sessions are re-embedded."""
     global _column_dimensions
     with connection.schema_editor() as editor:  # one transaction
-        # ALTER TABLE refuses to run while deferred foreign-key checks of rows written earlier in
-        # the same transaction are pending (a caller's transaction, or a test's): run them now
-        editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        _truncate(editor.execute)
         for model in EMBEDDING_MODELS:
-            table = editor.quote_name(model._meta.db_table)
             index = next(index for index in model._meta.indexes if isinstance(index, HnswIndex))
-            editor.execute(f"DELETE FROM {table}")
+            table = editor.quote_name(model._meta.db_table)
             editor.remove_index(model, index)
             editor.execute(f"ALTER TABLE {table} ALTER COLUMN embedding TYPE vector({int(dimensions)})")
             editor.add_index(model, index)
     _column_dimensions = None
 
 
+def _truncate(execute) -> None:
+    """Empty both embedding tables at once (TRUNCATE, not a DELETE of millions of rows), giving up
+    after LOCK_TIMEOUT rather than queue every search and sync behind a lock it waits for: the
+    next run tries again. ALTER and TRUNCATE refuse to run while deferred foreign-key checks of
+    rows written earlier in the same transaction are pending (a caller's, or a test's): those run
+    first."""
+    execute("SET CONSTRAINTS ALL IMMEDIATE")
+    execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+    tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in EMBEDDING_MODELS)
+    execute(f"TRUNCATE {tables}")
+
+
 def provider_signature(provider: EmbeddingProvider) -> str:
     """What vectors must share to be compared: provider, model and dimensions."""
     return f"{provider.name}:{provider.model}:{provider.dimensions}"
+
+
+def coverage_key(workspace_id: int, signature: str) -> str:
+    """Where queries.vector_coverage keeps a workspace's counts (forgotten when a vector is written)."""
+    return f"search:vector-coverage:{workspace_id}:{signature}"
 
 
 def stored_signature() -> str:
@@ -163,8 +180,8 @@ def embedding_space_switch(provider: EmbeddingProvider) -> bool:
                 signature,
                 space.signature,
             )
-            for model in EMBEDDING_MODELS:
-                model.objects.all().delete()
+            with connection.cursor() as cursor:
+                _truncate(cursor.execute)
             dropped = True
         space.signature = signature
         space.save()
@@ -365,6 +382,7 @@ def _save_chunks(session_id, workspace_id, chunks: list[_Chunk], provider, stats
         rows,
         unique_fields=["message", "chunk_index"],
         update_fields=UPDATE_FIELDS,
+        signature=provider_signature(provider),
     )
     stats.chunks_embedded += len(rows)
 
@@ -376,15 +394,33 @@ def _save_session_vector(session_id, workspace_id, text: str, provider, stats: E
     # nothing to embed: a row without a vector still says the session was seen (coverage, backfill)
     [vector] = _embed(provider, [text], stats, lease) if text else [None]
     row = SessionEmbedding(workspace_id=workspace_id, session_id=session_id, text_hash=hash_, embedding=vector)
-    _upsert(session_id, SessionEmbedding, [row], unique_fields=["session"], update_fields=UPDATE_FIELDS)
+    _upsert(
+        session_id,
+        SessionEmbedding,
+        [row],
+        unique_fields=["session"],
+        update_fields=UPDATE_FIELDS,
+        signature=provider_signature(provider),
+    )
+    cache.delete(coverage_key(workspace_id, provider_signature(provider)))  # counted again on the next search
     stats.session_embedded = True
 
 
-def _upsert(session_id, model, rows, *, unique_fields, update_fields) -> None:
+def _upsert(session_id, model, rows, *, unique_fields, update_fields, signature: str) -> None:
     # A concurrent delete of the session (or of its messages) fails the deferred foreign keys at
     # commit; that is the "session gone" case, anything else is a real error.
     try:
         with transaction.atomic():
+            # The stored vectors' signature, held (FOR SHARE) until this write commits: a switch
+            # (FOR UPDATE) waits for it, and a writer still on the old model once the switch has
+            # committed writes nothing, so two models' vectors never mix.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT signature FROM {EmbeddingSpace._meta.db_table} WHERE id = 1 FOR SHARE"  # noqa: S608 - our table
+                )
+                stored = cursor.fetchone()
+            if stored and stored[0] and stored[0] != signature:
+                raise EmbeddingSwitchPending(f"the stored vectors are now {stored[0]}'s, not {signature}'s")
             model.objects.bulk_create(
                 rows, update_conflicts=True, unique_fields=unique_fields, update_fields=update_fields
             )

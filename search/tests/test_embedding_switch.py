@@ -63,7 +63,9 @@ def test_a_changed_model_drops_the_old_vectors_and_the_backfill_embeds_every_ses
     assert result.mode == "fulltext" and result.notice == SWITCH_PENDING_NOTICE
 
     before = len(provider.requests)
-    tasks.embed_session.apply(args=(first.pk,))  # a worker runs: it switches, and the backfill runs (eager)
+    tasks.embed_session.apply(args=(first.pk,))  # a sync's task on the new settings leaves switching to the backfill
+    assert services.stored_signature() == SIGNATURE and len(provider.requests) == before
+    tasks.embeddings_backfill.apply()  # as a worker starts, and on beat's schedule: it switches and re-embeds
     assert services.stored_signature() == f"openai:text-embedding-3-large:{COLUMN_DIMENSIONS}"
     assert all(body["model"] == "text-embedding-3-large" for body in provider.requests[before:])
     hashes = set(MessageChunkEmbedding.objects.values_list("text_hash", flat=True))
@@ -89,7 +91,7 @@ def test_changed_dimensions_resize_the_columns(
     session = session_with(None, "postgres refused the connection")
     tasks.embed_session.apply(args=(session.pk,))
     settings.OPENSYNC_EMBEDDINGS_DIMENSIONS = 8
-    tasks.embed_session.apply(args=(session.pk,))
+    tasks.embeddings_backfill.apply()
     assert services.vector_column_dimensions() == 8
     assert services.stored_signature() == "openai:text-embedding-3-small:8"
     assert [len(v) for v in MessageChunkEmbedding.objects.values_list("embedding", flat=True)] == [8]
@@ -161,3 +163,72 @@ def test_only_one_backfill_runs_at_a_time(
         cache.delete(tasks.BACKFILL_KEY)
     tasks.embeddings_backfill.apply()
     assert SessionEmbedding.objects.filter(session=session).exists()
+
+
+def test_the_backfill_skips_a_session_the_provider_refuses_and_embeds_the_others(
+    provider,  # noqa: F811
+    caplog,
+):
+    older = session_with(None, "postgres refused the connection")
+    newer = session_with(older.workspace, "the container was OOMKilled")  # taken first: newest first
+    provider.fail_next = [400]  # the newer session's text is refused (a configuration error, not retried)
+    with caplog.at_level(logging.INFO, logger="search.tasks"):
+        tasks.embeddings_backfill.apply()
+    assert f"session {newer.pk} skipped" in caplog.text
+    assert SessionEmbedding.objects.filter(session=older).exists()
+    assert not SessionEmbedding.objects.filter(session=newer).exists()
+    tasks.embeddings_backfill.apply()  # the next run tries it again
+    assert vector_coverage(older.workspace_id) == (2, 2)
+
+
+def test_the_backfill_stops_when_every_session_is_refused(
+    provider,  # noqa: F811
+    caplog,
+):
+    workspace = session_with(None, "one").workspace
+    for text in ("two", "three", "four"):
+        session_with(workspace, text)
+    provider.fail_next = [401] * 10  # a bad key: every request refused
+    with caplog.at_level(logging.INFO, logger="search.tasks"):
+        tasks.embeddings_backfill.apply()
+    assert "Embeddings backfill stopped" in caplog.text
+    assert len(provider.failed) == tasks.BACKFILL_CONFIG_ERRORS  # it gave up, not tried every session
+
+
+def test_a_writer_still_on_the_old_model_writes_nothing_after_a_switch(
+    provider,  # noqa: F811
+    settings,
+):
+    session = session_with(None, "postgres refused the connection")
+    old = get_provider()
+    EmbeddingSpace.objects.create(
+        pk=1, signature=f"openai:text-embedding-3-large:{COLUMN_DIMENSIONS}"
+    )  # switched meanwhile
+    with pytest.raises(EmbeddingSwitchPending):
+        services.session_embed(session_id=session.pk, provider=old)
+    assert not MessageChunkEmbedding.objects.exists() and not SessionEmbedding.objects.exists()
+    tasks.embed_session.apply(args=(session.pk,))  # a task on the old settings doesn't switch them back
+    assert not SessionEmbedding.objects.exists()
+    assert services.stored_signature() == f"openai:text-embedding-3-large:{COLUMN_DIMENSIONS}"
+
+
+def test_before_any_worker_switched_columns_of_another_size_fall_back_with_the_switch_notice(
+    provider,  # noqa: F811
+    settings,
+):
+    session = session_with(None, "postgres refused the connection")
+    settings.OPENSYNC_EMBEDDINGS_DIMENSIONS = 8  # an upgrade: no signature stored, columns of the old size
+    result = search_sessions(session.workspace, "postgres", mode=SEMANTIC)
+    assert result.mode == "fulltext" and result.notice == SWITCH_PENDING_NOTICE
+
+
+def test_coverage_counts_one_workspace_and_is_forgotten_when_a_vector_is_written(
+    provider,  # noqa: F811
+):
+    first = session_with(None, "postgres refused the connection")
+    other = session_with(None, "the container was OOMKilled")  # another user's workspace
+    tasks.embed_session.apply(args=(other.pk,))
+    assert vector_coverage(first.workspace_id) == (0, 1)  # counted, and kept in the cache
+    assert vector_coverage(other.workspace_id) == (1, 1)
+    tasks.embed_session.apply(args=(first.pk,))
+    assert vector_coverage(first.workspace_id) == (1, 1)  # not the cached (0, 1)

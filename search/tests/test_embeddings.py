@@ -196,7 +196,8 @@ def test_changed_text_is_recomputed(provider, sync_client, django_capture_on_com
 def test_a_changed_model_recomputes_everything(provider, settings, sync_client, django_capture_on_commit_callbacks):
     sync_batch(sync_client, django_capture_on_commit_callbacks, BATCH)
     settings.OPENSYNC_EMBEDDINGS_MODEL = "text-embedding-3-large"
-    embed_session.delay(Session.objects.get(external_id="s1").pk)
+    embed_session.delay(Session.objects.get(external_id="s1").pk)  # waits for the switch: sends nothing
+    tasks.embeddings_backfill.delay()  # switches (drops the old vectors) and embeds the session again
     models = [body["model"] for body in provider.requests]
     assert models == [
         "text-embedding-3-small",

@@ -96,7 +96,10 @@ def test_a_changed_dimension_resizes_the_columns_and_says_so(provider, settings,
     run("--workspace", "acme")
     assert services.stored_signature() == f"openai:text-embedding-3-small:{COLUMN_DIMENSIONS}"
     settings.OPENSYNC_EMBEDDINGS_DIMENSIONS = 8
-    output = run("--workspace", "acme")
+    with pytest.raises(CommandError, match="Run again with --rebuild to drop them"):
+        run("--workspace", "acme")  # nothing dropped without being asked
+    assert services.stored_signature() == f"openai:text-embedding-3-small:{COLUMN_DIMENSIONS}"
+    output = run("--workspace", "acme", "--rebuild")
     assert f"came from openai:text-embedding-3-small:{COLUMN_DIMENSIONS}, not openai:text-embedding-3-small:8" in output
     assert services.vector_column_dimensions() == 8
     assert services.stored_signature() == "openai:text-embedding-3-small:8"

@@ -14,8 +14,8 @@ class Command(BaseCommand):
     help = (
         "Compute the embeddings of a workspace's sessions that are missing or stale. Resumable: unchanged "
         "text is skipped, so running it again continues where it stopped. After a change of provider, model "
-        "or dimensions it first drops the old vectors (resizing the columns), as the worker's backfill does. "
-        "--rebuild recomputes everything."
+        "or dimensions, --rebuild first drops the old vectors (resizing the columns), as a worker does by itself. "
+        "--rebuild also recomputes everything of the workspaces given."
     )
 
     def add_arguments(self, parser):
@@ -41,15 +41,23 @@ class Command(BaseCommand):
         if services.vector_column_dimensions() is None:
             raise CommandError("The embedding tables are missing or inconsistent: run `manage.py migrate` first.")
         stored = services.stored_signature()
+        signature = services.provider_signature(provider)
+        switch = (stored and stored != signature) or services.vector_column_dimensions() != provider.dimensions
+        if switch and not rebuild:
+            raise CommandError(
+                f"The stored vectors come from {stored or 'vectors of another size'}, not {signature}. Run again with "
+                "--rebuild to drop them (every workspace's) and embed with this configuration; a worker with the "
+                "same configuration does that by itself. If this shell doesn't have the server's embeddings "
+                "settings, use the server's."
+            )
         try:
             dropped = services.embedding_space_switch(provider)
         except EmbeddingError as exc:
             raise CommandError(str(exc)) from exc
         if dropped:
-            signature = services.provider_signature(provider)
             self.stderr.write(
-                f"The stored vectors came from {stored or 'another model'}, not {signature}: "
-                "they were dropped (every workspace's; the worker's backfill re-embeds the others, or run with --all)."
+                f"The stored vectors came from {stored or 'another model'}, not {signature}: they were dropped "
+                "(every workspace's; the worker's backfill re-embeds the others, or run with --all)."
             )
         elif rebuild:
             ids = [w.pk for w in workspaces]
