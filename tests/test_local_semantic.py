@@ -181,3 +181,27 @@ def test_the_search_page_finds_by_meaning_with_nothing_configured(live, synced, 
     expect(page.locator("#results .notice")).to_have_count(0)  # neither "turned off" nor "still indexing"
     shot(page, "search-semantic-local")
     watch.check()
+
+
+def test_a_worker_that_starts_embeds_the_sessions_without_vectors(tmp_path, django_db_blocker):
+    """The backfill runs as a worker starts (celery's worker_ready), not one beat interval later:
+    sessions written while no worker embedded them (an upgrade, a switch) get vectors at once."""
+    from sessions_app.tests.factories import MessageFactory, SessionFactory
+
+    session = SessionFactory(title="Nightly report job")
+    MessageFactory(session=session, text_content="the cron job that mails the nightly report stopped running")
+    assert not SessionEmbedding.objects.filter(session=session).exists()  # no sync: no task queued
+
+    data_dir = tmp_path / "second-worker"
+    data_dir.mkdir()
+    with contextlib.ExitStack() as stack:
+        broker_url = stack.enter_context(contextlib.contextmanager(celery_worker.broker)(data_dir))
+        env = {"OPENSYNC_DATA_DIR": str(data_dir), **UNCONFIGURED}
+        with django_db_blocker.unblock():
+            worker = stack.enter_context(contextlib.contextmanager(celery_worker.worker)(broker_url, extra_env=env))
+        deadline = time.monotonic() + EMBEDDED_WITHIN
+        while not SessionEmbedding.objects.filter(session=session, embedding__isnull=False).exists():
+            assert worker.poll() is None, f"the Celery worker exited with {worker.returncode}"
+            assert time.monotonic() < deadline, f"not embedded within {EMBEDDED_WITHIN}s of the worker's start"
+            time.sleep(0.5)
+    assert EmbeddingSpace.objects.get().signature == SIGNATURE
