@@ -55,6 +55,9 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/analytics.py
 	$(BIN)/python tests/benchmarks/plugin_hook.py
 	$(BIN)/python tests/benchmarks/production_shape.py
+	$(BIN)/python tests/benchmarks/mcp.py
+	$(BIN)/python tests/benchmarks/embeddings.py
+	$(BIN)/python tests/benchmarks/embeddings_web.py
 
 # Re-pin after editing pyproject.toml dependencies.
 lock: $(STAMP)
