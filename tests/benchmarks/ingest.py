@@ -16,6 +16,13 @@ tool calls with JSON arguments and tool results), then in one run, on one fresh 
    interleaved; reports the log's cost as the ratio of their rates;
 5. metrics: the same with `/metrics` on (OPENSYNC_METRICS_TOKEN set: django-prometheus' two
    middlewares, multiprocess mode) and off.
+6. embeddings: the same with embeddings on (the local model, the default: each sync queues its
+   sessions' embedding after commit, debounced through the shared cache) and off
+   (OPENSYNC_EMBEDDINGS_PROVIDER=none), both on a real Valkey as broker and cache, as `make run`
+   has; no worker consumes the queue, so only what the web process pays is measured.
+
+Steps 1-5 run with embeddings off, as they were first measured (a memory:// broker would make the
+queueing look free).
 
 Prints messages/s for each and ratios against the baseline. Last line: one JSON object.
 """
@@ -27,6 +34,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -228,6 +236,7 @@ def fresh_database(socket_dir: str, name: str) -> dict:
         "SECRET_KEY": "benchmark-only",
         "CELERY_BROKER_URL": "memory://",
         "LOG_LEVEL": "WARNING",
+        "OPENSYNC_EMBEDDINGS_PROVIDER": "none",  # a caller turns a provider on (its env after this one)
     }
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=BASE_DIR, env=env, check=True)
     return env
@@ -451,6 +460,19 @@ def main() -> None:
                                           {"OPENSYNC_METRICS_TOKEN": "bench"}, {"OPENSYNC_METRICS_TOKEN": ""})  # fmt: skip
         print(f"metrics      one-message requests: {metrics_on:7.0f}/s with /metrics on, {metrics_off:7.0f}/s off "
               f"(ratio {metrics_on / metrics_off:.3f})")  # fmt: skip
+        from opensync.settings import embedded
+
+        valkey_dir = Path(tempfile.mkdtemp(prefix="bench-valkey-"))
+        valkey = embedded.start_valkey(valkey_dir)
+        try:
+            broker = {"CELERY_BROKER_URL": embedded.broker_url(valkey_dir)}
+            embed_on, embed_off = ab_cost(env, key, args.workers, args.clients, args.small_requests,
+                                          {**broker, "OPENSYNC_EMBEDDINGS_PROVIDER": "local"},
+                                          {**broker, "OPENSYNC_EMBEDDINGS_PROVIDER": "none"})  # fmt: skip
+        finally:
+            valkey.stop()
+        print(f"embeddings   one-message requests: {embed_on:7.0f}/s with embeddings queued, {embed_off:7.0f}/s off "
+              f"(ratio {embed_on / embed_off:.3f})")  # fmt: skip
     finally:
         if web.poll() is None:
             web.terminate()
@@ -468,6 +490,8 @@ def main() -> None:
         "request_log_ratio": round(log_on / log_off, 3),
         "small_requests_per_s_metrics_on": round(metrics_on), "small_requests_per_s_metrics_off": round(metrics_off),
         "metrics_ratio": round(metrics_on / metrics_off, 3),
+        "small_requests_per_s_embeddings_on": round(embed_on), "small_requests_per_s_embeddings_off": round(embed_off),
+        "embeddings_queue_ratio": round(embed_on / embed_off, 3),
     }))  # fmt: skip
 
 
