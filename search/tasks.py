@@ -85,12 +85,13 @@ def embed_session(self, session_id: int) -> None:
             "Session %s not embedded: the stored vectors are %s's, this worker has %s", session_id, stored, signature
         )
         return
-    try:
-        if embedding_services.embedding_space_switch(provider):  # the first time: adopt, or resize the columns
-            embeddings_backfill.delay()
-    except EmbeddingConfigError as exc:
-        logger.error("Embeddings of session %s not computed: %s", session_id, exc)
-        return
+    if not stored:  # the first time: adopt the vectors, or resize the columns
+        try:
+            if embedding_services.embedding_space_switch(provider):
+                embeddings_backfill.delay()
+        except EmbeddingConfigError as exc:
+            logger.error("Embeddings of session %s not computed: %s", session_id, exc)
+            return
     with embedding_services.session_lock(session_id, wait=False) as lease:
         if lease is None:
             # Another run is on this session and may have read it before the latest sync: go again
@@ -137,7 +138,9 @@ def embeddings_backfill() -> None:
     by a sync's run is skipped, and a session whose provider request fails is left to the next run.
     Progress is logged, and search says how many sessions have vectors while some don't."""
     provider = get_provider()
-    if provider is None or not cache.add(BACKFILL_KEY, 1, timeout=BACKFILL_SECONDS + 120):
+    if provider is None or not settings.OPENSYNC_EMBEDDINGS_BACKFILL_MINUTES:  # off: `manage.py embeddings` does it
+        return
+    if not cache.add(BACKFILL_KEY, 1, timeout=BACKFILL_SECONDS + 120):
         return
     try:
         embedding_services.embedding_space_switch(provider)
@@ -185,5 +188,6 @@ def _backfill(provider, *, deadline: float) -> None:
                     continue
             done += 1
             config_errors = 0
+    if done or skipped:  # one count per run (it reads every session), not per page
         left = embedding_services.sessions_without_vectors_count()
         logger.info("Embeddings backfill: %s sessions embedded in this run, %s without vectors left", done, left)

@@ -315,7 +315,8 @@ if OPENSYNC_EMBEDDINGS_PROVIDER == "sentence-transformers":
 # The local model's BLAS threads per process: 0 = as many as the CPUs the process may use.
 OPENSYNC_EMBEDDINGS_THREADS = env_int("OPENSYNC_EMBEDDINGS_THREADS", 0, minimum=0)
 # How often the worker looks for sessions without vectors (after a provider switch, an upgrade, or
-# a sync whose embedding failed) and embeds them, oldest work first; 0 turns the sweep off.
+# a sync whose embedding failed) and embeds them, newest first; 0 turns the backfill off (also as
+# a worker starts: `manage.py embeddings` does it then).
 OPENSYNC_EMBEDDINGS_BACKFILL_MINUTES = env_int("OPENSYNC_EMBEDDINGS_BACKFILL_MINUTES", 5, minimum=0)
 OPENSYNC_EMBEDDINGS_BATCH_SIZE = env_int("OPENSYNC_EMBEDDINGS_BATCH_SIZE", 64, minimum=1)  # texts per API request
 OPENSYNC_EMBEDDINGS_TIMEOUT = env_int("OPENSYNC_EMBEDDINGS_TIMEOUT", 30, minimum=1)  # seconds per API request

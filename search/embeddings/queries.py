@@ -53,7 +53,10 @@ def vector_coverage(workspace_id: int) -> tuple[int, int]:
     waiting for the worker). Two counts that grow with the workspace, so kept in the shared cache
     for COVERAGE_SECONDS; writing a session's vector forgets its workspace's (services), so the
     notice goes as soon as the last session is embedded."""
-    key = coverage_key(workspace_id, stored_signature())  # a switch starts afresh
+    # keyed by the provider's signature (no read of the stored one: a search only gets here when
+    # they are equal, _check_space), so a switch starts afresh
+    provider = get_provider()
+    key = coverage_key(workspace_id, provider_signature(provider) if provider else "")
     cached = cache.get(key)
     if cached is not None:
         return tuple(cached)
@@ -73,15 +76,14 @@ def _check_space(provider: EmbeddingProvider) -> None:
     """Refuse to compare a query of one model with stored vectors of another (until a worker has
     switched them: search.embeddings.services.embedding_space_switch). Before any worker recorded
     a signature (an upgrade), vector columns of another size say the same."""
-    stored = stored_signature()
+    stored, signature = stored_signature(), provider_signature(provider)
     if not stored and vector_column_dimensions() not in (None, provider.dimensions):
         raise EmbeddingSwitchPending(
             f"the vector columns are not yet resized to {provider.dimensions} dimensions; a worker does it as it starts"
         )
-    if stored and stored != provider_signature(provider):
+    if stored and stored != signature:
         raise EmbeddingSwitchPending(
-            f"the stored vectors come from {stored}, not {provider_signature(provider)}; they are replaced as "
-            "soon as a worker runs"
+            f"the stored vectors come from {stored}, not {signature}; they are replaced as soon as a worker runs"
         )
 
 

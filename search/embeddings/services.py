@@ -391,6 +391,7 @@ def _save_session_vector(session_id, workspace_id, text: str, provider, stats: E
     hash_ = text_hash(text, model=provider.model, dimensions=provider.dimensions)
     if SessionEmbedding.objects.filter(session_id=session_id, text_hash=hash_).exists():
         return
+    signature = provider_signature(provider)
     # nothing to embed: a row without a vector still says the session was seen (coverage, backfill)
     [vector] = _embed(provider, [text], stats, lease) if text else [None]
     row = SessionEmbedding(workspace_id=workspace_id, session_id=session_id, text_hash=hash_, embedding=vector)
@@ -400,9 +401,9 @@ def _save_session_vector(session_id, workspace_id, text: str, provider, stats: E
         [row],
         unique_fields=["session"],
         update_fields=UPDATE_FIELDS,
-        signature=provider_signature(provider),
+        signature=signature,
     )
-    cache.delete(coverage_key(workspace_id, provider_signature(provider)))  # counted again on the next search
+    cache.delete(coverage_key(workspace_id, signature))  # counted again on the next search
     stats.session_embedded = True
 
 

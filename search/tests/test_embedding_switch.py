@@ -232,3 +232,13 @@ def test_coverage_counts_one_workspace_and_is_forgotten_when_a_vector_is_written
     assert vector_coverage(other.workspace_id) == (1, 1)
     tasks.embed_session.apply(args=(first.pk,))
     assert vector_coverage(first.workspace_id) == (1, 1)  # not the cached (0, 1)
+
+
+def test_no_backfill_when_it_is_turned_off(
+    provider,  # noqa: F811
+    settings,
+):
+    session = session_with(None, "postgres refused the connection")
+    settings.OPENSYNC_EMBEDDINGS_BACKFILL_MINUTES = 0  # README: never, not even as a worker starts
+    tasks.embeddings_backfill.apply()
+    assert provider.requests == [] and not SessionEmbedding.objects.filter(session=session).exists()
