@@ -23,14 +23,20 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(BASE_DIR))
 
 from search.tests.relevance_corpus import QUERIES  # noqa: E402 - no Django
 from tests.benchmarks import percentile  # noqa: E402
-from tests.benchmarks.ingest import recreate_database, send_all, start_database, start_web  # noqa: E402
+from tests.benchmarks.ingest import (  # noqa: E402
+    fresh_database,
+    recreate_database,
+    send_all,
+    start_database,
+    start_web,
+)
 from tests.benchmarks.mcp import corpus_batches  # noqa: E402
 
 DB_NAME = "bench_embeddings_web"
@@ -67,23 +73,15 @@ def main() -> None:
 
     data_dir = Path(os.environ.get("OPENSYNC_DATA_DIR", BASE_DIR / "data"))
     _, socket_dir = start_database(data_dir)
-    recreate_database(socket_dir, DB_NAME)
-    env = {
-        name: value for name, value in os.environ.items() if not name.startswith("OPENSYNC_EMBEDDINGS_")
-    }  # nothing configured: the local model
-    env.update(
-        DJANGO_SETTINGS_MODULE="opensync.settings",
-        DATABASE_URL=f"postgresql://postgres@{quote(socket_dir, safe='')}/{DB_NAME}",
-        SECRET_KEY="benchmark-only",
-        CELERY_BROKER_URL="memory://",
-        LOG_LEVEL="WARNING",
-    )
-    run = lambda *command: subprocess.run(  # noqa: E731
-        [sys.executable, "manage.py", *command], cwd=BASE_DIR, env=env, check=True, capture_output=True, text=True
-    ).stdout.strip()
+    for name in [name for name in os.environ if name.startswith("OPENSYNC_EMBEDDINGS_")]:
+        del os.environ[name]  # nothing configured: the local model
     web = None
     try:
-        run("migrate", "-v0")
+        env = fresh_database(socket_dir, DB_NAME)  # created and migrated, embeddings off
+        del env["OPENSYNC_EMBEDDINGS_PROVIDER"]  # ... which the servers here must not inherit
+        run = lambda *command: subprocess.run(  # noqa: E731
+            [sys.executable, "manage.py", *command], cwd=BASE_DIR, env=env, check=True, capture_output=True, text=True
+        ).stdout.strip()
         key = run("create_api_key", "--email", "bench@example.com", "--scope", "sync")
         web, port = start_web(env, args.workers)
         send_all(port, key, corpus_batches(1), clients=1)
