@@ -48,7 +48,12 @@ def team_with_sessions(admin_user):
     """A team where `admin_user` (admin) and a colleague used two models over the last weeks."""
     colleague = UserFactory(email="colleague@example.com")
     team = team_with(admin_user, name="Platform team", member=colleague)
+    # an hour ago, but never before today's local midnight: session `day` falls on the local date
+    # `day` days back even in the first hour of a day (then "now - 1 h" was yesterday's date, and a
+    # range of the last 5 days held 8 sessions, not 10)
     now = timezone.now()
+    midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    anchor = max(midnight, now - timedelta(hours=1))
     for day in range(20):
         for owner, model, tokens, status in (
             (admin_user, SONNET, 40_000, "golden"),
@@ -56,7 +61,7 @@ def team_with_sessions(admin_user):
         ):
             SessionFactory(owner=owner, workspace=team, source=Source.OPENCODE, model=model, project_name="api",
                            prompt_tokens=tokens + day, completion_tokens=2_000, cache_read_tokens=tokens * 4,
-                           duration_ms=60_000 * (day + 1), created_at=now - timedelta(days=day, hours=1),
+                           duration_ms=60_000 * (day + 1), created_at=anchor - timedelta(days=day),
                            eval_status=status if day % 5 == 0 else None)  # fmt: skip
     return team, colleague
 
